@@ -1,0 +1,108 @@
+"""Per-image CAM files (``<image_id>.npz``), key names compatible with FMA-WSSS.
+
+Keys: ``cam`` float16 (K, h, w) at patch resolution of the 16-aligned image; ``fg_cls`` int16
+(K,) **dataset class ids** (1..C-1, background is 0); ``fg_logit`` float32 (K,); ``all_logit``
+float32 (F,) logits of all foreground classes; ``ori_size`` int32 (2,) = (H, W) of the original
+image; optional ``att`` float16 (h*w, h*w); ``format_version`` int (fma files only).
+
+Files written by the original FMA-WSSS code have no ``format_version`` key and store ``fg_cls``
+as 0-based foreground ids; :func:`load_cam` shifts those by one so callers always see dataset ids.
+Loading never unpickles (``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from fma.io.atomic import atomic_path
+
+__all__ = ["FORMAT", "VERSION", "CamError", "CamRecord", "load_cam", "save_cam"]
+
+FORMAT = "cams"
+VERSION = 1
+
+
+class CamError(ValueError):
+    """A CAM file is unreadable or inconsistent."""
+
+
+@dataclasses.dataclass
+class CamRecord:
+    """One image's CAMs."""
+
+    cam: np.ndarray  # (K, h, w) float (float16 on disk)
+    fg_cls: np.ndarray  # (K,) int64 dataset class ids, 1..C-1
+    fg_logit: np.ndarray | None = None  # (K,) float32
+    all_logit: np.ndarray | None = None  # (F,) float32
+    ori_size: tuple[int, int] | None = None  # (H, W) of the original image
+    att: np.ndarray | None = None  # (h*w, h*w) float16, optional
+
+
+def save_cam(path: str | os.PathLike, rec: CamRecord, *, compress: bool = True) -> None:
+    """Write a CAM record atomically as ``.npz``."""
+    cam = np.asarray(rec.cam)
+    fg = np.asarray(rec.fg_cls).reshape(-1)
+    if cam.ndim != 3 or cam.shape[0] != fg.shape[0]:
+        raise CamError(
+            f"{path}: cam must be (K, h, w) with K = len(fg_cls); got {cam.shape}, {fg.shape}"
+        )
+    if fg.size and fg.min() < 1:
+        raise CamError(f"{path}: fg_cls must hold dataset class ids >= 1, got {fg.tolist()}")
+    arrays: dict[str, np.ndarray] = {
+        "cam": cam.astype(np.float16),
+        "fg_cls": fg.astype(np.int16),
+        "format_version": np.asarray(VERSION, dtype=np.int32),
+    }
+    if rec.fg_logit is not None:
+        arrays["fg_logit"] = np.asarray(rec.fg_logit, dtype=np.float32).reshape(-1)
+    if rec.all_logit is not None:
+        arrays["all_logit"] = np.asarray(rec.all_logit, dtype=np.float32).reshape(-1)
+    if rec.ori_size is not None:
+        arrays["ori_size"] = np.asarray(rec.ori_size, dtype=np.int32)
+    if rec.att is not None:
+        arrays["att"] = np.asarray(rec.att, dtype=np.float16)
+    saver = np.savez_compressed if compress else np.savez
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        saver(f, **arrays)
+
+
+def load_cam(path: str | os.PathLike, *, with_att: bool = False) -> CamRecord:
+    """Read a CAM ``.npz`` (fma's or the original FMA-WSSS layout); see the module docstring."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: CAM file not found; run tools/test.py with --out")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            if "cam" not in keys or "fg_cls" not in keys:
+                raise CamError(f"{path}: CAM file lacks 'cam' or 'fg_cls' (keys: {sorted(keys)})")
+            cam = z["cam"]
+            fg = z["fg_cls"].astype(np.int64).reshape(-1)
+            if "format_version" not in keys:
+                fg = fg + 1  # original FMA-WSSS: 0-based foreground ids
+            elif int(z["format_version"]) != VERSION:
+                raise CamError(
+                    f"{path}: CAM format version {int(z['format_version'])}, expected {VERSION}"
+                )
+            rec = CamRecord(
+                cam=cam,
+                fg_cls=fg,
+                fg_logit=z["fg_logit"] if "fg_logit" in keys else None,
+                all_logit=z["all_logit"] if "all_logit" in keys else None,
+                ori_size=tuple(int(v) for v in z["ori_size"]) if "ori_size" in keys else None,
+                att=z["att"] if with_att and "att" in keys else None,
+            )
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        if isinstance(exc, CamError):
+            raise
+        raise CamError(f"{path}: unreadable CAM file ({exc}); delete it and re-run") from exc
+    if rec.cam.ndim != 3 or rec.cam.shape[0] != rec.fg_cls.shape[0]:
+        raise CamError(
+            f"{path}: cam shape {rec.cam.shape} does not match fg_cls {rec.fg_cls.shape}"
+        )
+    return rec

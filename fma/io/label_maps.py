@@ -1,0 +1,127 @@
+"""Label-map PNGs: seeds, pseudo labels, predictions and ground truth.
+
+Convention: an (H, W) uint8 array, 0 = background, 1..C-1 = classes, 255 = ignore, stored as an
+8-bit palette PNG (mode ``P``) with the dataset palette. Readers accept palette (indices are the
+labels) and greyscale (values are the labels) PNGs; RGB colour PNGs are mapped back through a
+palette when one is given.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from fma.io.atomic import write_bytes_atomic
+
+__all__ = ["LabelMapError", "encode_label_png", "read_label_map", "write_label_map"]
+
+
+class LabelMapError(ValueError):
+    """A label-map file cannot be read or holds values that are not labels."""
+
+
+def read_label_map(
+    path: str | os.PathLike,
+    *,
+    num_classes: int | None = None,
+    ignore_index: int = 255,
+    palette: np.ndarray | None = None,
+) -> np.ndarray:
+    """Read a label PNG as an (H, W) uint8 array.
+
+    Args:
+        path: PNG file, mode ``P`` or ``L`` (``I;16`` and ``I`` are accepted when all values fit
+            in uint8); ``RGB`` only together with ``palette``.
+        num_classes: when given, every value must be < num_classes or equal to ignore_index.
+        ignore_index: the ignore value allowed beside the classes.
+        palette: (N, 3) uint8 colours; maps an RGB PNG back to indices.
+
+    Returns:
+        (H, W) uint8 label array.
+
+    Raises:
+        LabelMapError: unreadable/corrupt file, unsupported mode, or an out-of-range value; the
+            message names the file.
+        FileNotFoundError: the file does not exist.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: label map not found")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            arr = np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise LabelMapError(
+            f"{path}: not a readable image ({exc}); re-create or remove it"
+        ) from exc
+    if mode in ("P", "L"):
+        lab = arr.astype(np.uint8, copy=False)
+    elif mode in ("I;16", "I;16B", "I", "1"):
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise LabelMapError(f"{path}: {mode} label map has values outside 0..255")
+        lab = arr.astype(np.uint8)
+    elif mode in ("RGB", "RGBA") and palette is not None:
+        lab = _rgb_to_index(arr[..., :3], np.asarray(palette, dtype=np.uint8), path)
+    else:
+        raise LabelMapError(
+            f"{path}: image mode {mode!r} is not a label map; save labels as a palette ('P') or "
+            "greyscale ('L') PNG whose pixel values are class indices"
+        )
+    if num_classes is not None and lab.size:
+        bad = (lab >= num_classes) & (lab != ignore_index)
+        if bad.any():
+            values = np.unique(lab[bad]).tolist()
+            raise LabelMapError(
+                f"{path}: label values {values[:10]} are not classes 0..{num_classes - 1} "
+                f"(nor ignore {ignore_index}); wrong dataset, or a colour image saved as grey?"
+            )
+    return lab
+
+
+def _rgb_to_index(rgb: np.ndarray, palette: np.ndarray, path: Path) -> np.ndarray:
+    """Map each RGB pixel to the index of the identical palette colour (first match wins)."""
+    key = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    pal_key = (
+        (palette[:, 0].astype(np.int64) << 16)
+        | (palette[:, 1].astype(np.int64) << 8)
+        | palette[:, 2]
+    )
+    # First occurrence of each colour wins, so duplicate palette entries map to the lower index.
+    uniq, first = np.unique(pal_key, return_index=True)
+    pos = np.clip(np.searchsorted(uniq, key), 0, len(uniq) - 1)
+    found = uniq[pos] == key
+    if not found.all():
+        bad = rgb[~found][0].tolist()
+        raise LabelMapError(f"{path}: colour {bad} is not in the dataset palette")
+    return first[pos].astype(np.uint8)
+
+
+def encode_label_png(label: np.ndarray, palette: np.ndarray | None = None) -> bytes:
+    """Encode an (H, W) integer label array (values 0..255) as palette-PNG bytes."""
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"label map must be 2-D (H, W), got shape {label.shape}")
+    if label.size and (label.min() < 0 or label.max() > 255):
+        raise ValueError("label values must lie in 0..255 to be stored as an 8-bit PNG")
+    img = Image.fromarray(label.astype(np.uint8), mode="P")
+    if palette is not None:
+        pal = np.zeros((256, 3), dtype=np.uint8)
+        p = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
+        pal[: len(p)] = p
+        img.putpalette(pal.reshape(-1).tolist())
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def write_label_map(
+    path: str | os.PathLike, label: np.ndarray, palette: np.ndarray | None = None
+) -> None:
+    """Write an (H, W) label array as a palette PNG, atomically."""
+    write_bytes_atomic(path, encode_label_png(label, palette))

@@ -1,0 +1,154 @@
+"""``manifest.json``: the record every stage-artifact folder carries.
+
+A manifest names the format and its integer version, the dataset, split and class names, the
+producer (tool, config and its hash, git commit, ``fma`` version) and the file count, plus free
+stage-specific ``params`` (mask source, preset, checkpoint sha256, ...). Readers call
+:func:`read_manifest` with what they expect; a mismatch raises :class:`ManifestError` naming the
+folder, the field, the value expected and the value found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from fma.io.atomic import write_json_atomic
+from fma.version import __version__
+
+__all__ = [
+    "MANIFEST_NAME",
+    "Manifest",
+    "ManifestError",
+    "file_sha256",
+    "producer_info",
+    "read_manifest",
+    "write_manifest",
+]
+
+MANIFEST_NAME = "manifest.json"
+
+
+class ManifestError(ValueError):
+    """A folder's manifest is missing, unreadable or does not match what the reader expects."""
+
+
+@dataclasses.dataclass
+class Manifest:
+    """Contents of ``manifest.json``."""
+
+    format: str  # artifact kind, e.g. "label_maps", "sam_masks", "cams"
+    version: int  # integer version of that format
+    count: int = 0  # number of per-image files written
+    dataset: str | None = None  # dataset key, e.g. "voc12", "coco14", "custom"
+    split: str | None = None  # split name, e.g. "train", "train_aug", "val"
+    class_names: list[str] | None = None  # class names in index order (0 = background)
+    producer: dict[str, Any] = dataclasses.field(default_factory=dict)  # see producer_info()
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # stage-specific settings
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def producer_info(tool: str, config: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Who wrote an artifact: tool name, config path and sha256, git commit, fma version, time."""
+    info: dict[str, Any] = {
+        "tool": tool,
+        "fma_version": __version__,
+        "git_commit": _git_commit(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if config is not None:
+        info["config"] = str(config)
+        if Path(config).is_file():
+            info["config_sha256"] = file_sha256(config)
+    return info
+
+
+def write_manifest(directory: str | os.PathLike, manifest: Manifest) -> Path:
+    """Write ``<directory>/manifest.json`` atomically and return its path."""
+    path = Path(directory) / MANIFEST_NAME
+    write_json_atomic(path, manifest.to_dict())
+    return path
+
+
+def read_manifest(
+    directory: str | os.PathLike,
+    *,
+    format: str | None = None,
+    version: int | None = None,
+    required: bool = True,
+    **expect: Any,
+) -> Manifest | None:
+    """Read and check ``<directory>/manifest.json``.
+
+    Args:
+        directory: artifact folder.
+        format: expected format name (checked when given).
+        version: expected format version (checked when given).
+        required: when False, a missing manifest returns None instead of raising.
+        **expect: further fields that must match when both sides are set, e.g. ``dataset="voc12"``.
+
+    Raises:
+        ManifestError: missing/unreadable manifest or a mismatch; the message names the folder.
+    """
+    directory = Path(directory)
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        if not required:
+            return None
+        raise ManifestError(
+            f"{directory}: no {MANIFEST_NAME}; this folder was not written by an fma tool "
+            "(or the run did not finish). Re-run the producing tool, or import foreign files "
+            "with the matching fma importer."
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        fields = {f.name for f in dataclasses.fields(Manifest)}
+        manifest = Manifest(**{k: v for k, v in data.items() if k in fields})
+    except (OSError, ValueError, TypeError) as exc:
+        raise ManifestError(
+            f"{path}: unreadable manifest ({exc}); delete the folder and re-run."
+        ) from exc
+    checks = dict(expect)
+    if format is not None:
+        checks["format"] = format
+    if version is not None:
+        checks["version"] = version
+    for key, want in checks.items():
+        got = getattr(manifest, key, manifest.params.get(key))
+        if want is not None and got is not None and got != want:
+            raise ManifestError(
+                f"{directory}: manifest field {key!r} is {got!r}, expected {want!r}. "
+                "Point to the right folder or re-run the producing tool."
+            )
+    return manifest

@@ -1,0 +1,195 @@
+"""SAM mask files: one JSON per image with COCO compressed-RLE masks.
+
+File ``<image_id>.json`` (format ``sam_masks``, version 1)::
+
+    {"format": "sam_masks", "version": 1, "image_id": str, "height": H, "width": W,
+     "masks": [record, ...]}
+
+Each record uses segment-anything's own keys: ``segmentation`` (COCO compressed RLE
+``{"size": [H, W], "counts": str}``), ``area`` (int), ``bbox`` (XYWH), ``predicted_iou``,
+``stability_score``, ``point_coords`` ([[x, y]]), ``crop_box`` (XYWH), plus ``level``
+(0 = sub-part, 1 = part, 2 = whole; -1 when the source has no levels). The folder carries a
+``manifest.json`` of format ``sam_masks``.
+
+pycocotools is imported lazily, inside the RLE functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fma.io.atomic import write_json_atomic
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "SamMaskError",
+    "SamMasks",
+    "decode_rle",
+    "encode_rle",
+    "load_sam_masks",
+    "make_record",
+    "read_sam_records",
+    "save_sam_masks",
+]
+
+FORMAT = "sam_masks"
+VERSION = 1
+
+
+class SamMaskError(ValueError):
+    """A SAM mask file is unreadable or inconsistent."""
+
+
+def _mask_utils() -> Any:
+    try:
+        from pycocotools import mask as mask_utils
+    except ImportError as exc:  # pragma: no cover - pycocotools is a core dependency
+        raise ImportError("SAM mask RLE needs pycocotools: pip install pycocotools") from exc
+    return mask_utils
+
+
+def encode_rle(masks: np.ndarray) -> list[dict[str, Any]]:
+    """Encode (K, H, W) bool masks as COCO compressed RLE dicts with str ``counts``."""
+    masks = np.asarray(masks, dtype=bool)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be (K, H, W), got shape {masks.shape}")
+    if masks.shape[0] == 0:
+        return []
+    rles = _mask_utils().encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("ascii")
+        rle["size"] = [int(s) for s in rle["size"]]
+    return rles
+
+
+def decode_rle(rles: list[dict[str, Any]], height: int, width: int) -> np.ndarray:
+    """Decode COCO compressed RLE dicts into a (K, H, W) bool array (C-contiguous)."""
+    if not rles:
+        return np.zeros((0, height, width), dtype=bool)
+    coded = [
+        {"size": list(r["size"]), "counts": r["counts"].encode("ascii")}
+        if isinstance(r["counts"], str)
+        else r
+        for r in rles
+    ]
+    dense = _mask_utils().decode(coded)  # (H, W, K) uint8, Fortran order
+    return np.ascontiguousarray(dense.transpose(2, 0, 1)).astype(bool, copy=False)
+
+
+def make_record(
+    rle: dict[str, Any],
+    *,
+    area: int,
+    bbox: list[float],
+    predicted_iou: float = 1.0,
+    stability_score: float = 1.0,
+    point_coords: list[list[float]] | None = None,
+    crop_box: list[float] | None = None,
+    level: int = -1,
+) -> dict[str, Any]:
+    """Build one mask record with the format's keys and plain-Python values."""
+    h, w = rle["size"]
+    return {
+        "segmentation": rle,
+        "area": int(area),
+        "bbox": [float(v) for v in bbox],
+        "predicted_iou": float(predicted_iou),
+        "stability_score": float(stability_score),
+        "point_coords": [[float(x), float(y)] for x, y in (point_coords or [])],
+        "crop_box": [float(v) for v in (crop_box or [0, 0, w, h])],
+        "level": int(level),
+    }
+
+
+def save_sam_masks(
+    path: str | os.PathLike, image_id: str, height: int, width: int, records: list[dict[str, Any]]
+) -> None:
+    """Write one image's mask records atomically (the file appears complete or not at all)."""
+    for i, rec in enumerate(records):
+        if list(rec["segmentation"]["size"]) != [height, width]:
+            raise SamMaskError(
+                f"{path}: mask {i} has size {rec['segmentation']['size']}, "
+                f"image is {[height, width]}"
+            )
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "image_id": image_id,
+        "height": int(height),
+        "width": int(width),
+        "masks": records,
+    }
+    write_json_atomic(path, doc, indent=None)
+
+
+def read_sam_records(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and validate a mask file; returns the JSON document (records stay RLE-encoded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: SAM mask file not found; run tools/gen_sam_masks.py")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SamMaskError(f"{path}: unreadable mask file ({exc}); delete it and re-run") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise SamMaskError(f"{path}: not an fma SAM mask file (format {doc.get('format')!r})")
+    if doc.get("version") != VERSION:
+        raise SamMaskError(
+            f"{path}: mask format version {doc.get('version')!r}, this fma reads {VERSION}"
+        )
+    return doc
+
+
+@dataclasses.dataclass
+class SamMasks:
+    """Decoded masks of one image."""
+
+    masks: np.ndarray  # (K, H, W) bool
+    levels: np.ndarray  # (K,) int8, 0 sub-part / 1 part / 2 whole, -1 unknown
+    predicted_iou: np.ndarray  # (K,) float32
+    stability_score: np.ndarray  # (K,) float32
+    areas: np.ndarray  # (K,) int64, pixel counts
+    image_id: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.masks.shape[1]), int(self.masks.shape[2])
+
+    def __len__(self) -> int:
+        return int(self.masks.shape[0])
+
+
+def load_sam_masks(path: str | os.PathLike) -> SamMasks:
+    """Read a mask file and decode every mask.
+
+    Returns:
+        :class:`SamMasks` with (K, H, W) bool masks in file order.
+    """
+    doc = read_sam_records(path)
+    recs = doc["masks"]
+    h, w = int(doc["height"]), int(doc["width"])
+    try:
+        masks = decode_rle([r["segmentation"] for r in recs], h, w)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SamMaskError(f"{path}: corrupt mask record ({exc}); delete it and re-run") from exc
+    if masks.shape[1:] != (h, w):
+        raise SamMaskError(f"{path}: masks are {masks.shape[1:]}, header says {(h, w)}")
+
+    def col(key: str, dtype: Any, default: float) -> np.ndarray:
+        return np.asarray([r.get(key, default) for r in recs], dtype=dtype).reshape(-1)
+
+    return SamMasks(
+        masks=masks,
+        levels=col("level", np.int8, -1),
+        predicted_iou=col("predicted_iou", np.float32, 1.0),
+        stability_score=col("stability_score", np.float32, 1.0),
+        areas=masks.reshape(len(recs), h * w).sum(1).astype(np.int64),
+        image_id=str(doc.get("image_id", Path(path).stem)),
+    )

@@ -1,0 +1,44 @@
+"""fma.stage: skip-done, failures by name, worker processes, sharding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fma.io import write_text_atomic
+from fma.stage import run_per_image, shard_ids
+
+
+def _write_upper(image_id: str, out_dir: str) -> None:
+    if image_id == "bad":
+        raise ValueError("cannot read image")
+    write_text_atomic(Path(out_dir) / f"{image_id}.txt", image_id.upper())
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_run_per_image_skips_and_reports(tmp_path, workers):
+    (tmp_path / "a.txt").write_text("A")
+    ids = ["a", "b", "bad", "c"]
+    rep = run_per_image(
+        ids,
+        _write_upper,
+        (str(tmp_path),),
+        output_path=lambda i: tmp_path / f"{i}.txt",
+        workers=workers,
+        progress=False,
+    )
+    assert rep.skipped == ["a"]
+    assert sorted(rep.done) == ["b", "c"]
+    assert rep.failed == {"bad": "ValueError: cannot read image"}
+    assert not rep.ok and "FAILED bad" in rep.summary()
+    assert (tmp_path / "c.txt").read_text() == "C"
+
+
+def test_shard_ids_are_disjoint_and_complete():
+    ids = [str(i) for i in range(11)]
+    shards = [shard_ids(ids, i, 3) for i in range(3)]
+    assert sorted(i for s in shards for i in s) == sorted(ids)
+    assert shards[0] == ["0", "3", "6", "9"]
+    with pytest.raises(ValueError):
+        shard_ids(ids, 3, 3)
