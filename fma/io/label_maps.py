@@ -110,11 +110,12 @@ def encode_label_png(label: np.ndarray, palette: np.ndarray | None = None) -> by
     if label.size and (label.min() < 0 or label.max() > 255):
         raise ValueError("label values must lie in 0..255 to be stored as an 8-bit PNG")
     img = Image.fromarray(label.astype(np.uint8), mode="P")
+    # Without a palette, PIL would quantise indices on save; a grey ramp keeps them exact.
+    pal = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
     if palette is not None:
-        pal = np.zeros((256, 3), dtype=np.uint8)
         p = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
         pal[: len(p)] = p
-        img.putpalette(pal.reshape(-1).tolist())
+    img.putpalette(pal.reshape(-1).tolist())
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False)
     return buf.getvalue()

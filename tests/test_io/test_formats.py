@@ -63,6 +63,8 @@ def test_label_map_roundtrip_palette_and_grey(tmp_path):
         assert im.mode == "P"
         assert im.getpalette()[3:6] == [128, 0, 0]
     assert np.array_equal(read_label_map(tmp_path / "a.png", num_classes=21), lab)
+    write_label_map(tmp_path / "nopal.png", lab)  # no palette: indices must survive exactly
+    assert np.array_equal(read_label_map(tmp_path / "nopal.png"), lab)
     Image.fromarray(lab, mode="L").save(tmp_path / "g.png")
     assert np.array_equal(read_label_map(tmp_path / "g.png"), lab)
     rgb = VOC12.palette[lab]

@@ -1,0 +1,120 @@
+"""Panels: exact palette colours, blending arithmetic, strip geometry, atomic PNG writing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fma.datasets.meta import bitwise_palette
+from fma.visualization import (
+    IGNORE_COLOR,
+    colorize,
+    overlay,
+    save_png,
+    score_colormap,
+    side_by_side,
+    title_height,
+)
+
+PAL = bitwise_palette()
+
+
+def test_colorize_voc_colours_and_ignore():
+    label = np.array([[0, 1, 2], [15, 20, 255]], dtype=np.uint8)
+    rgb = colorize(label, PAL)
+    assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8
+    # VOC colour map: 0 black, 1 aeroplane (128,0,0), 2 bicycle (0,128,0), 15 person (192,128,128),
+    # 20 tvmonitor (0,64,128); ignore is white (the palette's own 255 entry is not used).
+    expected = [[[0, 0, 0], [128, 0, 0], [0, 128, 0]], [[192, 128, 128], [0, 64, 128], [255] * 3]]
+    np.testing.assert_array_equal(rgb, expected)
+    assert IGNORE_COLOR == (255, 255, 255)
+    red = colorize(label, PAL, ignore_color=(1, 2, 3))
+    np.testing.assert_array_equal(red[1, 2], [1, 2, 3])
+
+
+def test_colorize_rejects_out_of_palette_and_bad_shape():
+    with pytest.raises(ValueError, match="palette of 3 colours"):
+        colorize(np.array([[0, 3]]), PAL[:3])
+    with pytest.raises(ValueError, match="2-D"):
+        colorize(np.zeros((1, 2, 3), dtype=np.uint8), PAL)
+    with pytest.raises(ValueError, match="palette must have shape"):
+        colorize(np.zeros((2, 2), dtype=np.uint8), np.zeros(6))
+
+
+def test_overlay_label_alpha_arithmetic():
+    image = np.full((2, 2, 3), 100, dtype=np.uint8)
+    label = np.array([[0, 1], [15, 255]], dtype=np.uint8)
+    out = overlay(image, label, PAL, alpha=0.5)
+    # 0.5 * 100 + 0.5 * colour: black -> 50, (128,0,0) -> (114,50,50),
+    # (192,128,128) -> (146,114,114)
+    np.testing.assert_array_equal(out[0, 0], [50, 50, 50])
+    np.testing.assert_array_equal(out[0, 1], [114, 50, 50])
+    np.testing.assert_array_equal(out[1, 0], [146, 114, 114])
+    np.testing.assert_array_equal(out[1, 1], [100, 100, 100])  # ignore keeps the image
+    out = overlay(image, label, PAL, alpha=0.25)
+    np.testing.assert_array_equal(out[0, 1], [107, 75, 75])  # 75 + 32, 75 + 0
+    np.testing.assert_array_equal(overlay(image, label, PAL, alpha=0.0), image)
+
+
+def test_overlay_score_map():
+    np.testing.assert_array_equal(
+        score_colormap(np.array([[0.0, 0.5, 1.0, 2.0, np.nan]])),
+        [[[0, 0, 128], [128, 255, 128], [128, 0, 0], [128, 0, 0], [0, 0, 128]]],
+    )
+    image = np.zeros((1, 2, 3), dtype=np.uint8)
+    image[..., 0] = 200
+    out = overlay(image, np.array([[0.0, 1.0]], dtype=np.float32), alpha=0.5)
+    # (200,0,0) blended with (0,0,128) -> (100,0,64); with (128,0,0) -> (164,0,0)
+    np.testing.assert_array_equal(out, [[[100, 0, 64], [164, 0, 0]]])
+    grey = overlay(np.full((1, 1), 10, dtype=np.uint8), np.array([[1.0]]), alpha=1.0)
+    np.testing.assert_array_equal(grey, [[[128, 0, 0]]])
+
+
+def test_overlay_errors():
+    image = np.zeros((2, 2, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="palette"):
+        overlay(image, np.zeros((2, 2), dtype=np.uint8))
+    with pytest.raises(ValueError, match="differs"):
+        overlay(image, np.zeros((2, 3), dtype=np.uint8), PAL)
+    with pytest.raises(ValueError, match="alpha"):
+        overlay(image, np.zeros((2, 2), dtype=np.uint8), PAL, alpha=1.5)
+
+
+def test_side_by_side_geometry_and_padding():
+    a = np.full((4, 3, 3), 10, dtype=np.uint8)
+    b = np.full((6, 5, 3), 20, dtype=np.uint8)
+    c = np.full((2, 2), 30, dtype=np.uint8)  # grey panel
+    out = side_by_side([a, b, c], gap=4)
+    assert out.shape == (6, 3 + 5 + 2 + 2 * 4, 3) and out.dtype == np.uint8
+    assert (out[:4, 0:3] == 10).all() and (out[4:, 0:3] == 255).all()  # a padded below
+    assert (out[:, 3:7] == 255).all()  # gap
+    assert (out[:, 7:12] == 20).all()
+    assert (out[:2, 16:18] == 30).all() and (out[2:, 16:18] == 255).all()
+    assert side_by_side([a, b], gap=0).shape == (6, 8, 3)
+
+
+def test_side_by_side_titles():
+    a = np.zeros((10, 60, 3), dtype=np.uint8)
+    out = side_by_side([a, a], titles=["image", "pred"], gap=2)
+    top = title_height()
+    assert top > 0
+    assert out.shape == (10 + top, 122, 3)
+    assert (out[top:, :60] == 0).all()  # panels untouched below the bar
+    bar = out[:top]
+    assert (bar[:, :60] < 128).any() and (bar[:, 62:] < 128).any()  # black text in each bar
+    with pytest.raises(ValueError, match="titles"):
+        side_by_side([a, a], titles=["one"])
+    with pytest.raises(ValueError, match="at least one"):
+        side_by_side([])
+
+
+def test_save_png_roundtrip_atomic(tmp_path):
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    path = tmp_path / "sub" / "x.png"
+    save_png(path, rgb)
+    np.testing.assert_array_equal(np.asarray(Image.open(path)), rgb)
+    assert [p.name for p in path.parent.iterdir()] == ["x.png"]  # no temporary left behind
+    with pytest.raises(ValueError, match="uint8"):
+        save_png(tmp_path / "y.png", rgb.astype(np.float32))
+    assert not (tmp_path / "y.png").exists()
