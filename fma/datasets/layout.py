@@ -17,7 +17,7 @@ Layouts (``ROOT`` is the ``--data-root`` argument):
     ROOT/ImageSets/<split>.txt
     ROOT/cls_labels/<split>.json
 
-``custom`` (see README "Custom datasets")::
+``custom`` (see docs/datasets.md, "Custom datasets")::
 
     ROOT/images/<id>.<jpg|png|...>
     ROOT/classes.txt                         foreground class names, one per line
@@ -79,9 +79,16 @@ class DatasetLayout:
         return self.root / "ground_truth"
 
     def image_labels_file(self, split: str) -> Path:
-        """Image-level label JSON (fma's format, see fma.datasets.labels)."""
+        """Image-level label JSON in fma's format (fma.datasets.labels).
+
+        Custom datasets keep their labels as ``labels.csv`` or a plain ``labels.json``; read them
+        with ``fma.datasets.prepare.load_custom_dataset``, not through this path.
+        """
         if self.dataset == "custom":
-            return self.root / "labels.json"
+            raise ValueError(
+                "custom datasets have no fma image-label file; use "
+                "fma.datasets.prepare.load_custom_dataset(root)"
+            )
         return self.root / "cls_labels" / f"{split}.json"
 
     def image_path(self, split: str, image_id: str) -> Path:
@@ -90,9 +97,10 @@ class DatasetLayout:
         if self.dataset != "custom":
             return folder / f"{image_id}.jpg"
         for suffix in IMAGE_SUFFIXES:
-            p = folder / f"{image_id}{suffix}"
-            if p.is_file():
-                return p
+            for candidate in (suffix, suffix.upper()):
+                p = folder / f"{image_id}{candidate}"
+                if p.is_file():
+                    return p
         return folder / f"{image_id}.jpg"
 
     def image_ids(self, split: str) -> list[str]:

@@ -172,6 +172,6 @@ def get_dataset_meta(name: str) -> DatasetMeta:
     if key not in DATASETS:
         raise KeyError(
             f"unknown dataset {name!r}; available: {sorted(DATASETS)} "
-            "(for your own data use a class-list file, see README 'Custom datasets')"
+            "(for your own data use dataset 'custom', see docs/datasets.md)"
         )
     return DATASETS[key]
