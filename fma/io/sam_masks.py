@@ -83,6 +83,19 @@ def decode_rle(rles: list[dict[str, Any]], height: int, width: int) -> np.ndarra
     return np.ascontiguousarray(dense.transpose(2, 0, 1)).astype(bool, copy=False)
 
 
+def _rle_areas(rles: list[dict[str, Any]]) -> np.ndarray:
+    """(K,) int64 pixel counts straight from the RLE (no dense pass)."""
+    if not rles:
+        return np.zeros(0, dtype=np.int64)
+    coded = [
+        {"size": list(r["size"]), "counts": r["counts"].encode("ascii")}
+        if isinstance(r["counts"], str)
+        else r
+        for r in rles
+    ]
+    return np.asarray(_mask_utils().area(coded), dtype=np.int64).reshape(-1)
+
+
 def make_record(
     rle: dict[str, Any],
     *,
@@ -176,7 +189,9 @@ def load_sam_masks(path: str | os.PathLike) -> SamMasks:
     recs = doc["masks"]
     h, w = int(doc["height"]), int(doc["width"])
     try:
-        masks = decode_rle([r["segmentation"] for r in recs], h, w)
+        rles = [r["segmentation"] for r in recs]
+        masks = decode_rle(rles, h, w)
+        areas = _rle_areas(rles)
     except (KeyError, TypeError, ValueError) as exc:
         raise SamMaskError(f"{path}: corrupt mask record ({exc}); delete it and re-run") from exc
     if masks.shape[1:] != (h, w):
@@ -190,6 +205,6 @@ def load_sam_masks(path: str | os.PathLike) -> SamMasks:
         levels=col("level", np.int8, -1),
         predicted_iou=col("predicted_iou", np.float32, 1.0),
         stability_score=col("stability_score", np.float32, 1.0),
-        areas=masks.reshape(len(recs), h * w).sum(1).astype(np.int64),
+        areas=areas,
         image_id=str(doc.get("image_id", Path(path).stem)),
     )

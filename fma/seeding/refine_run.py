@@ -1,0 +1,414 @@
+"""Refine a folder of pseudo-label PNGs with SAM masks (SEPL), one image at a time.
+
+Inputs: ``<labels_dir>/<image_id>.png`` pseudo labels of any method (palette or greyscale PNGs,
+0 = background, 255 = ignore) and the SAM masks of the same images under ``masks_dir`` in any
+layout :func:`fma.io.amg.load_masks_any` reads (fma ``sam_masks`` JSON, segment-anything
+``amg.py`` PNG folders or its COCO-RLE JSON). Output: ``<out_dir>/<image_id>.png`` refined labels
+(palette PNGs) and ``<out_dir>/manifest.json`` (format ``label_maps``).
+
+The run is resumable: images whose output exists are skipped, and a rerun into a folder refined
+with other settings is refused. Failed images are reported by id; the others are still written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fma.datasets.meta import bitwise_palette, get_dataset_meta
+from fma.io.amg import load_masks_any, mask_layout
+from fma.io.label_maps import read_label_map, write_label_map
+from fma.io.manifest import Manifest, ManifestError, producer_info, read_manifest, write_manifest
+from fma.seeding.sepl import METHODS, refine_pseudo_label
+from fma.stage import StageReport, run_per_image
+
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "RefineResult",
+    "mask_colors",
+    "refine_label_dir",
+    "refine_one",
+    "write_refine_panels",
+]
+
+FORMAT = "label_maps"
+VERSION = 1
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclasses.dataclass
+class RefineResult:
+    """What :func:`refine_label_dir` did.
+
+    Attributes:
+        report: per-image outcome (written, skipped, failed with messages).
+        out_dir: the output folder.
+        seconds: wall time of the refinement (without the panels).
+        panels: panel PNGs written to ``show_dir``.
+    """
+
+    report: StageReport
+    out_dir: Path
+    seconds: float
+    panels: list[Path] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    labels_dir: str
+    masks_dir: str
+    out_dir: str
+    method: str
+    num_classes: int
+    keep_ignore: bool
+    max_area_ratio: float | None
+    ignore_index: int
+    palette: np.ndarray | None
+
+
+def refine_one(image_id: str, job: _Job) -> None:
+    """Refine one image and write ``<out_dir>/<image_id>.png`` (module-level: picklable)."""
+    label_path = Path(job.labels_dir) / f"{image_id}.png"
+    label = read_label_map(label_path, num_classes=job.num_classes, ignore_index=job.ignore_index)
+    sam = load_masks_any(job.masks_dir, image_id, image_size=label.shape)
+    if sam.shape != label.shape:
+        mask_path = mask_layout(job.masks_dir, image_id)[1]
+        raise ValueError(
+            f"size mismatch: pseudo label {label_path} is {label.shape[1]}x{label.shape[0]} "
+            f"(WxH) but its SAM masks {mask_path} are {sam.shape[1]}x{sam.shape[0]}; SEPL never "
+            "resizes, so generate the masks on the images the labels belong to"
+        )
+    refined = refine_pseudo_label(
+        label,
+        sam.masks,
+        job.num_classes,
+        job.method,
+        keep_ignore=job.keep_ignore,
+        max_area_ratio=job.max_area_ratio,
+        ignore_index=job.ignore_index,
+    )
+    write_label_map(Path(job.out_dir) / f"{image_id}.png", refined, job.palette)
+
+
+def _mask_source(masks_dir: Path, first_id: str | None) -> str:
+    manifest = read_manifest(masks_dir, required=False)
+    if manifest is not None and manifest.params.get("mask_source"):
+        return str(manifest.params["mask_source"])
+    if first_id is None:
+        return "unknown"
+    try:
+        return mask_layout(masks_dir, first_id)[0]
+    except FileNotFoundError:
+        return "unknown"
+
+
+def _resolve_classes(
+    labels_manifest: Manifest | None, labels_dir: Path, num_classes: int | None, dataset: str | None
+) -> tuple[int, list[str] | None]:
+    names: list[str] | None = None
+    if dataset is not None:
+        names = list(get_dataset_meta(dataset).class_names)
+    elif labels_manifest is not None and labels_manifest.class_names:
+        names = list(labels_manifest.class_names)
+    if num_classes is None:
+        if names is None:
+            raise ValueError(
+                f"{labels_dir}: number of classes unknown; pass num_classes (--num-classes 21) "
+                "or dataset (--dataset voc12)"
+            )
+        num_classes = len(names)
+    if names is not None and len(names) != num_classes:
+        names = None
+    return int(num_classes), names
+
+
+def _dataset_palette(dataset: str | None) -> np.ndarray:
+    """The built-in dataset's palette; the VOC colour map otherwise."""
+    if dataset is not None:
+        try:
+            return get_dataset_meta(dataset).palette
+        except KeyError:
+            pass
+    return bitwise_palette()
+
+
+def _check_resume(out_dir: Path, params: dict[str, Any]) -> None:
+    old = read_manifest(out_dir, required=False)
+    if old is None:
+        return
+    keys = ("method", "labels_dir", "masks_dir", "num_classes", "keep_ignore", "max_area_ratio")
+    diff = [k for k in keys if k in old.params and old.params[k] != params[k]]
+    if old.format != FORMAT or diff:
+        what = ", ".join(f"{k}: {old.params.get(k)!r} -> {params[k]!r}" for k in diff)
+        raise ManifestError(
+            f"{out_dir}: holds labels written with other settings ({what or old.format}); "
+            "choose another output folder or delete this one"
+        )
+
+
+def _count_outputs(out_dir: Path, ids: Sequence[str]) -> int:
+    return sum(1 for i in ids if (out_dir / f"{i}.png").is_file())
+
+
+def refine_label_dir(
+    labels_dir: str | os.PathLike,
+    masks_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    method: str = "max_iou_imp2",
+    workers: int = 0,
+    num_classes: int | None = None,
+    dataset: str | None = None,
+    palette: np.ndarray | None = None,
+    keep_ignore: bool = False,
+    max_area_ratio: float | None = None,
+    ignore_index: int = 255,
+    image_ids: Sequence[str] | None = None,
+    show_dir: str | os.PathLike | None = None,
+    images_dir: str | os.PathLike | None = None,
+    num_show: int = 5,
+    seed: int = 0,
+    progress: bool = True,
+) -> RefineResult:
+    """Refine every pseudo label of ``labels_dir`` with SEPL and write the results.
+
+    Args:
+        labels_dir: folder of ``<image_id>.png`` pseudo labels.
+        masks_dir: folder of SAM masks (fma JSON, amg.py PNG folders or amg.py RLE JSON).
+        out_dir: output folder for the refined ``<image_id>.png`` and ``manifest.json``.
+        method: :data:`fma.seeding.sepl.METHODS` entry; default the official ``max_iou_imp2``.
+        workers: worker processes (0: this process).
+        num_classes: classes including background; default from ``dataset`` or from the class
+            names in ``labels_dir``'s manifest.
+        dataset: dataset key (``voc12``, ``coco14``) for the class count, class names and palette.
+        palette: (N, 3) uint8 colours of the output PNGs (default: the dataset's, else VOC's).
+        keep_ignore: see :func:`fma.seeding.sepl.refine_pseudo_label`.
+        max_area_ratio: see :func:`fma.seeding.sepl.refine_pseudo_label`.
+        ignore_index: ignore label of the pseudo labels.
+        image_ids: ids to refine (default: every ``*.png`` in ``labels_dir``).
+        show_dir: when given, write panels (image | pseudo label | masks | refined) of the
+            ``num_show`` images whose labels changed most and of ``num_show`` random others.
+        images_dir: folder of ``<image_id>.<jpg|png|...>`` images for the first panel column.
+        num_show: panels per group.
+        seed: random seed of the sample and the mask colours.
+        progress: show progress bars.
+
+    Returns:
+        :class:`RefineResult`.
+
+    Raises:
+        FileNotFoundError: a missing input folder.
+        ValueError: unknown method, unknown class count, no labels, or ``out_dir`` refined with
+            other settings. Per-image problems (missing masks, size mismatch, bad values) do
+            not raise; they are listed in ``result.report.failed``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown SEPL method {method!r}; choose one of {', '.join(METHODS)}")
+    labels_dir, masks_dir, out_dir = Path(labels_dir), Path(masks_dir), Path(out_dir)
+    for folder, what in ((labels_dir, "pseudo-label"), (masks_dir, "SAM mask")):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: {what} folder not found")
+    if image_ids is None:
+        ids = sorted(p.stem for p in labels_dir.glob("*.png") if not p.name.startswith("."))
+    else:
+        ids = list(dict.fromkeys(image_ids))
+    if not ids:
+        raise ValueError(f"{labels_dir}: no pseudo-label PNGs to refine")
+    labels_manifest = read_manifest(labels_dir, required=False)
+    num_classes, class_names = _resolve_classes(labels_manifest, labels_dir, num_classes, dataset)
+    split = labels_manifest.split if labels_manifest is not None else None
+    if dataset is None and labels_manifest is not None:
+        dataset = labels_manifest.dataset
+    if palette is None:
+        palette = _dataset_palette(dataset)
+    palette = np.asarray(palette, dtype=np.uint8)
+    params: dict[str, Any] = {
+        "method": method,
+        "labels_dir": str(labels_dir.resolve()),
+        "masks_dir": str(masks_dir.resolve()),
+        "mask_source": _mask_source(masks_dir, ids[0]),
+        "num_classes": num_classes,
+        "keep_ignore": bool(keep_ignore),
+        "max_area_ratio": max_area_ratio,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_resume(out_dir, params)
+
+    def manifest(complete: bool) -> Manifest:
+        return Manifest(
+            format=FORMAT,
+            version=VERSION,
+            count=_count_outputs(out_dir, ids),
+            dataset=dataset,
+            split=split,
+            class_names=class_names,
+            producer=producer_info("fma.seeding.refine_run.refine_label_dir"),
+            params={**params, "complete": complete, "images": len(ids)},
+        )
+
+    write_manifest(out_dir, manifest(False))
+    job = _Job(
+        str(labels_dir), str(masks_dir), str(out_dir), method, num_classes, bool(keep_ignore),
+        max_area_ratio, int(ignore_index), palette,
+    )  # fmt: skip
+    start = time.perf_counter()
+    report = run_per_image(
+        ids,
+        refine_one,
+        (job,),
+        output_path=lambda i: out_dir / f"{i}.png",
+        workers=workers,
+        desc=f"SEPL {method}",
+        progress=progress,
+    )
+    seconds = time.perf_counter() - start
+    write_manifest(out_dir, manifest(report.ok and _count_outputs(out_dir, ids) == len(ids)))
+    result = RefineResult(report=report, out_dir=out_dir, seconds=seconds)
+    if show_dir is not None and num_show > 0:
+        result.panels = write_refine_panels(
+            [i for i in ids if i not in report.failed],
+            labels_dir,
+            masks_dir,
+            out_dir,
+            show_dir,
+            num_classes=num_classes,
+            palette=palette,
+            images_dir=images_dir,
+            num_show=num_show,
+            seed=seed,
+            ignore_index=ignore_index,
+            progress=progress,
+        )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# panels
+# ---------------------------------------------------------------------------------------------
+def mask_colors(masks: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Draw (K, H, W) bool masks in random colours: (H, W, 3) uint8.
+
+    Each mask gets a random colour (``numpy.random.default_rng(seed)``); where masks overlap
+    the smallest one is drawn on top (equal areas: the later mask); uncovered pixels are black.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    k, h, w = masks.shape
+    out = np.zeros((h * w, 3), dtype=np.uint8)
+    if k == 0:
+        return out.reshape(h, w, 3)
+    colors = np.random.default_rng(seed).integers(40, 256, size=(k, 3), dtype=np.uint8)
+    area = masks.reshape(k, -1).sum(1)
+    order = np.argsort(-area, kind="stable")  # large first, so the smallest ends on top
+    ranks = np.arange(1, k + 1, dtype=np.uint16)[:, None]
+    top = (masks.reshape(k, -1)[order].astype(np.uint16) * ranks).max(axis=0)
+    hit = top > 0
+    out[hit] = colors[order][top[hit] - 1]
+    return out.reshape(h, w, 3)
+
+
+def _find_image(images_dir: Path, image_id: str) -> Path | None:
+    for suffix in IMAGE_SUFFIXES:
+        p = images_dir / f"{image_id}{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+def _image_rgb(path: Path | None, shape: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    if path is not None:
+        try:
+            with Image.open(path) as img:
+                rgb = img.convert("RGB")
+                if rgb.size != (shape[1], shape[0]):
+                    rgb = rgb.resize((shape[1], shape[0]), Image.BILINEAR)
+                return np.asarray(rgb)
+        except OSError:
+            pass
+    return np.full((*shape, 3), 128, dtype=np.uint8)
+
+
+def write_refine_panels(
+    ids: Sequence[str],
+    labels_dir: str | os.PathLike,
+    masks_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    show_dir: str | os.PathLike,
+    *,
+    num_classes: int,
+    palette: np.ndarray,
+    images_dir: str | os.PathLike | None = None,
+    num_show: int = 5,
+    seed: int = 0,
+    ignore_index: int = 255,
+    progress: bool = True,
+) -> list[Path]:
+    """Write image | pseudo label | SAM masks | refined panels.
+
+    The ``num_show`` images with the largest fraction of changed pixels are written as
+    ``changed_01_<id>.png`` (most changed first), then ``num_show`` random other images
+    (``numpy.random.default_rng(seed)``) as ``sample_01_<id>.png``. Without ``images_dir`` the
+    image column is left out.
+
+    Returns:
+        Paths of the written panels.
+    """
+    from fma.visualization.panels import colorize, save_png, side_by_side
+
+    labels_dir, out_dir, show_dir = Path(labels_dir), Path(out_dir), Path(show_dir)
+    ids = [i for i in ids if (out_dir / f"{i}.png").is_file()]
+    if not ids:
+        return []
+    changed = np.zeros(len(ids))
+    it: Any = ids
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(ids, desc="compare", unit="img", leave=False)
+    for n, image_id in enumerate(it):
+        a = read_label_map(labels_dir / f"{image_id}.png")
+        b = read_label_map(out_dir / f"{image_id}.png")
+        changed[n] = float(np.mean(a != b)) if a.shape == b.shape else 1.0
+    order = np.argsort(-changed, kind="stable")
+    most = [int(j) for j in order[:num_show]]
+    rest = np.setdiff1d(np.arange(len(ids)), most)
+    rng = np.random.default_rng(seed)
+    sample = sorted(rng.choice(rest, size=min(num_show, rest.size), replace=False).tolist())
+    pal = np.asarray(palette, dtype=np.uint8)
+    written = []
+    for group, picks in (("changed", most), ("sample", sample)):
+        for rank, j in enumerate(picks, start=1):
+            image_id = ids[j]
+            label = read_label_map(labels_dir / f"{image_id}.png")
+            refined = read_label_map(out_dir / f"{image_id}.png")
+            sam = load_masks_any(masks_dir, image_id, image_size=label.shape)
+            panels, titles = [], []
+            if images_dir is not None:
+                panels.append(_image_rgb(_find_image(Path(images_dir), image_id), label.shape))
+                titles.append(image_id)
+            panels += [
+                colorize(label, pal, ignore_index=ignore_index),
+                mask_colors(sam.masks, seed),
+                colorize(refined, pal, ignore_index=ignore_index),
+            ]
+            titles += [
+                "pseudo label",
+                f"SAM masks ({len(sam)})",
+                f"refined ({100 * changed[j]:.1f}% changed)",
+            ]
+            path = show_dir / f"{group}_{rank:02d}_{image_id}.png"
+            save_png(path, side_by_side(panels, titles))
+            written.append(path)
+    return written

@@ -1,0 +1,461 @@
+"""SAMS over a whole split: a CAM folder and a SAM mask folder in, a seed folder out.
+
+:func:`run_seeding` is the library function behind ``tools/make_seeds.py``. It reads
+``<cam_dir>/<id>.npz`` (format ``cams``) and ``<mask_dir>/<id>.json`` (format ``sam_masks``),
+checks both folders' manifests, and writes ``<out_dir>/<id>.png`` (mode ``P``, dataset palette,
+0 = background, no 255) plus a ``manifest.json`` of format ``label_maps``. Images whose seed
+already exists are skipped, so an interrupted run resumes where it stopped; a folder made with
+other settings is refused rather than mixed. Production seeding never reads ground truth.
+
+:func:`sweep_gamma` is a separate analysis function: it scores a grid of background exponents
+against ground truth and returns the table. Nothing here calls it or picks a value from it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fma.datasets.layout import DatasetLayout
+from fma.io import cams as cam_io
+from fma.io import sam_masks as mask_io
+from fma.io.label_maps import read_label_map, write_label_map
+from fma.io.manifest import Manifest, ManifestError, producer_info, read_manifest, write_manifest
+from fma.seeding.sams import (
+    DEFAULT_PRIORITY,
+    BgMethod,
+    GatherMethod,
+    SamsOptions,
+    index_masks,
+    mask_fg_scores,
+    sams_seed,
+    seed_from_scores,
+    top_mask,
+)
+from fma.stage import StageReport, run_per_image
+
+__all__ = [
+    "SEEDS_FORMAT",
+    "SEEDS_VERSION",
+    "list_cam_ids",
+    "run_seeding",
+    "sweep_gamma",
+    "write_seed_panels",
+]
+
+#: Format name and version written into the seed folder's manifest.
+SEEDS_FORMAT = "label_maps"
+SEEDS_VERSION = 1
+MAX_LISTED_MISSING = 20
+
+
+def _label_space(dataset: str, data_root: str | os.PathLike | None) -> tuple[list[str], np.ndarray]:
+    from fma.evaluation.label_eval import dataset_label_space
+
+    if DatasetLayout.of(dataset, data_root or ".").dataset == "custom" and data_root is None:
+        raise ValueError("dataset='custom' needs data_root (its classes.txt names the classes)")
+    return dataset_label_space(dataset, data_root or ".")
+
+
+def list_cam_ids(cam_dir: str | os.PathLike) -> list[str]:
+    """Sorted ids of the ``<id>.npz`` files of a CAM folder."""
+    cam_dir = Path(cam_dir)
+    if not cam_dir.is_dir():
+        raise FileNotFoundError(f"{cam_dir}: CAM folder not found; run tools/test.py with --out")
+    return sorted(p.stem for p in cam_dir.glob("*.npz") if not p.name.startswith("."))
+
+
+def _check_inputs(
+    cam_dir: Path,
+    mask_dir: Path,
+    dataset: str,
+    split: str | None,
+    class_names: list[str],
+    image_ids: Sequence[str] | None,
+) -> tuple[str | None, list[str]]:
+    """Check both manifests and that every id has a CAM and a mask file; returns (split, ids)."""
+    cams_m = read_manifest(
+        cam_dir, format=cam_io.FORMAT, version=cam_io.VERSION, dataset=dataset, split=split
+    )
+    split = split if split is not None else cams_m.split
+    read_manifest(
+        mask_dir, format=mask_io.FORMAT, version=mask_io.VERSION, dataset=dataset, split=split
+    )
+    if cams_m.class_names is not None and list(cams_m.class_names) != class_names:
+        raise ManifestError(
+            f"{cam_dir}: CAMs name other classes than dataset {dataset!r}; point to the right "
+            "folder or set the matching dataset"
+        )
+    ids = list(image_ids) if image_ids is not None else list_cam_ids(cam_dir)
+    for folder, suffix, hint in (
+        (cam_dir, ".npz", "run tools/test.py with --out for them"),
+        (mask_dir, ".json", "run tools/gen_sam_masks.py for them"),
+    ):
+        missing = [i for i in ids if not (folder / f"{i}{suffix}").is_file()]
+        if missing:
+            shown = ", ".join(missing[:MAX_LISTED_MISSING])
+            more = f" and {len(missing) - MAX_LISTED_MISSING} more" if len(missing) > 20 else ""
+            raise FileNotFoundError(
+                f"{folder}: no {suffix} file for {len(missing)} of {len(ids)} images "
+                f"({shown}{more}); {hint}"
+            )
+    return split, ids
+
+
+def _load_pair(
+    image_id: str, cam_dir: str, mask_dir: str, num_classes: int
+) -> tuple[cam_io.CamRecord, mask_io.SamMasks, str]:
+    cam_path = Path(cam_dir) / f"{image_id}.npz"
+    mask_path = Path(mask_dir) / f"{image_id}.json"
+    cam = cam_io.load_cam(cam_path)
+    masks = mask_io.load_sam_masks(mask_path)
+    if cam.fg_cls.size and int(cam.fg_cls.max()) >= num_classes:
+        raise ValueError(
+            f"{cam_path}: class ids {cam.fg_cls.tolist()} exceed the dataset's {num_classes} "
+            "classes; wrong dataset?"
+        )
+    return cam, masks, f"{cam_path} + {mask_path}"
+
+
+def _set_threads(threads: int) -> None:
+    if threads > 0:
+        import torch
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def _seed_one(
+    image_id: str,
+    cam_dir: str,
+    mask_dir: str,
+    out_dir: str,
+    options: SamsOptions,
+    palette: np.ndarray,
+    num_classes: int,
+    threads: int,
+) -> None:
+    """Per-image work of :func:`run_seeding` (module level, so worker processes can run it)."""
+    _set_threads(threads)
+    cam, masks, names = _load_pair(image_id, cam_dir, mask_dir, num_classes)
+    try:
+        result = sams_seed(cam, masks, options)
+    except ValueError as exc:
+        raise ValueError(f"{names}: {exc}") from exc
+    write_label_map(Path(out_dir) / f"{image_id}.png", result.seed, palette)
+
+
+def _check_existing(out_dir: Path, params: dict[str, Any]) -> None:
+    old = read_manifest(out_dir, required=False)
+    if old is None:
+        return
+    if old.format != SEEDS_FORMAT:
+        raise ManifestError(f"{out_dir}: holds {old.format!r} files, not seeds")
+    for key in ("options", "cam_dir", "mask_dir"):
+        if key not in old.params:
+            continue
+        same = (
+            old.params[key] == params[key]
+            if key == "options"
+            else Path(old.params[key]).resolve() == Path(params[key]).resolve()
+        )
+        if not same:
+            raise ValueError(
+                f"{out_dir}: existing seeds were made with {key}={old.params[key]!r}, this run "
+                f"has {params[key]!r}; delete the folder or choose another out_dir/--work-dir"
+            )
+
+
+def run_seeding(
+    cam_dir: str | os.PathLike,
+    mask_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    dataset: str,
+    split: str | None = None,
+    gamma: float | None = None,
+    norm_first: bool = True,
+    bg_method: BgMethod = "pow",
+    bg_thresh: float | None = None,
+    alpha: float | None = None,
+    priority: str | Sequence[str] = DEFAULT_PRIORITY,
+    gather: GatherMethod = "mean",
+    data_root: str | os.PathLike | None = None,
+    image_ids: Sequence[str] | None = None,
+    workers: int = 0,
+    progress: bool = True,
+    show_dir: str | os.PathLike | None = None,
+    num_show: int = 8,
+    config: str | os.PathLike | None = None,
+    tool: str = "tools/make_seeds.py",
+) -> StageReport:
+    """Write the SAMS seed of every image of a CAM folder.
+
+    Args:
+        cam_dir: folder of ``<id>.npz`` CAMs with a ``cams`` manifest.
+        mask_dir: folder of ``<id>.json`` SAM masks with a ``sam_masks`` manifest.
+        out_dir: seed folder (created); existing seeds are kept and skipped.
+        dataset: ``voc12``, ``coco14`` or ``custom`` (class names and palette).
+        split: expected split of both inputs (default: the CAM manifest's).
+        gamma, norm_first, bg_method, bg_thresh, alpha, priority, gather: SAMS settings, see
+            :class:`fma.seeding.sams.SamsOptions`. ``no_bg``/``alpha_bg`` need CAMs with a
+            background channel, which fma's CAM files do not have, so they are refused here.
+        data_root: dataset root; needed for ``custom`` and for the images of ``show_dir``.
+        image_ids: ids to seed (default: every CAM file).
+        workers: 0 runs in this process; N > 0 uses N worker processes (one torch thread each).
+        progress: show a progress bar.
+        show_dir: when set, write image | CAM | masks | seed panels of ``num_show`` images.
+        num_show: number of panels (evenly spaced over the ids).
+        config: config file recorded in the manifest.
+        tool: tool name recorded in the manifest.
+
+    Returns:
+        :class:`fma.stage.StageReport`; images that failed are listed there by id with the
+        error, the others are written.
+
+    Raises:
+        ValueError: invalid settings, or ``out_dir`` holds seeds made with other settings.
+        ManifestError: a missing or mismatching input manifest.
+        FileNotFoundError: a missing input folder, or ids without a CAM or mask file.
+    """
+    options = SamsOptions(
+        gamma=gamma, norm_first=norm_first, bg_method=bg_method, bg_thresh=bg_thresh,
+        alpha=alpha, priority=priority, gather=gather,  # type: ignore[arg-type]
+    )  # fmt: skip
+    if options.has_bg_channel:
+        raise ValueError(
+            f"bg_method={options.bg_method!r} needs CAMs with a background channel; fma CAM "
+            "files hold foreground channels only. Use 'pow' or 'thresh'."
+        )
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
+    cam_dir, mask_dir, out_dir = Path(cam_dir), Path(mask_dir), Path(out_dir)
+    for folder, what in ((cam_dir, "CAM"), (mask_dir, "SAM mask")):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: {what} folder not found")
+    class_names, palette = _label_space(dataset, data_root)
+    ds_key = DatasetLayout.of(dataset, data_root or ".").dataset
+    split, ids = _check_inputs(cam_dir, mask_dir, ds_key, split, class_names, image_ids)
+    params: dict[str, Any] = {
+        "method": "sams",
+        "options": options.to_dict(),
+        "cam_dir": str(cam_dir),
+        "mask_dir": str(mask_dir),
+        "complete": False,
+    }
+    _check_existing(out_dir, params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(
+        format=SEEDS_FORMAT, version=SEEDS_VERSION, count=0, dataset=ds_key, split=split,
+        class_names=class_names, producer=producer_info(tool, config), params=params,
+    )  # fmt: skip
+    write_manifest(out_dir, manifest)
+    report = run_per_image(
+        ids,
+        _seed_one,
+        (str(cam_dir), str(mask_dir), str(out_dir), options, palette, len(class_names),
+         1 if workers > 0 else 0),
+        output_path=lambda i: out_dir / f"{i}.png",
+        workers=workers,
+        desc=f"seeds {split or ''}".strip(),
+        progress=progress,
+    )  # fmt: skip
+    manifest.count = sum(1 for i in ids if (out_dir / f"{i}.png").is_file())
+    params.update(complete=report.ok and manifest.count == len(ids), images=len(ids))
+    write_manifest(out_dir, manifest)
+    if show_dir is not None and num_show > 0:
+        image_path = None
+        if data_root is not None:
+            layout = DatasetLayout.of(dataset, data_root)
+            image_path = lambda i: layout.image_path(split or "", i)  # noqa: E731
+        done = [i for i in ids if i not in report.failed]
+        step = max(1, len(done) // num_show)
+        write_seed_panels(
+            done[::step][:num_show], cam_dir, mask_dir, show_dir, options, palette,
+            image_path=image_path, num_classes=len(class_names),
+        )  # fmt: skip
+    return report
+
+
+def _load_rgb(path: Path | None, size_hw: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    if path is not None:
+        try:
+            with Image.open(path) as img:
+                rgb = img.convert("RGB")
+                if rgb.size != (size_hw[1], size_hw[0]):
+                    rgb = rgb.resize((size_hw[1], size_hw[0]), Image.BILINEAR)
+                return np.asarray(rgb)
+        except (OSError, ValueError):
+            pass
+    return np.full((*size_hw, 3), 128, dtype=np.uint8)
+
+
+def _mask_colors(k: int) -> np.ndarray:
+    """(k + 1, 3) uint8 distinct-looking colours; row 0 (no mask) is black."""
+    golden = (np.arange(k) * 0.618033988749895) % 1.0
+    hue = golden[:, None] * 6.0 - np.array([0.0, 2.0, 4.0])[None, :]
+    rgb = np.clip(np.abs((hue + 6.0) % 6.0 - 3.0) - 1.0, 0.0, 1.0)
+    rgb = np.concatenate([np.zeros((1, 3)), 0.35 + 0.65 * rgb])
+    return np.round(rgb * 255.0).astype(np.uint8)
+
+
+def write_seed_panels(
+    image_ids: Sequence[str],
+    cam_dir: str | os.PathLike,
+    mask_dir: str | os.PathLike,
+    show_dir: str | os.PathLike,
+    options: SamsOptions,
+    palette: np.ndarray,
+    *,
+    image_path: Callable[[str], Path] | None = None,
+    num_classes: int = 256,
+) -> list[Path]:
+    """Write ``<show_dir>/<id>.png``: image | CAM (max over classes) | masks | seed.
+
+    The CAM panel overlays the max over classes of the upsampled, ReLU'd and per-class min-max
+    normalised CAM; the masks panel colours each pixel by its top mask in painting order
+    (uncovered pixels keep the image); the seed panel colours the labels with ``palette``.
+    Without ``image_path`` (or an unreadable image) the image is mid-grey.
+
+    Returns:
+        Paths written.
+    """
+    from fma.seeding.sams import upsample_cam
+    from fma.visualization.panels import colorize, overlay, save_png, side_by_side
+
+    written = []
+    for image_id in image_ids:
+        cam, masks, _ = _load_pair(image_id, str(cam_dir), str(mask_dir), num_classes)
+        result = sams_seed(cam, masks, options)
+        H, W = masks.shape
+        img = _load_rgb(Path(image_path(image_id)) if image_path else None, (H, W))
+        up = np.maximum(upsample_cam(cam.cam, (H, W)), 0.0)
+        if up.shape[0]:
+            lo = up.min(axis=(1, 2), keepdims=True)
+            hi = up.max(axis=(1, 2), keepdims=True)
+            heat = ((up - lo) / (hi - lo + 1e-7)).max(axis=0)
+        else:
+            heat = np.zeros((H, W), np.float32)
+        top = top_mask(index_masks(masks.masks), result.order)
+        colours = _mask_colors(len(masks))[top + 1]
+        mask_rgb = np.round(0.5 * img + 0.5 * colours).astype(np.uint8)
+        mask_rgb[top < 0] = img[top < 0]
+        panel = side_by_side(
+            [img, overlay(img, heat.astype(np.float32)), mask_rgb, colorize(result.seed, palette)],
+            titles=[image_id, "CAM (max over classes)", f"{len(masks)} masks", "seed"],
+        )
+        path = Path(show_dir) / f"{image_id}.png"
+        save_png(path, panel)
+        written.append(path)
+    return written
+
+
+def _sweep_one(
+    image_id: str,
+    cam_dir: str,
+    mask_dir: str,
+    gt_dir: str,
+    options: list[SamsOptions],
+    num_classes: int,
+    threads: int,
+) -> np.ndarray:
+    """(G, C, C + 1) confusion matrices of one image for every option set."""
+    from fma.evaluation.confusion import confusion_matrix
+
+    _set_threads(threads)
+    cam, masks, _ = _load_pair(image_id, cam_dir, mask_dir, num_classes)
+    gt_path = Path(gt_dir) / f"{image_id}.png"
+    gt = read_label_map(gt_path, num_classes=num_classes)
+    if gt.shape != masks.shape:
+        raise ValueError(f"{gt_path}: ground truth is {gt.shape}, masks are {masks.shape}")
+    index = index_masks(masks.masks)
+    first = options[0]
+    score = mask_fg_scores(cam.cam, index, norm_first=first.norm_first, gather=first.gather)
+    out = np.zeros((len(options), num_classes, num_classes + 1), dtype=np.int64)
+    for g, opt in enumerate(options):
+        seed = seed_from_scores(index, score, cam.fg_cls, opt, levels=masks.levels).seed
+        out[g] = confusion_matrix(seed, gt, num_classes)
+    return out
+
+
+def sweep_gamma(
+    cam_dir: str | os.PathLike,
+    mask_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    gammas: Sequence[float],
+    *,
+    dataset: str,
+    split: str | None = None,
+    norm_first: bool = True,
+    priority: str | Sequence[str] = DEFAULT_PRIORITY,
+    gather: GatherMethod = "mean",
+    data_root: str | os.PathLike | None = None,
+    image_ids: Sequence[str] | None = None,
+    workers: int = 0,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Score SAMS seeds (``bg_method="pow"``) for several ``gamma`` against ground truth.
+
+    Analysis only: it reads ground truth, writes nothing, and does not choose a value. The
+    gamma-independent mask scores are computed once per image.
+
+    Args:
+        cam_dir, mask_dir: inputs as in :func:`run_seeding`.
+        gt_dir: folder of ``<id>.png`` ground-truth label maps.
+        gammas: background exponents to score.
+        dataset, split, norm_first, priority, gather, data_root, image_ids: as in
+            :func:`run_seeding`.
+        workers: 0 in this process, N > 0 worker processes.
+        progress: show a progress bar.
+
+    Returns:
+        One dict per gamma, in the given order: ``{"gamma": g, "mIoU": ..., "metrics": ...}``
+        with the metrics of :func:`fma.evaluation.confusion.metrics_from_confusion`.
+    """
+    from tqdm import tqdm
+
+    from fma.evaluation.confusion import metrics_from_confusion
+
+    if not gammas:
+        raise ValueError("gammas is empty; give at least one value")
+    options = [
+        SamsOptions(gamma=g, norm_first=norm_first, priority=priority, gather=gather)  # type: ignore[arg-type]
+        for g in gammas
+    ]
+    cam_dir, mask_dir, gt_dir = Path(cam_dir), Path(mask_dir), Path(gt_dir)
+    if not gt_dir.is_dir():
+        raise FileNotFoundError(f"{gt_dir}: ground-truth folder not found")
+    class_names, _ = _label_space(dataset, data_root)
+    ds_key = DatasetLayout.of(dataset, data_root or ".").dataset
+    _, ids = _check_inputs(cam_dir, mask_dir, ds_key, split, class_names, image_ids)
+    C = len(class_names)
+    args = (str(cam_dir), str(mask_dir), str(gt_dir), options, C, 1 if workers > 0 else 0)
+    total = np.zeros((len(options), C, C + 1), dtype=np.int64)
+    bar = tqdm(total=len(ids), desc="gamma sweep", unit="img", disable=not progress)
+    try:
+        if workers > 0 and len(ids) > 1:
+            import multiprocessing as mp
+
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_sweep_one, i, *args) for i in ids]
+                for fut in futures:
+                    total += fut.result()
+                    bar.update(1)
+        else:
+            for i in ids:
+                total += _sweep_one(i, *args)
+                bar.update(1)
+    finally:
+        bar.close()
+    rows = []
+    for g, cm in zip(gammas, total, strict=True):
+        metrics = metrics_from_confusion(cm, class_names)
+        rows.append({"gamma": float(g), "mIoU": metrics["mIoU"], "metrics": metrics})
+    return rows

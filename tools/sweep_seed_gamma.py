@@ -1,0 +1,101 @@
+"""Analysis: score SAMS seeds for a grid of background exponents gamma against ground truth.
+
+Reads the same config as tools/make_seeds.py (its ``seeding`` section gives the CAM and mask
+folders, dataset, split, norm_first, priority), computes the seeds for every gamma in memory
+and prints one row per gamma (mIoU, background IoU, mean foreground IoU, pixel accuracy). It
+writes no seeds and picks nothing: production seeding uses the gamma fixed in its config.
+Exit codes: 0 success, 1 evaluation error (message on stderr), 2 bad arguments.
+
+Example::
+
+    python tools/sweep_seed_gamma.py configs/seeding/sams-coarse_coco14.py \\
+        --gammas 0.3 0.4 0.5 --data-root data/coco2014
+"""
+
+import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mmengine.config import Config, DictAction
+
+from fma.datasets import DatasetLayout
+from fma.io import ManifestError, write_json_atomic
+from fma.seeding.seeds_run import sweep_gamma
+
+PASSED = ("cam_dir", "mask_dir", "dataset", "split", "norm_first", "priority", "gather")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("config", type=Path, help="seeding config file (configs/seeding/*.py)")
+    p.add_argument("--gammas", type=float, nargs="+", required=True, help="exponents to score")
+    p.add_argument("--data-root", type=Path, help="dataset root (default: seeding.data_root)")
+    p.add_argument("--gt-dir", type=Path, help="ground-truth folder (default: the layout's)")
+    p.add_argument(
+        "--cfg-options", nargs="+", action=DictAction, default={},
+        help="override config entries, e.g. seeding.norm_first=False",
+    )  # fmt: skip
+    p.add_argument(
+        "--workers", type=int, default=min(8, os.cpu_count() or 1),
+        help="CPU worker processes (0: run in this process)",
+    )  # fmt: skip
+    p.add_argument("--json", type=Path, help="write the rows (with per-class IoU) here")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = p.parse_args(argv)
+    if not args.config.is_file():
+        p.error(f"config {args.config} does not exist")
+    if args.workers < 0:
+        p.error("--workers must be >= 0")
+    return args
+
+
+def _fmt(x: float | None) -> str:
+    return "     -" if x is None else f"{x:6.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    seeding = cfg.get("seeding", {})
+    data_root = args.data_root or seeding.get("data_root")
+    kwargs = {k: seeding[k] for k in PASSED if k in seeding}
+    if args.gt_dir is not None:
+        gt_dir = args.gt_dir
+    elif data_root is not None and kwargs.get("split"):
+        gt_dir = DatasetLayout.of(kwargs["dataset"], data_root).labels_dir(kwargs["split"])
+    else:
+        print("error: give --gt-dir, or --data-root and seeding.split", file=sys.stderr)
+        return 2
+    try:
+        rows = sweep_gamma(
+            gt_dir=gt_dir, gammas=args.gammas, data_root=data_root, workers=args.workers,
+            progress=not args.no_progress, **kwargs,
+        )  # fmt: skip
+    except (ValueError, FileNotFoundError, ManifestError, KeyError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"SAMS gamma sweep against {gt_dir} (analysis only; nothing is selected)")
+    print(f"{'gamma':>6}  {'mIoU':>6}  {'bg IoU':>6}  {'fg mIoU':>7}  {'aAcc':>6}")
+    for row in rows:
+        ious = list(row["metrics"]["IoU"].values())
+        fg = [v for v in ious[1:] if v is not None]
+        fg_mean = sum(fg) / len(fg) if fg else None
+        print(
+            f"{row['gamma']:6.2f}  {_fmt(row['mIoU'])}  {_fmt(ious[0])}  "
+            f"{_fmt(fg_mean):>7}  {_fmt(row['metrics']['aAcc'])}"
+        )
+    if args.json is not None:
+        write_json_atomic(
+            args.json, {"config": str(args.config), "gt_dir": str(gt_dir), "rows": rows}
+        )
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
