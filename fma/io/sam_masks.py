@@ -93,7 +93,12 @@ def _rle_areas(rles: list[dict[str, Any]]) -> np.ndarray:
         else r
         for r in rles
     ]
-    return np.asarray(_mask_utils().area(coded), dtype=np.int64).reshape(-1)
+    # pycocotools' area() overflows a uint8 counter under numpy 2 for more than 255 RLEs.
+    area = _mask_utils().area
+    parts = [
+        np.asarray(area(coded[i : i + 255]), dtype=np.int64) for i in range(0, len(coded), 255)
+    ]
+    return np.concatenate(parts).reshape(-1)
 
 
 def make_record(

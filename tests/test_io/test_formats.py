@@ -122,6 +122,12 @@ def test_sam_mask_file_roundtrip_and_errors(tmp_path):
     (tmp_path / "junk.json").write_text("{not json")
     with pytest.raises(SamMaskError, match="junk.json"):
         load_sam_masks(tmp_path / "junk.json")
+    many = rng.random((300, 4, 5)) > 0.5  # more than 255 masks in one file
+    recs = [make_record(r, area=0, bbox=[0, 0, 5, 4]) for r in encode_rle(many)]
+    save_sam_masks(tmp_path / "many.json", "many", 4, 5, recs)
+    got = load_sam_masks(tmp_path / "many.json")
+    assert np.array_equal(got.masks, many)
+    assert got.areas.tolist() == many.reshape(300, -1).sum(1).tolist()
     empty = tmp_path / "empty.json"
     save_sam_masks(empty, "empty", 6, 8, [])
     assert load_sam_masks(empty).masks.shape == (0, 6, 8)
