@@ -1,0 +1,590 @@
+"""Generate SAM (or superpixel) masks for a dataset split or a folder of images.
+
+:func:`run_sam_masks` is the library function behind ``tools/gen_sam_masks.py``. It writes one
+``<image_id>.json`` per image (format ``fma.io.sam_masks``) into ``<work_dir>/masks/<split>/``
+plus a ``manifest.json`` (format version, mask source, preset and its settings, model type,
+checkpoint path and sha256, dataset, split, counts), and optionally one PNG per image with the
+masks coloured per level (``show_dir``).
+
+Behaviour: images whose JSON exists are skipped (files are written atomically, so an existing
+file is complete); an image that fails (unreadable, too small, ...) is reported by name and the
+run goes on; the returned report lists failures (the tool then exits non-zero). Work can be
+split into disjoint shards of the id list: ``shard=(i, n)`` for independent processes and/or
+``launcher="pytorch"`` (torch.distributed with gloo, rank and world size from torchrun's
+environment variables). A rerun into a folder written with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from fma.datasets.layout import IMAGE_SUFFIXES, DatasetLayout
+from fma.io.manifest import Manifest, producer_info, read_manifest, write_manifest
+from fma.io.sam_masks import (
+    FORMAT,
+    VERSION,
+    SamMasks,
+    decode_rle,
+    read_sam_records,
+    save_sam_masks,
+)
+from fma.sam.presets import get_preset, get_superpixel_preset
+from fma.stage import StageReport, run_per_image, shard_ids
+
+__all__ = [
+    "SamRunResult",
+    "level_panel",
+    "masks_dir",
+    "parse_shard",
+    "read_image_rgb",
+    "run_sam_masks",
+    "write_level_panels",
+]
+
+SOURCES = ("sam", "superpixels")
+TOOL = "tools/gen_sam_masks.py"
+# Manifest params that must match for a rerun to add files to an existing folder.
+_SETTING_KEYS = ("mask_source", "preset_settings", "model_type", "checkpoint_sha256")
+
+
+@dataclasses.dataclass
+class SamRunResult:
+    """What :func:`run_sam_masks` did in this process."""
+
+    out_dir: Path  # folder of the JSON files
+    report: StageReport  # done/skipped: this process; failed: all processes
+    rank: int = 0  # torch.distributed rank (0 without a launcher)
+    world_size: int = 1  # torch.distributed world size
+    n_images: int = 0  # images in the whole split (all shards)
+    manifest_written: bool = False  # this process wrote manifest.json at the end
+
+
+def masks_dir(work_dir: str | os.PathLike, split: str) -> Path:
+    """``<work_dir>/masks/<split>``: where the mask files of a split go."""
+    return Path(work_dir) / "masks" / split
+
+
+def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int]:
+    """``"i/n"`` or ``(i, n)`` -> ``(i, n)``; None -> ``(0, 1)``.
+
+    Raises:
+        ValueError: malformed, or not ``0 <= i < n``.
+    """
+    if shard is None:
+        return 0, 1
+    if isinstance(shard, str):
+        parts = shard.split("/")
+        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"shard {shard!r}: expected 'i/n', e.g. '0/4'")
+        index, count = int(parts[0]), int(parts[1])
+    else:
+        index, count = (int(v) for v in shard)
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: need 0 <= i < n")
+    return index, count
+
+
+# ----------------------------------------------------------------------------------------
+# image reading
+# ----------------------------------------------------------------------------------------
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Scale a grey/colour array of any numeric dtype to uint8."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == bool:
+        return arr.astype(np.uint8) * 255
+    if arr.dtype.kind == "u" and arr.dtype.itemsize == 2:
+        return np.round(arr / 257.0).astype(np.uint8)
+    a = arr.astype(np.float64)
+    lo, hi = float(np.nanmin(a)) if a.size else 0.0, float(np.nanmax(a)) if a.size else 0.0
+    if lo >= 0 and hi <= 1.0 and np.issubdtype(arr.dtype, np.floating):
+        a = a * 255.0
+    elif lo >= 0 and hi <= 255:
+        pass
+    elif lo >= 0 and hi <= 65535:
+        a = a / 257.0
+    else:
+        a = (a - lo) / max(hi - lo, 1e-12) * 255.0
+    return np.clip(np.round(np.nan_to_num(a)), 0, 255).astype(np.uint8)
+
+
+def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an image as (H, W, 3) uint8 RGB, whatever its PIL mode.
+
+    Grey (``L``, ``1``, ``I;16``, ``I``, ``F``) is repeated to three channels, with 16-bit and
+    wider values scaled to 0..255; palette images are expanded through their palette; alpha
+    (``LA``, ``RGBA``, ``PA``) is dropped; CMYK and YCbCr are converted by PIL. EXIF orientation
+    is not applied, so masks align with label maps read the same way.
+
+    Raises:
+        FileNotFoundError: no such file.
+        OSError: unreadable or truncated image (PIL's error, with the path).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image not found")
+    with Image.open(path) as img:
+        img.load()
+        mode = img.mode
+        if mode == "RGB":
+            arr = np.asarray(img)
+        elif mode in ("1", "L", "I", "F") or mode.startswith("I;"):
+            grey = _to_uint8(np.asarray(img))
+            arr = np.repeat(grey[:, :, None], 3, axis=2)
+        elif mode in ("LA", "La"):
+            arr = np.repeat(np.asarray(img.getchannel("L"))[:, :, None], 3, axis=2)
+        elif mode in ("P", "PA"):  # through RGBA so that palette transparency is handled
+            arr = np.asarray(img.convert("RGBA").convert("RGB"))
+        else:  # RGBA, RGBa, RGBX, CMYK, YCbCr, LAB, HSV
+            arr = np.asarray(img.convert("RGB"))
+    arr = np.ascontiguousarray(arr)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:  # pragma: no cover
+        raise OSError(f"{path}: could not convert PIL mode {mode!r} to RGB")
+    return arr
+
+
+# ----------------------------------------------------------------------------------------
+# visualisation
+# ----------------------------------------------------------------------------------------
+def _mask_palette(n: int = 255, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(40, 256, size=(n, 3), dtype=np.uint8)
+
+
+_LEVEL_NAMES = {0: "sub-part", 1: "part", 2: "whole", -1: "masks"}
+
+
+def level_panel(image: np.ndarray, masks: SamMasks, alpha: float = 0.6) -> np.ndarray:
+    """Image plus one overlay per level, each mask in its own colour (smaller masks on top).
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        masks: decoded masks of the image.
+        alpha: overlay weight.
+
+    Returns:
+        (H', W', 3) uint8 strip: the image, then levels in increasing order, titled with the
+        level name and mask count.
+    """
+    from fma.visualization.panels import overlay, side_by_side
+
+    palette = _mask_palette()
+    panels, titles = [image], ["image"]
+    levels = sorted(set(masks.levels.tolist()) | {0, 1, 2}) if len(masks) else [0, 1, 2]
+    for level in levels:
+        sel = np.nonzero(masks.levels == level)[0]
+        label = np.full(image.shape[:2], 255, dtype=np.int64)
+        if sel.size:
+            order = sel[np.argsort(masks.areas[sel], kind="stable")]  # smallest first
+            stack = masks.masks[order]
+            covered = stack.any(0)
+            first = stack.argmax(0)  # smallest mask covering each pixel
+            label[covered] = order[first[covered]] % 254
+        panels.append(overlay(image, label, palette, alpha))
+        titles.append(f"{level} {_LEVEL_NAMES.get(level, '')} ({sel.size})")
+    return side_by_side(panels, titles)
+
+
+def _load_masks(path: Path) -> SamMasks:
+    """Decoded masks of a file; areas from the dense masks (any number of masks)."""
+    doc = read_sam_records(path)
+    recs = doc["masks"]
+    masks = decode_rle([r["segmentation"] for r in recs], int(doc["height"]), int(doc["width"]))
+    return SamMasks(
+        masks=masks,
+        levels=np.asarray([r.get("level", -1) for r in recs], dtype=np.int8).reshape(-1),
+        predicted_iou=np.asarray([r.get("predicted_iou", 1.0) for r in recs], np.float32),
+        stability_score=np.asarray([r.get("stability_score", 1.0) for r in recs], np.float32),
+        areas=masks.reshape(len(recs), -1).sum(1).astype(np.int64),
+        image_id=str(doc.get("image_id", path.stem)),
+    )
+
+
+def write_level_panels(
+    out_dir: str | os.PathLike,
+    image_ids: Sequence[str],
+    image_path: Any,
+    show_dir: str | os.PathLike,
+    num_show: int | None = None,
+) -> list[Path]:
+    """Write ``<show_dir>/<id>.png`` (:func:`level_panel`) for ids whose mask file exists.
+
+    Args:
+        out_dir: folder of the mask JSON files.
+        image_ids: candidate ids, in order.
+        image_path: callable id -> image path.
+        show_dir: output folder.
+        num_show: at most this many panels (None: all).
+    """
+    from fma.visualization.panels import save_png
+
+    written: list[Path] = []
+    for image_id in image_ids:
+        if num_show is not None and len(written) >= num_show:
+            break
+        src = Path(out_dir) / f"{image_id}.json"
+        if not src.is_file():
+            continue
+        panel = level_panel(read_image_rgb(image_path(image_id)), _load_masks(src))
+        dst = Path(show_dir) / f"{image_id}.png"
+        save_png(dst, panel)
+        written.append(dst)
+    return written
+
+
+# ----------------------------------------------------------------------------------------
+# distributed helpers
+# ----------------------------------------------------------------------------------------
+def _init_dist(launcher: str, timeout_s: float) -> tuple[int, int, int, bool]:
+    """(rank, world_size, local_rank, created); for 'pytorch', joins the existing process group
+    or creates one (gloo on CPU, nccl with CUDA) from torchrun's environment."""
+    if launcher == "none":
+        return 0, 1, 0, False
+    if launcher != "pytorch":
+        raise ValueError(f"launcher must be 'none' or 'pytorch', got {launcher!r}")
+    import torch
+    import torch.distributed as dist
+
+    missing = [
+        k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ
+    ]
+    if missing:
+        raise ValueError(
+            f"launcher='pytorch' needs torchrun's environment ({', '.join(missing)} unset); "
+            "start with: torchrun --nproc_per_node N tools/gen_sam_masks.py CONFIG "
+            "--launcher pytorch"
+        )
+    created = not dist.is_initialized()
+    if created:
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend, timeout=_dt.timedelta(seconds=timeout_s))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    return dist.get_rank(), dist.get_world_size(), local_rank, created
+
+
+def _gather_failures(failed: dict[str, str], world_size: int) -> dict[str, str]:
+    if world_size == 1:
+        return dict(failed)
+    import torch.distributed as dist
+
+    parts: list[Any] = [None] * world_size
+    dist.all_gather_object(parts, failed)
+    merged: dict[str, str] = {}
+    for part in parts:
+        merged.update(part or {})
+    return merged
+
+
+# ----------------------------------------------------------------------------------------
+# the run
+# ----------------------------------------------------------------------------------------
+def _folder_ids(image_dir: Path) -> tuple[list[str], dict[str, Path]]:
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir}: image folder not found")
+    paths: dict[str, Path] = {}
+    for p in sorted(image_dir.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.stem in paths:
+                raise ValueError(
+                    f"{image_dir}: two images share the id {p.stem!r} ({paths[p.stem].name}, "
+                    f"{p.name}); rename one"
+                )
+            paths[p.stem] = p
+    return list(paths), paths
+
+
+def _resolve_device(device: str, local_rank: int) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+
+
+class _ImageJob:
+    """Per-image work: read, generate, write (called by :func:`fma.stage.run_per_image`)."""
+
+    def __init__(self, generator: Any, out_dir: Path, image_path: Any, min_side: int) -> None:
+        self.generator = generator
+        self.out_dir = out_dir
+        self.image_path = image_path
+        self.min_side = min_side
+
+    def __call__(self, image_id: str) -> None:
+        try:
+            image = read_image_rgb(self.image_path(image_id))
+            h, w = image.shape[:2]
+            if min(h, w) < self.min_side:
+                raise ValueError(
+                    f"image is {w}x{h} px, smaller than min_image_side={self.min_side}"
+                )
+            records = self.generator.generate(image)
+            save_sam_masks(self.out_dir / f"{image_id}.json", image_id, h, w, records)
+        except Exception as exc:
+            from tqdm import tqdm
+
+            tqdm.write(f"FAILED {image_id}: {type(exc).__name__}: {exc}")
+            raise
+
+
+def _call_job(image_id: str, job: _ImageJob) -> None:
+    job(image_id)
+
+
+def run_sam_masks(
+    work_dir: str | os.PathLike,
+    *,
+    split: str | None = None,
+    dataset: str | None = None,
+    data_root: str | os.PathLike | None = None,
+    image_dir: str | os.PathLike | None = None,
+    image_ids: Sequence[str] | None = None,
+    source: str = "sam",
+    preset: str | None = None,
+    preset_overrides: Mapping[str, Any] | None = None,
+    model_type: str = "vit_h",
+    checkpoint: str | os.PathLike | None = None,
+    download: bool = False,
+    tiny_seed: int = 0,
+    device: str = "auto",
+    min_image_side: int = 8,
+    shard: str | Sequence[int] | None = None,
+    launcher: str = "none",
+    show_dir: str | os.PathLike | None = None,
+    num_show: int | None = None,
+    progress: bool = True,
+    config_path: str | os.PathLike | None = None,
+    dist_timeout_s: float = 4 * 3600.0,
+) -> SamRunResult:
+    """Generate masks for every image of a split (or folder) that has no mask file yet.
+
+    Args:
+        work_dir: run folder; masks go to ``<work_dir>/masks/<split>/``.
+        split: split name (dataset mode: required; folder mode: default ``"all"``).
+        dataset: ``voc12``, ``coco14`` or ``custom`` (with ``data_root``), or None with
+            ``image_dir``.
+        data_root: dataset root (see :class:`fma.datasets.layout.DatasetLayout`).
+        image_dir: a folder of images instead of a dataset (ids = file stems).
+        image_ids: restrict to these ids (in this order).
+        source: ``"sam"`` or ``"superpixels"``.
+        preset: preset name; default ``"fma"`` for SAM, ``"felzenszwalb"`` for superpixels.
+        preset_overrides: preset fields to change, e.g. ``{"points_per_batch": 32}``.
+        model_type: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny`` (random test model).
+        checkpoint: SAM weights file (default: ``checkpoints/<official name>``).
+        download: fetch the official checkpoint when missing (needs internet).
+        tiny_seed: seed of the ``tiny`` model.
+        device: torch device, or ``"auto"`` (CUDA of the local rank when available, else CPU).
+        min_image_side: images with a shorter side are reported as failures.
+        shard: ``"i/n"`` or ``(i, n)``: process only the i-th of n disjoint shards.
+        launcher: ``"none"`` or ``"pytorch"`` (torch.distributed; shards by rank).
+        show_dir: write level panels (PNG) of this process's images here.
+        num_show: at most this many panels per process (None: all).
+        progress: tqdm progress bar with ETA.
+        config_path: config file, recorded in the manifest.
+        dist_timeout_s: timeout of the distributed barrier/collectives.
+
+    Returns:
+        :class:`SamRunResult`.
+
+    Raises:
+        ValueError: bad arguments, or the output folder holds masks made with other settings.
+        FileNotFoundError: missing split file, image folder or checkpoint.
+    """
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    shard_index, shard_count = parse_shard(shard)
+    if source == "sam":
+        preset_obj: Any = get_preset(preset or "fma", **dict(preset_overrides or {}))
+    else:
+        preset_obj = get_superpixel_preset(preset or "felzenszwalb", **dict(preset_overrides or {}))
+    images = _resolve_images(dataset, data_root, split, image_dir, image_ids)
+    out_dir = masks_dir(work_dir, images.split)
+    rank, world, local_rank, own_group = _init_dist(launcher, dist_timeout_s)
+    ids = shard_ids(shard_ids(images.ids, shard_index, shard_count), rank, world)
+
+    # Settings recorded in (and checked against) the manifest.
+    ckpt_path: Path | None = None
+    if source == "sam" and model_type != "tiny":
+        from fma.sam.builder import resolve_checkpoint
+
+        ckpt_path = resolve_checkpoint(model_type, checkpoint, download=download)
+    params = _manifest_params(source, preset_obj, model_type, ckpt_path, tiny_seed)
+    params.update(
+        image_dir=str(image_dir) if image_dir is not None else None,
+        data_root=str(data_root) if data_root is not None else None,
+        world_size=world,
+        shard=f"{shard_index}/{shard_count}" if shard_count > 1 else None,
+    )
+    _check_settings(out_dir, params)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        _write_manifest(out_dir, images, params, config_path, finished=False, failed=0)
+
+    generator = _make_generator(source, preset_obj, model_type, ckpt_path, device, local_rank,
+                                tiny_seed)  # fmt: skip
+    where = f" [rank {rank}/{world}]" if world > 1 else ""
+    where += f" [shard {shard_index}/{shard_count}]" if shard_count > 1 else ""
+    report = run_per_image(
+        ids,
+        _call_job,
+        (_ImageJob(generator, out_dir, images.path, min_image_side),),
+        output_path=lambda i: out_dir / f"{i}.json",
+        desc=f"{source} masks {images.split}{where}",
+        progress=progress,
+    )
+    report.failed = _gather_failures(report.failed, world)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # every shard is done before the final manifest
+    if rank == 0:
+        _write_manifest(out_dir, images, params, config_path, finished=True,
+                        failed=len(report.failed))  # fmt: skip
+    if show_dir is not None:
+        write_level_panels(out_dir, ids, images.path, show_dir, num_show)
+    if world > 1:
+        dist.barrier()
+    if own_group:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return SamRunResult(out_dir, report, rank, world, len(images.ids), rank == 0)
+
+
+@dataclasses.dataclass
+class _Images:
+    """The images of a run: ids in order, id -> path, dataset key and split name."""
+
+    ids: list[str]
+    path: Callable[[str], Path]
+    dataset: str
+    split: str
+
+
+def _resolve_images(
+    dataset: str | None,
+    data_root: str | os.PathLike | None,
+    split: str | None,
+    image_dir: str | os.PathLike | None,
+    image_ids: Sequence[str] | None,
+) -> _Images:
+    if (image_dir is None) == (dataset is None):
+        raise ValueError("give exactly one of dataset (+ data_root) and image_dir")
+    if dataset is not None:
+        if data_root is None or split is None:
+            raise ValueError("dataset mode needs data_root and split")
+        layout = DatasetLayout.of(dataset, data_root)
+        split_name = split
+        images = _Images(
+            layout.image_ids(split),
+            lambda i: layout.image_path(split_name, i),
+            layout.dataset,
+            split,
+        )
+    else:
+        ids, paths = _folder_ids(Path(image_dir))  # type: ignore[arg-type]
+        images = _Images(ids, paths.__getitem__, "folder", split or "all")
+    if image_ids is not None:
+        known = set(images.ids)
+        unknown = [i for i in image_ids if i not in known]
+        if unknown:
+            raise ValueError(f"{len(unknown)} ids not in the split, e.g. {unknown[:3]}")
+        images.ids = list(image_ids)
+    return images
+
+
+def _manifest_params(
+    source: str, preset: Any, model_type: str, ckpt_path: Path | None, tiny_seed: int
+) -> dict[str, Any]:
+    settings = _jsonable(dataclasses.asdict(preset))
+    settings.pop("description", None)
+    sha = None
+    if ckpt_path is not None:
+        from fma.sam.builder import verify_checkpoint
+
+        sha = verify_checkpoint(ckpt_path, None)
+    return {
+        "mask_source": source,
+        "preset": preset.name,
+        "preset_settings": settings,
+        "model_type": model_type if source == "sam" else None,
+        "checkpoint": str(ckpt_path) if ckpt_path is not None else None,
+        "checkpoint_sha256": sha,
+        "tiny_seed": tiny_seed if source == "sam" and model_type == "tiny" else None,
+    }
+
+
+def _write_manifest(
+    out_dir: Path,
+    images: _Images,
+    params: Mapping[str, Any],
+    config_path: str | os.PathLike | None,
+    *,
+    finished: bool,
+    failed: int,
+) -> None:
+    count = sum((out_dir / f"{i}.json").is_file() for i in images.ids)
+    p = dict(params)
+    p.update(n_images=len(images.ids), n_written=count, n_failed=failed)
+    p.update(complete=count == len(images.ids), finished=finished)
+    manifest = Manifest(
+        format=FORMAT,
+        version=VERSION,
+        count=count,
+        dataset=images.dataset,
+        split=images.split,
+        producer=producer_info(TOOL, config_path),
+        params=p,
+    )
+    write_manifest(out_dir, manifest)
+
+
+def _make_generator(
+    source: str,
+    preset: Any,
+    model_type: str,
+    ckpt_path: Path | None,
+    device: str,
+    local_rank: int,
+    tiny_seed: int,
+) -> Any:
+    if source == "superpixels":
+        from fma.sam.superpixels import SuperpixelGenerator
+
+        return SuperpixelGenerator.from_preset(preset)
+    from fma.sam.builder import build_sam
+    from fma.sam.generator import FmaMaskGenerator
+
+    dev = _resolve_device(device, local_rank)
+    sam = build_sam(model_type, ckpt_path, device=dev, tiny_seed=tiny_seed)
+    return FmaMaskGenerator(sam, **preset.generator_kwargs())
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def _check_settings(out_dir: Path, params: Mapping[str, Any]) -> None:
+    """Refuse to add files to a folder whose manifest records other settings."""
+    existing = read_manifest(out_dir, format=FORMAT, required=False)
+    if existing is None:
+        return
+    for key in _SETTING_KEYS:
+        old, new = existing.params.get(key), params.get(key)
+        if old != new:
+            raise ValueError(
+                f"{out_dir}: its masks were made with {key}={old!r}, this run has {new!r}. "
+                "Use another --work-dir, or delete the folder to start over."
+            )
