@@ -1,0 +1,41 @@
+# Stage I data on COCO14 (tools/train.py, tools/test.py). Consumes the COCO folder written by
+# tools/prepare_coco.py (train2014 images, cls_labels/train.json). Training: random crops of
+# train; inference: full train images rounded up to multiples of 16, CAM mIoU against the GT.
+dataset_type = "COCOClsDataset"
+data_root = "data/coco2014"
+train_pipeline = [
+    dict(type="LoadImage"),
+    dict(type="RandomColorJitter"),
+    dict(type="RandomRescale", low=318, high=530, short_min=224),
+    dict(type="RandomCrop", size=224),
+    dict(type="RandomFlip", prob=0.5),
+    dict(type="PackClsInputs"),
+]
+test_pipeline = [
+    dict(type="LoadImage"),
+    dict(type="ResizeToMultiple", divisor=16),
+    dict(type="PackClsInputs"),
+]
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type="InfiniteSampler", shuffle=True, seed=0),
+    dataset=dict(type=dataset_type, data_root=data_root, split="train", pipeline=train_pipeline),
+)
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=False,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split="train",
+        with_gt=True,
+        test_mode=True,
+        pipeline=test_pipeline,
+    ),
+)
+test_evaluator = dict(type="CAMMetric", dataset="coco14")
+test_cfg = dict(type="TestLoop")

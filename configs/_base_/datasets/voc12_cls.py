@@ -1,0 +1,43 @@
+# Stage I data on VOC12 (tools/train.py, tools/test.py). Consumes data/VOCdevkit/VOC2012 with
+# cls_labels/train_aug.json (tools/prepare_voc.py). Training: random crops of train_aug;
+# inference: full train_aug images rounded up to multiples of 16, CAM mIoU against the GT.
+dataset_type = "VOCClsDataset"
+data_root = "data/VOCdevkit/VOC2012"
+train_pipeline = [
+    dict(type="LoadImage"),
+    dict(type="RandomColorJitter"),
+    dict(type="RandomRescale", low=288, high=480, short_min=224),
+    dict(type="RandomCrop", size=224),
+    dict(type="RandomFlip", prob=0.5),
+    dict(type="PackClsInputs"),
+]
+test_pipeline = [
+    dict(type="LoadImage"),
+    dict(type="ResizeToMultiple", divisor=16),
+    dict(type="PackClsInputs"),
+]
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type="InfiniteSampler", shuffle=True, seed=0),
+    dataset=dict(
+        type=dataset_type, data_root=data_root, split="train_aug", pipeline=train_pipeline
+    ),
+)
+test_dataloader = dict(
+    batch_size=1,
+    num_workers=2,
+    persistent_workers=False,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        split="train_aug",
+        with_gt=True,
+        test_mode=True,
+        pipeline=test_pipeline,
+    ),
+)
+test_evaluator = dict(type="CAMMetric", dataset="voc12")
+test_cfg = dict(type="TestLoop")

@@ -1,0 +1,18 @@
+# Frozen CLIP ViT-B/16 + CoOp prompts (method-fma 3), the classification-task defaults.
+# Consumes CLIP weights: the open_clip tag "openai" (download) or a local file via
+# --cfg-options model.clip.pretrained=/path/to/ViT-B-16.pt. Produces prompt checkpoints / CAMs.
+model = dict(
+    type="PromptCLIP",
+    clip=dict(model_name="ViT-B-16", pretrained="openai", quick_gelu=True),
+    dataset="voc12",
+    bg_prompts="clip",
+    n_ctx=16,
+    csc=False,
+    class_token_position="end",
+    ctx_std=0.015,
+    ctx_seed=0,
+    cls_loss_weight=1.0,
+    act_loss_weights=(0.0, 0.0),
+    att_layers=8,
+    caa=dict(sinkhorn_iters=1, power=2, box_thresh=0.4, apply_to="score"),
+)

@@ -1,0 +1,255 @@
+"""Softmax-GradCAM on CLIP ViT tokens (method-fma 3.6, FMA-WSSS ``GradCAMCLIP.forward``).
+
+Shape shorthand:
+
+* ``N``: images in the batch; ``L = 1 + h*w`` tokens per image (CLS first); ``D``: token width.
+* ``F``: foreground prompts; ``B``: background prompts; ``G = F + B`` (foreground first).
+* ``P``: positive (image, foreground class) pairs of the batch, in row-major order of the label
+  matrix (image by image, classes ascending).
+
+For each positive pair ``(n, c)``:
+
+1. ``p_{n,c}`` = masked softmax of the logits over the present foreground classes of image ``n``
+   and all background prompts (:func:`masked_softmax`, +1e-5 in the denominator).
+2. ``w_{c,d}`` = mean over patch tokens (CLS excluded) of ``d p_{n,c} / d A_{n,x,d}`` where ``A``
+   is the ``ln_1`` output of the last ViT block.
+3. ``CAM_c(x) = sum_d A_{n,x,d} w_{c,d}`` on the patch tokens, reshaped to ``(h, w)``; no ReLU,
+   no normalisation. ``A`` is detached in this product; with ``create_graph=True`` the weights
+   ``w`` keep their graph, so a loss on the CAM trains whatever the head depends on (prompts).
+
+The model part after ``A`` is given as a *head* ``head(act_rows, img_rows) -> logits``: it maps
+(M, L, D) activation rows, row ``k`` belonging to image ``img_rows[k]``, to (M, G) logits (for
+CLIP: the last block re-run from ``ln_1`` with the residual of that image, patch-mean pooling,
+cosine logits against fixed text features). Each row must depend only on its own activation.
+
+All positives are differentiated in **one** ordinary backward call (``batching="rows"``, the
+default): the head runs once on one copy of image ``n``'s activation per positive pair (plus one
+row per image without positives, for the returned logits), and the gradient of the sum of the
+pairs' probabilities w.r.t. these rows gives every pair's gradient at once. Compared with a
+loop of backward calls this adds ``P - N`` rows to the head's forward (FLOP-bound on CPU:
+about break-even for ViT-B/16) but replaces ``P`` small backward calls by one batched call.
+``batching="vmap"`` uses ``torch.autograd.grad(..., is_grads_batched=True)`` over "slots"
+instead (the j-th positive of every image shares slot j), as the original code does; PyTorch's
+legacy vmap has no batching rule for layer-norm / softmax backward and loops internally.
+:func:`softmax_gradcam_loop` is the per-pair reference used in tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import torch
+
+__all__ = [
+    "GradCAMOutput",
+    "HeadFn",
+    "masked_softmax",
+    "positive_pairs",
+    "softmax_gradcam",
+    "softmax_gradcam_loop",
+]
+
+#: ``head(act_rows, img_rows) -> logits``: (M, L, D) activations of images ``img_rows`` (M,)
+#: to (M, G) logits; row k may depend only on ``act_rows[k]``.
+HeadFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+_BATCHING = ("rows", "vmap")
+
+
+@dataclasses.dataclass
+class GradCAMOutput:
+    """Result of :func:`softmax_gradcam` for one batch."""
+
+    cam: torch.Tensor  # (P, h, w) float raw signed CAMs
+    img_idx: torch.Tensor  # (P,) int64 image index of each CAM
+    fg_idx: torch.Tensor  # (P,) int64 0-based foreground class index of each CAM
+    logits: torch.Tensor  # (N, G) logits of the images (graph kept when the head has one)
+    probs: torch.Tensor  # (N, G) masked softmax probabilities
+
+
+def masked_softmax(logits: torch.Tensor, labels: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Softmax over the present foreground classes plus all background prompts.
+
+    ``p_{n,g} = e_{n,g} m_{n,g} / (sum_g' e_{n,g'} m_{n,g'} + eps)`` with
+    ``e = exp(s - max_g s)`` (max over all G logits, as the original ``MaskedSoftmax``) and
+    ``m_{n,g} = labels[n, g]`` for foreground ``g < F`` and 1 for background prompts.
+
+    Args:
+        logits: (N, G) float logits, foreground prompts first.
+        labels: (N, F) multi-hot (bool or 0/1) present foreground classes.
+        eps: added to the denominator.
+
+    Returns:
+        (N, G) probabilities; absent foreground classes get exactly 0.
+    """
+    f = labels.shape[1]
+    if f > logits.shape[1]:
+        raise ValueError(f"labels have {f} classes but only {logits.shape[1]} logits")
+    mask = torch.ones_like(logits, dtype=torch.bool)
+    mask[:, :f] = labels.bool()
+    e = torch.exp(logits - logits.amax(dim=1, keepdim=True)) * mask
+    return e / (e.sum(dim=1, keepdim=True) + eps)
+
+
+def positive_pairs(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positive (image, class) pairs of a multi-hot label matrix in row-major order.
+
+    Args:
+        labels: (N, F) multi-hot labels.
+
+    Returns:
+        ``(img_idx, fg_idx)``, two (P,) int64 tensors.
+    """
+    img_idx, fg_idx = torch.nonzero(labels.bool(), as_tuple=True)
+    return img_idx, fg_idx
+
+
+def _check(act: torch.Tensor, labels: torch.Tensor, grid_size: tuple[int, int]) -> tuple[int, int]:
+    if act.ndim != 3:
+        raise ValueError(f"act must be (N, L, D), got shape {tuple(act.shape)}")
+    if labels.ndim != 2 or labels.shape[0] != act.shape[0]:
+        raise ValueError(
+            f"labels must be (N, F) with N = {act.shape[0]} images, got {tuple(labels.shape)}"
+        )
+    h, w = int(grid_size[0]), int(grid_size[1])
+    if h * w + 1 != act.shape[1]:
+        raise ValueError(
+            f"grid {h}x{w} needs {h * w + 1} tokens (CLS + patches), act has {act.shape[1]}"
+        )
+    return h, w
+
+
+def _cam_from_grads(
+    act: torch.Tensor, grads: torch.Tensor, img_idx: torch.Tensor, grid: tuple[int, int]
+) -> torch.Tensor:
+    """(P, L, D) gradients of each pair -> (P, h, w) CAMs, ``sum_d A_xd mean_x' dp/dA_x'd``."""
+    weights = grads[:, 1:, :].mean(dim=1)  # (P, D)
+    patches = act.detach()[img_idx, 1:, :]  # (P, h*w, D)
+    cam = torch.einsum("pxd,pd->px", patches, weights)
+    return cam.reshape(-1, grid[0], grid[1])
+
+
+def _head_logits(head: HeadFn, rows: torch.Tensor, img_rows: torch.Tensor) -> torch.Tensor:
+    logits = head(rows, img_rows)
+    if logits.ndim != 2 or logits.shape[0] != rows.shape[0]:
+        raise ValueError(
+            f"head must return ({rows.shape[0]}, G) logits for {rows.shape[0]} rows, "
+            f"got {tuple(logits.shape)}"
+        )
+    return logits
+
+
+def softmax_gradcam(
+    act: torch.Tensor,
+    head: HeadFn,
+    labels: torch.Tensor,
+    grid_size: tuple[int, int],
+    *,
+    create_graph: bool = False,
+    eps: float = 1e-5,
+    batching: str = "rows",
+) -> GradCAMOutput:
+    """Softmax-GradCAM of every positive class with one backward call.
+
+    Args:
+        act: (N, L, D) ``ln_1`` output of the last ViT block (used as data; detached inside).
+        head: maps activation rows to logits, see :data:`HeadFn` and the module docstring.
+        labels: (N, F) multi-hot present foreground classes (the positives).
+        grid_size: ``(h, w)`` patch grid, ``h * w + 1 == L``.
+        create_graph: keep the graph of the gradients (training): the CAM is then
+            differentiable w.r.t. the head's parameters / inputs other than ``act``.
+        eps: masked-softmax epsilon.
+        batching: ``"rows"`` (one row per positive, plain backward) or ``"vmap"``
+            (``is_grads_batched`` over slots).
+
+    Returns:
+        :class:`GradCAMOutput`. Without positives ``cam`` is (0, h, w) and no backward runs.
+    """
+    grid = _check(act, labels, grid_size)
+    if batching not in _BATCHING:
+        raise ValueError(f"batching must be one of {_BATCHING}, got {batching!r}")
+    n = act.shape[0]
+    base = act.detach()
+    img_idx, fg_idx = positive_pairs(labels)
+    num_pos = img_idx.numel()
+    arange = torch.arange(n, device=act.device)
+
+    if batching == "rows":
+        # Rows: one copy of image n's activation per positive pair (row-major, so image n's
+        # first pair row is at starts[n]), then one row per image without positives. An
+        # image's logits are read from its first row.
+        counts = labels.bool().sum(dim=1)
+        starts = torch.cumsum(counts, dim=0) - counts
+        no_pos = counts == 0
+        img_rows = torch.cat([img_idx, arange[no_pos]])
+        rows = base[img_rows].requires_grad_(True)
+        all_logits = _head_logits(head, rows, img_rows)
+        first = torch.where(no_pos, num_pos + torch.cumsum(no_pos.long(), 0) - 1, starts)
+        logits = all_logits[first]
+        probs = masked_softmax(logits, labels, eps)
+        if num_pos == 0:
+            return _empty(base, logits, probs, grid)
+        pair_probs = masked_softmax(all_logits[:num_pos], labels[img_idx], eps)
+        chosen = pair_probs[torch.arange(num_pos, device=act.device), fg_idx]
+        (g,) = torch.autograd.grad(chosen.sum(), rows, create_graph=create_graph)
+        grads = g[:num_pos]
+    else:
+        leaf = base.clone().requires_grad_(True)
+        logits = _head_logits(head, leaf, arange)
+        probs = masked_softmax(logits, labels, eps)
+        if num_pos == 0:
+            return _empty(base, logits, probs, grid)
+        counts = labels.bool().sum(dim=1)
+        starts = torch.cumsum(counts, dim=0) - counts
+        slot = torch.arange(num_pos, device=act.device) - starts[img_idx]
+        grad_out = probs.new_zeros((int(counts.max()), *probs.shape))
+        grad_out[slot, img_idx, fg_idx] = 1.0
+        (g,) = torch.autograd.grad(
+            probs,
+            leaf,
+            grad_outputs=grad_out,
+            create_graph=create_graph,
+            retain_graph=True,
+            is_grads_batched=True,
+        )  # (S, N, L, D)
+        grads = g[slot, img_idx]
+    cam = _cam_from_grads(base, grads, img_idx, grid)
+    return GradCAMOutput(cam=cam, img_idx=img_idx, fg_idx=fg_idx, logits=logits, probs=probs)
+
+
+def _empty(
+    base: torch.Tensor, logits: torch.Tensor, probs: torch.Tensor, grid: tuple[int, int]
+) -> GradCAMOutput:
+    empty = torch.zeros(0, dtype=torch.long, device=base.device)
+    cam = base.new_zeros((0, grid[0], grid[1]))
+    return GradCAMOutput(cam=cam, img_idx=empty, fg_idx=empty.clone(), logits=logits, probs=probs)
+
+
+def softmax_gradcam_loop(
+    act: torch.Tensor,
+    head: HeadFn,
+    labels: torch.Tensor,
+    grid_size: tuple[int, int],
+    *,
+    create_graph: bool = False,
+    eps: float = 1e-5,
+) -> GradCAMOutput:
+    """Reference implementation of :func:`softmax_gradcam`: one backward call per positive pair.
+
+    Same arguments and result as :func:`softmax_gradcam`; slower, used to check it.
+    """
+    grid = _check(act, labels, grid_size)
+    n = act.shape[0]
+    leaf = act.detach().clone().requires_grad_(True)
+    logits = _head_logits(head, leaf, torch.arange(n, device=act.device))
+    probs = masked_softmax(logits, labels, eps)
+    img_idx, fg_idx = positive_pairs(labels)
+    if img_idx.numel() == 0:
+        return _empty(leaf.detach(), logits, probs, grid)
+    grads = []
+    for i, c in zip(img_idx.tolist(), fg_idx.tolist(), strict=True):
+        (g,) = torch.autograd.grad(probs[i, c], leaf, create_graph=create_graph, retain_graph=True)
+        grads.append(g[i])
+    cam = _cam_from_grads(leaf, torch.stack(grads), img_idx, grid)
+    return GradCAMOutput(cam=cam, img_idx=img_idx, fg_idx=fg_idx, logits=logits, probs=probs)

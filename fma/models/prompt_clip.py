@@ -1,0 +1,300 @@
+"""PromptCLIP: frozen CLIP + CoOp prompts, trained with L_cls or L_act, predicting CAMs.
+
+Shape shorthand: ``N`` images, ``F`` foreground classes, ``B`` background prompts,
+``G = F + B``, ``P`` positive pairs, ``h x w`` patch grid, ``T = h * w``.
+
+Data samples (``mmengine.structures.BaseDataElement``, built by
+:class:`fma.datasets.transforms.PackClsInputs`) carry ``gt_labels`` (int64 dataset class ids of
+the image-level labels, 1..F) and, for the segmentation task, ``seed`` ((H, W) int64 seed crop).
+
+Modes (mmengine ``BaseModel.forward``):
+
+* ``loss``: ``loss_cls`` (L_cls on the foreground logits) when ``cls_loss_weight > 0``;
+  ``loss_act_fg`` / ``loss_act_bg`` (L_act on Softmax-GradCAMs of the positives, the gradient
+  graph kept) when ``act_loss_weights`` are non-zero. Positives of L_act come from the image
+  labels (``act_positives="image"``) or from the classes present in the seed crop
+  (``"seed"``, VOC's setting).
+* ``predict``: GradCAMs of the image-level positives, optionally CAA-refined with the mean
+  attention of the last ``att_layers`` blocks; fields ``cam`` (K, h, w), ``fg_cls`` (K,) dataset
+  class ids, ``fg_logit`` (K,), ``all_logit`` (F,), optional ``cam_raw`` and ``att`` (T, T).
+* ``tensor``: (N, G) logits.
+
+Checkpoints hold only the prompt contexts: the frozen CLIP is kept outside the module tree
+(reloaded from its own weights file) and moved along in :meth:`_apply`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from torch import nn
+
+from fma.cam import caa_refine, softmax_gradcam
+from fma.clip import CLIPImageEncoder, PromptLearner, TextEncoder, load_clip
+from fma.clip.backbone import VisualFeatures
+from fma.datasets.meta import get_dataset_meta
+from fma.models.data_preprocessor import CLIPDataPreprocessor
+from fma.models.losses import CAMActivationLoss, MultiLabelContrastiveLoss
+from fma.registry import MODELS
+
+__all__ = ["PromptCLIP"]
+
+
+class _Frozen:
+    """Holds the frozen CLIP parts outside the module tree (not in state_dict/parameters)."""
+
+    def __init__(self, clip: nn.Module) -> None:
+        self.clip = clip
+        self.image = CLIPImageEncoder(clip.visual)
+        self.text = TextEncoder(clip)
+
+
+@MODELS.register_module()
+class PromptCLIP(BaseModel):
+    """Frozen CLIP ViT with learnable prompt contexts (FMA-WSSS stage I).
+
+    Args:
+        clip: keyword arguments of :func:`fma.clip.load_clip` (``model_name``, ``pretrained``,
+            ``quick_gelu``, ``cache_dir``, ``model_config``).
+        dataset: dataset key giving the foreground prompt names (CLIP-ES names).
+        bg_prompts: ``"clip"`` = the dataset's CLIP-ES background names, an int ``k`` = ``k``
+            empty (fully learnable) prompts, or an explicit list of names.
+        fg_names: explicit foreground prompt names instead of the dataset's.
+        n_ctx: context vectors per prompt.
+        csc: class-specific contexts.
+        class_token_position: ``"end"``, ``"front"`` or ``"middle"``.
+        ctx_std: std of the N(0, std^2) context initialisation.
+        ctx_seed: seed of the initialisation (int or str).
+        cls_loss_weight: weight of L_cls.
+        act_loss_weights: ``(fg, bg)`` weights of L_act.
+        act_positives: ``"image"`` or ``"seed"`` (see module docstring).
+        act_loss_cfg: extra keyword arguments of :class:`fma.models.losses.CAMActivationLoss`.
+        att_layers: attention layers averaged for CAA / ``att`` (8 in the paper).
+        caa: keyword arguments of :func:`fma.cam.caa_refine` (``sinkhorn_iters``, ``power``,
+            ``box_thresh``, ``apply_to``, ``box_end_exclusive``) or None for raw CAMs.
+        keep_raw_cam: also return the unrefined CAM as ``cam_raw``.
+        save_att: also return the merged attention as ``att`` (float16).
+        data_preprocessor: config or module; default :class:`CLIPDataPreprocessor`.
+        init_cfg: mmengine init config (unused).
+    """
+
+    def __init__(
+        self,
+        clip: dict[str, Any] | None = None,
+        dataset: str = "voc12",
+        bg_prompts: str | int | Sequence[str] = "clip",
+        fg_names: Sequence[str] | None = None,
+        n_ctx: int = 16,
+        csc: bool = False,
+        class_token_position: str = "end",
+        ctx_std: float = 0.015,
+        ctx_seed: int | str = 0,
+        cls_loss_weight: float = 1.0,
+        act_loss_weights: tuple[float, float] = (0.0, 0.0),
+        act_positives: str = "image",
+        act_loss_cfg: dict[str, Any] | None = None,
+        att_layers: int = 8,
+        caa: dict[str, Any] | None = None,
+        keep_raw_cam: bool = False,
+        save_att: bool = False,
+        data_preprocessor: dict | nn.Module | None = None,
+        init_cfg: dict | None = None,
+    ) -> None:
+        if data_preprocessor is None:
+            data_preprocessor = CLIPDataPreprocessor()
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if act_positives not in ("image", "seed"):
+            raise ValueError(f"act_positives must be 'image' or 'seed', got {act_positives!r}")
+        meta = get_dataset_meta(dataset)
+        fg = list(fg_names) if fg_names is not None else list(meta.clip_fg_names)
+        if isinstance(bg_prompts, str):
+            if bg_prompts != "clip":
+                raise ValueError(f"bg_prompts must be 'clip', an int or a list, got {bg_prompts!r}")
+            bg = list(meta.clip_bg_names)
+        elif isinstance(bg_prompts, int):
+            bg = [""] * bg_prompts
+        else:
+            bg = list(bg_prompts)
+        self.num_fg, self.num_bg = len(fg), len(bg)
+
+        clip_model = load_clip(**(clip or {}))
+        self._frozen = _Frozen(clip_model)
+        self.prompt_learner = PromptLearner(
+            fg + bg,
+            clip_model.token_embedding,
+            n_ctx=n_ctx,
+            csc=csc,
+            class_token_position=class_token_position,
+            ctx_std=ctx_std,
+            seed=ctx_seed,
+            context_length=self._frozen.text.context_length,
+        )
+        self.cls_loss_weight = float(cls_loss_weight)
+        self.act_loss_weights = (float(act_loss_weights[0]), float(act_loss_weights[1]))
+        self.act_positives = act_positives
+        self.cls_loss = MultiLabelContrastiveLoss(loss_weight=self.cls_loss_weight)
+        self.act_loss = CAMActivationLoss(
+            fg_weight=self.act_loss_weights[0],
+            bg_weight=self.act_loss_weights[1],
+            **(act_loss_cfg or {}),
+        )
+        if not 0 <= att_layers <= self._frozen.image.num_layers:
+            raise ValueError(f"att_layers must be in [0, {self._frozen.image.num_layers}]")
+        if caa is not None and att_layers == 0:
+            raise ValueError("caa needs attention maps: set att_layers > 0")
+        self.att_layers = att_layers
+        self.caa = dict(caa) if caa is not None else None
+        self.keep_raw_cam = keep_raw_cam
+        self.save_att = save_att
+        self._text_cache: tuple[tuple[int, int, torch.device], torch.Tensor] | None = None
+
+    # ------------------------------------------------------------------ frozen CLIP plumbing
+    @property
+    def clip(self) -> nn.Module:
+        """The frozen open_clip model (not a registered submodule)."""
+        return self._frozen.clip
+
+    def _apply(self, fn: Any, recurse: bool = True) -> PromptCLIP:  # type: ignore[override]
+        super()._apply(fn, recurse)
+        self._frozen.clip._apply(fn)
+        self._text_cache = None
+        return self
+
+    def train(self, mode: bool = True) -> PromptCLIP:
+        """Set train mode of the prompts; the frozen CLIP always stays in eval mode."""
+        super().train(mode)
+        self._frozen.clip.eval()
+        self._text_cache = None
+        return self
+
+    # ------------------------------------------------------------------ building blocks
+    @property
+    def logit_scale(self) -> torch.Tensor:
+        """CLIP's (frozen) logit scale, ``exp(logit_scale)`` (100 for OpenAI weights)."""
+        return self.clip.logit_scale.exp()
+
+    def text_features(self) -> torch.Tensor:
+        """(G, E) L2-normalised prompt features; cached (no grad) outside training."""
+        pl = self.prompt_learner
+        ctx = pl.ctx
+        if self.training:
+            return F.normalize(self._frozen.text(pl(), pl.token_ids), dim=-1)
+        key = (ctx._version, ctx.data_ptr(), ctx.device)
+        if self._text_cache is None or self._text_cache[0] != key:
+            with torch.no_grad():
+                feats = self._frozen.text(pl(), pl.token_ids)
+            self._text_cache = (key, F.normalize(feats, dim=-1))
+        return self._text_cache[1]
+
+    def _head(self, feats: VisualFeatures, txt: torch.Tensor):
+        enc, scale = self._frozen.image, self.logit_scale
+
+        def head(act: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            x_out, _ = enc.last_block(feats.x_in[rows], act)
+            return scale * F.normalize(enc.pool(x_out), dim=-1) @ txt.T
+
+        return head
+
+    def _labels(self, data_samples: Sequence[Any], n: int, device: torch.device) -> torch.Tensor:
+        """(N, F) multi-hot image-level labels from ``gt_labels`` (dataset class ids 1..F)."""
+        if data_samples is None or len(data_samples) != n:
+            raise ValueError("every image needs a data sample with 'gt_labels'")
+        labels = torch.zeros(n, self.num_fg, dtype=torch.long, device=device)
+        for i, ds in enumerate(data_samples):
+            ids = torch.as_tensor(ds.gt_labels, device=device).long().reshape(-1)
+            if ids.numel() and (ids.min() < 1 or ids.max() > self.num_fg):
+                raise ValueError(f"gt_labels must be class ids in 1..{self.num_fg}, got {ids}")
+            labels[i, ids - 1] = 1
+        return labels
+
+    def _seeds(self, data_samples: Sequence[Any], device: torch.device) -> torch.Tensor:
+        if not all(hasattr(ds, "seed") for ds in data_samples):
+            raise ValueError(
+                "L_act needs seed maps: add LoadSeed to the pipeline and set the dataset's seed_dir"
+            )
+        return torch.stack([torch.as_tensor(ds.seed, device=device).long() for ds in data_samples])
+
+    def _seed_positives(self, seeds: torch.Tensor) -> torch.Tensor:
+        """(N, F) multi-hot of the foreground classes present in each seed crop."""
+        n = seeds.shape[0]
+        flat = seeds.reshape(n, -1)
+        valid = (flat >= 1) & (flat <= self.num_fg)
+        labels = torch.zeros(n, self.num_fg + 1, dtype=torch.long, device=seeds.device)
+        labels.scatter_(1, torch.where(valid, flat, torch.zeros_like(flat)), 1)
+        return labels[:, 1:]
+
+    # ------------------------------------------------------------------ modes
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        data_samples: Sequence[Any] | None = None,
+        mode: str = "tensor",
+    ) -> dict[str, torch.Tensor] | list[Any] | torch.Tensor:
+        """mmengine entry point; see the module docstring for the three modes."""
+        if mode == "loss":
+            return self.loss(inputs, data_samples)
+        if mode == "predict":
+            return self.predict(inputs, data_samples)
+        if mode == "tensor":
+            feats = self._frozen.image.forward_features(inputs)
+            head = self._head(feats, self.text_features())
+            return head(feats.act.detach(), torch.arange(inputs.shape[0], device=inputs.device))
+        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+
+    def loss(self, inputs: torch.Tensor, data_samples: Sequence[Any]) -> dict[str, torch.Tensor]:
+        """Training losses of one batch (N, 3, H, W)."""
+        n, dev = inputs.shape[0], inputs.device
+        labels = self._labels(data_samples, n, dev)
+        feats = self._frozen.image.forward_features(inputs)
+        head = self._head(feats, self.text_features())
+        losses: dict[str, torch.Tensor] = {}
+        if any(w != 0 for w in self.act_loss_weights):
+            seeds = self._seeds(data_samples, dev)
+            pos = labels if self.act_positives == "image" else self._seed_positives(seeds)
+            out = softmax_gradcam(feats.act, head, pos, feats.grid, create_graph=True)
+            act = self.act_loss(out.cam, out.img_idx, out.fg_idx + 1, seeds)
+            keep_graph = out.logits.sum() * 0  # a batch without positives still back-propagates
+            losses.update({k: v + keep_graph for k, v in act.items()})
+            logits = out.logits
+        else:
+            logits = head(feats.act.detach(), torch.arange(n, device=dev))
+        if self.cls_loss_weight != 0:
+            losses["loss_cls"] = self.cls_loss(logits[:, : self.num_fg], labels)
+        if not losses:
+            raise ValueError("all loss weights are 0: set cls_loss_weight or act_loss_weights")
+        return losses
+
+    def predict(self, inputs: torch.Tensor, data_samples: Sequence[Any]) -> list[Any]:
+        """CAMs of the image-level positives of each image, written into its data sample."""
+        n, dev = inputs.shape[0], inputs.device
+        labels = self._labels(data_samples, n, dev)
+        need_att = self.caa is not None or self.save_att
+        att_layers = self.att_layers if need_att else 0
+        txt = self.text_features()
+        with torch.enable_grad():  # mmengine's test loop runs under no_grad
+            feats = self._frozen.image.forward_features(inputs, att_layers)
+            out = softmax_gradcam(feats.act, self._head(feats, txt), labels, feats.grid)
+        att = None
+        if need_att:
+            with torch.no_grad():
+                _, last = self._frozen.image.last_block(feats.x_in, feats.act, need_weights=True)
+            att = self._frozen.image.merge_attention(feats.att, last, att_layers)
+        logits = out.logits.detach()
+        for i, ds in enumerate(data_samples):
+            sel = out.img_idx == i
+            cam = out.cam[sel].detach()
+            fg = out.fg_idx[sel]
+            refined = caa_refine(cam, att[i], **self.caa) if self.caa is not None else cam
+            ds.cam = refined
+            ds.fg_cls = fg + 1
+            ds.fg_logit = logits[i, fg]
+            ds.all_logit = logits[i, : self.num_fg]
+            if self.keep_raw_cam:
+                ds.cam_raw = cam
+            if self.save_att and att is not None:
+                ds.att = att[i].half()
+        return list(data_samples)

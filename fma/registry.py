@@ -1,0 +1,34 @@
+"""The registry nodes of fma (the only module that constructs a ``Registry``).
+
+Child nodes of mmengine's root registries with ``scope='fma'``; ``locations`` lists the modules
+that register into each node, so ``default_scope='fma'`` (or a ``fma.`` prefix on a type name)
+imports them on first use. Only Runner-built objects are registered: the stage I model and its
+data preprocessor, the stage I datasets and transforms, and the CAM metric.
+"""
+
+from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import METRICS as MMENGINE_METRICS
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
+from mmengine.registry import Registry
+
+__all__ = ["DATASETS", "METRICS", "MODELS", "TRANSFORMS"]
+
+MODELS = Registry(
+    "model",
+    parent=MMENGINE_MODELS,
+    scope="fma",
+    locations=["fma.models.prompt_clip", "fma.models.data_preprocessor"],
+)
+DATASETS = Registry(
+    "dataset",
+    parent=MMENGINE_DATASETS,
+    scope="fma",
+    locations=["fma.datasets.voc", "fma.datasets.coco"],
+)
+TRANSFORMS = Registry(
+    "transform", parent=MMENGINE_TRANSFORMS, scope="fma", locations=["fma.datasets.transforms"]
+)
+METRICS = Registry(
+    "metric", parent=MMENGINE_METRICS, scope="fma", locations=["fma.evaluation.metrics"]
+)

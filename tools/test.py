@@ -1,0 +1,79 @@
+"""Stage I CAM inference (mmengine Runner), with mmseg's tools/test.py contract.
+
+Writes ``<out>/<img_id>.npz`` CAM files plus a ``cams`` manifest through ``CAMMetric``; ``--out``
+defaults to ``<work_dir>/cams/<split>``. With ground-truth paths (dataset ``with_gt=True``) it
+also logs CAM mIoU per background exponent (monitoring only).
+
+Example::
+
+    python tools/test.py configs/stage1/fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py \\
+        work_dirs/fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12/iter_1800.pth
+"""
+
+import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+
+import argparse
+import os
+from pathlib import Path
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from fma._compat import mmengine_checkpoint_globals
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Stage I CAM inference")
+    p.add_argument("config", type=Path, help="config file (configs/stage1/*.py)")
+    p.add_argument("checkpoint", type=Path, help="prompt checkpoint written by tools/train.py")
+    p.add_argument("--work-dir", help="where logs go (default work_dirs/<stem>)")
+    p.add_argument("--out", help="CAM output folder (default <work_dir>/cams/<split>)")
+    p.add_argument(
+        "--cfg-options", nargs="+", action=DictAction, default={},
+        help="override config entries, e.g. test_dataloader.dataset.indices=10",
+    )  # fmt: skip
+    p.add_argument(
+        "--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
+        help="job launcher",
+    )  # fmt: skip
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    args = p.parse_args(argv)
+    if not args.config.is_file():
+        p.error(f"config {args.config} does not exist")
+    if not args.checkpoint.is_file():
+        p.error(f"checkpoint {args.checkpoint} does not exist")
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
+def build_cfg(args: argparse.Namespace) -> Config:
+    """Config with the command-line overrides applied (work dir, checkpoint, CAM folder)."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get("work_dir") is None:
+        cfg.work_dir = str(Path("work_dirs") / args.config.stem)
+    cfg.load_from = str(args.checkpoint)
+    split = cfg.test_dataloader.dataset.get("split", "test")
+    if args.out is not None:
+        cfg.test_evaluator.output_dir = args.out
+    elif cfg.test_evaluator.get("output_dir") is None:
+        cfg.test_evaluator.output_dir = str(Path(cfg.work_dir) / "cams" / split)
+    cfg.test_evaluator.setdefault("split", split)
+    cfg.test_evaluator.config = str(args.config)
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    runner = Runner.from_cfg(build_cfg(args))
+    with mmengine_checkpoint_globals():  # the checkpoint holds mmengine's own objects
+        runner.test()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,71 @@
+"""Train stage I prompts (mmengine Runner), with mmseg's tools/train.py contract.
+
+The work dir defaults to ``work_dirs/<config stem>``; checkpoints hold only the prompt contexts.
+
+Example::
+
+    python tools/train.py configs/stage1/fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py \\
+        --cfg-options model.clip.pretrained=pretrains/clip/ViT-B-16.pt
+"""
+
+import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+
+import argparse
+import os
+from pathlib import Path
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+from fma._compat import mmengine_checkpoint_globals
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Train stage I prompts")
+    p.add_argument("config", type=Path, help="train config file (configs/stage1/*.py)")
+    p.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<stem>)")
+    p.add_argument("--resume", action="store_true", help="resume from the latest checkpoint")
+    p.add_argument("--amp", action="store_true", help="automatic mixed precision")
+    p.add_argument(
+        "--cfg-options", nargs="+", action=DictAction, default={},
+        help="override config entries, e.g. train_cfg.max_iters=10",
+    )  # fmt: skip
+    p.add_argument(
+        "--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
+        help="job launcher",
+    )  # fmt: skip
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    args = p.parse_args(argv)
+    if not args.config.is_file():
+        p.error(f"config {args.config} does not exist")
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
+def build_cfg(args: argparse.Namespace) -> Config:
+    """Config with the command-line overrides applied (work dir, AMP, resume, launcher)."""
+    cfg = Config.fromfile(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get("work_dir") is None:
+        cfg.work_dir = str(Path("work_dirs") / args.config.stem)
+    if args.amp:
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+    cfg.resume = args.resume
+    return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    runner = Runner.from_cfg(build_cfg(args))
+    with mmengine_checkpoint_globals():  # --resume reads this run's own checkpoints
+        runner.train()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
