@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from fma.datasets.layout import DatasetLayout
 from fma.datasets.meta import bitwise_palette, get_dataset_meta
@@ -375,18 +374,6 @@ def result_summary(result: LabelEvalResult, **extra: Any) -> dict[str, Any]:
     return out
 
 
-def _load_rgb(path: Path, size_hw: tuple[int, int]) -> np.ndarray:
-    """Image as (H, W, 3) uint8 resized to ``size_hw``; grey placeholder when unreadable."""
-    try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
-            if rgb.size != (size_hw[1], size_hw[0]):
-                rgb = rgb.resize((size_hw[1], size_hw[0]), Image.BILINEAR)
-            return np.asarray(rgb)
-    except (OSError, ValueError):
-        return np.full((*size_hw, 3), 128, dtype=np.uint8)
-
-
 def write_show_panels(
     result: LabelEvalResult,
     pred_dir: str | os.PathLike,
@@ -417,7 +404,7 @@ def write_show_panels(
     Returns:
         Paths written, worst first then best.
     """
-    from fma.visualization.panels import colorize, save_png, side_by_side
+    from fma.visualization.panels import colorize, panel_image, save_png, side_by_side
 
     if result.per_image is None:
         raise ValueError("write_show_panels needs a result computed with per_image=True")
@@ -432,7 +419,7 @@ def write_show_panels(
         for rank, score in enumerate(items, start=1):
             pred = read_label_map(Path(pred_dir) / f"{score.image_id}.png", palette=palette)
             gt = read_label_map(Path(gt_dir) / f"{score.image_id}.png", palette=palette)
-            img = _load_rgb(Path(image_path(score.image_id)), gt.shape)
+            img = panel_image(Path(image_path(score.image_id)), gt.shape)
             panel = side_by_side(
                 [
                     img,

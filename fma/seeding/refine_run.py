@@ -325,21 +325,6 @@ def _find_image(images_dir: Path, image_id: str) -> Path | None:
     return None
 
 
-def _image_rgb(path: Path | None, shape: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    if path is not None:
-        try:
-            with Image.open(path) as img:
-                rgb = img.convert("RGB")
-                if rgb.size != (shape[1], shape[0]):
-                    rgb = rgb.resize((shape[1], shape[0]), Image.BILINEAR)
-                return np.asarray(rgb)
-        except OSError:
-            pass
-    return np.full((*shape, 3), 128, dtype=np.uint8)
-
-
 def write_refine_panels(
     ids: Sequence[str],
     labels_dir: str | os.PathLike,
@@ -365,7 +350,7 @@ def write_refine_panels(
     Returns:
         Paths of the written panels.
     """
-    from fma.visualization.panels import colorize, save_png, side_by_side
+    from fma.visualization.panels import colorize, panel_image, save_png, side_by_side
 
     labels_dir, out_dir, show_dir = Path(labels_dir), Path(out_dir), Path(show_dir)
     ids = [i for i in ids if (out_dir / f"{i}.png").is_file()]
@@ -396,7 +381,7 @@ def write_refine_panels(
             sam = load_masks_any(masks_dir, image_id, image_size=label.shape)
             panels, titles = [], []
             if images_dir is not None:
-                panels.append(_image_rgb(_find_image(Path(images_dir), image_id), label.shape))
+                panels.append(panel_image(_find_image(Path(images_dir), image_id), label.shape))
                 titles.append(image_id)
             panels += [
                 colorize(label, pal, ignore_index=ignore_index),

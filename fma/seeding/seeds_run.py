@@ -282,21 +282,6 @@ def run_seeding(
     return report
 
 
-def _load_rgb(path: Path | None, size_hw: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
-
-    if path is not None:
-        try:
-            with Image.open(path) as img:
-                rgb = img.convert("RGB")
-                if rgb.size != (size_hw[1], size_hw[0]):
-                    rgb = rgb.resize((size_hw[1], size_hw[0]), Image.BILINEAR)
-                return np.asarray(rgb)
-        except (OSError, ValueError):
-            pass
-    return np.full((*size_hw, 3), 128, dtype=np.uint8)
-
-
 def _mask_colors(k: int) -> np.ndarray:
     """(k + 1, 3) uint8 distinct-looking colours; row 0 (no mask) is black."""
     golden = (np.arange(k) * 0.618033988749895) % 1.0
@@ -328,14 +313,14 @@ def write_seed_panels(
         Paths written.
     """
     from fma.seeding.sams import upsample_cam
-    from fma.visualization.panels import colorize, overlay, save_png, side_by_side
+    from fma.visualization.panels import colorize, overlay, panel_image, save_png, side_by_side
 
     written = []
     for image_id in image_ids:
         cam, masks, _ = _load_pair(image_id, str(cam_dir), str(mask_dir), num_classes)
         result = sams_seed(cam, masks, options)
         H, W = masks.shape
-        img = _load_rgb(Path(image_path(image_id)) if image_path else None, (H, W))
+        img = panel_image(Path(image_path(image_id)) if image_path else None, (H, W))
         up = np.maximum(upsample_cam(cam.cam, (H, W)), 0.0)
         if up.shape[0]:
             lo = up.min(axis=(1, 2), keepdims=True)

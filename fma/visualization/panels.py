@@ -22,6 +22,7 @@ __all__ = [
     "IGNORE_COLOR",
     "colorize",
     "overlay",
+    "panel_image",
     "save_png",
     "score_colormap",
     "side_by_side",
@@ -213,3 +214,22 @@ def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     write_bytes_atomic(path, buf.getvalue())
+
+
+def panel_image(path: str | os.PathLike | None, size_hw: tuple[int, int]) -> np.ndarray:
+    """An image for a panel: (H, W, 3) uint8 RGB resized to ``size_hw`` (bilinear).
+
+    A missing path or an unreadable file gives a grey placeholder, so a panel never fails
+    because of its picture.
+    """
+    h, w = size_hw
+    if path is not None:
+        try:
+            with Image.open(path) as img:
+                rgb = img.convert("RGB")
+                if rgb.size != (w, h):
+                    rgb = rgb.resize((w, h), Image.BILINEAR)
+                return np.asarray(rgb)
+        except (OSError, ValueError):
+            pass
+    return np.full((h, w, 3), 128, dtype=np.uint8)

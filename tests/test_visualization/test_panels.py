@@ -118,3 +118,19 @@ def test_save_png_roundtrip_atomic(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         save_png(tmp_path / "y.png", rgb.astype(np.float32))
     assert not (tmp_path / "y.png").exists()
+
+
+def test_panel_image_resizes_and_falls_back_to_grey(tmp_path):
+    from PIL import Image
+
+    from fma.visualization import panel_image
+
+    rgb = np.zeros((4, 6, 3), dtype=np.uint8)
+    rgb[..., 0] = 200
+    Image.fromarray(rgb).convert("L").save(tmp_path / "g.png")  # grey input becomes RGB
+    out = panel_image(tmp_path / "g.png", (8, 12))
+    assert out.shape == (8, 12, 3) and out.dtype == np.uint8
+    assert np.all(out == out[0, 0]) and out[0, 0, 0] == out[0, 0, 1]
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    assert np.all(panel_image(tmp_path / "bad.png", (2, 3)) == 128)
+    assert panel_image(None, (2, 3)).shape == (2, 3, 3)
