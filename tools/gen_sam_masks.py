@@ -19,7 +19,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
+
+from fma.apis import ConfigSectionError, load_section, tool_work_dir
 
 from fma.sam.run import parse_shard, run_sam_masks
 
@@ -50,16 +52,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if "sam_masks" not in cfg:
-        print(f"error: {args.config} has no sam_masks = dict(...) section", file=sys.stderr)
+    try:
+        cfg, kwargs = load_section(args.config, "sam_masks", args.cfg_options)
+    except ConfigSectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    kwargs = dict(cfg.sam_masks)
     if args.split is not None:
         kwargs["split"] = args.split
-    work_dir = args.work_dir or Path(cfg.get("work_dir") or Path("work_dirs") / args.config.stem)
+    work_dir = tool_work_dir(args.config, cfg, args.work_dir)
     try:
         result = run_sam_masks(
             work_dir,

@@ -20,7 +20,9 @@ import os
 import sys
 from pathlib import Path
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
+
+from fma.apis import ConfigSectionError, load_section, tool_work_dir
 
 from fma.io import ManifestError
 from fma.seeding.seeds_run import run_seeding
@@ -53,14 +55,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if "seeding" not in cfg:
-        print(f"error: {args.config} has no 'seeding = dict(...)' section", file=sys.stderr)
+    try:
+        cfg, kwargs = load_section(args.config, "seeding", args.cfg_options)
+    except ConfigSectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
-    kwargs = cfg.seeding.to_dict()
-    work_dir = args.work_dir or Path(cfg.get("work_dir") or Path("work_dirs") / args.config.stem)
+    work_dir = tool_work_dir(args.config, cfg, args.work_dir)
     if args.work_dir is not None or not kwargs.get("out_dir"):
         if not kwargs.get("split"):
             print("error: set seeding.split (names the output folder)", file=sys.stderr)

@@ -19,7 +19,9 @@ import os
 import sys
 from pathlib import Path
 
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
+
+from fma.apis import ConfigSectionError, load_section
 
 from fma.datasets import DatasetLayout
 from fma.io import ManifestError, write_json_atomic
@@ -58,10 +60,11 @@ def _fmt(x: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    seeding = cfg.get("seeding", {})
+    try:
+        _, seeding = load_section(args.config, "seeding", args.cfg_options)
+    except ConfigSectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     data_root = args.data_root or seeding.get("data_root")
     kwargs = {k: seeding[k] for k in PASSED if k in seeding}
     if args.gt_dir is not None:
