@@ -18,6 +18,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
+from fma.apis.dist import prepare_cpu_dist
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,7 +62,9 @@ def build_cfg(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    runner = Runner.from_cfg(build_cfg(args))
+    cfg = build_cfg(args)
+    prepare_cpu_dist(cfg, args.launcher)
+    runner = Runner.from_cfg(cfg)
     with mmengine_checkpoint_globals():  # --resume reads this run's own checkpoints
         runner.train()
     return 0
