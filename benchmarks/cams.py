@@ -1,8 +1,11 @@
 """Benchmark Softmax-GradCAM: one batched backward vs one backward per positive class.
 
 Methods: ``loop`` (one backward per positive, the reference), ``vmap`` (``is_grads_batched``
-over slots, as the original code) and ``rows`` (fma's default: one row per positive, one plain
-backward).
+over slots, as the original code), ``rows`` (one row per positive, one plain backward) and
+``func`` (one forward, then ``torch.func.vmap`` over the VJP with one cotangent per slot). The
+``tta`` row (inference only) times :meth:`fma.models.PromptCLIP.predict` with the default
+multi-scale + flip fusion (scales 1, 0.5, 1.5, 2, both flips: 8 views; no CAA), so its
+``speed-up`` column shows the cost of TTA against the per-positive loop at one scale.
 
 Runs CAM computation (frozen CLIP image tower + CoOp text prompts + Softmax-GradCAM) with random
 weights, in a fresh subprocess per configuration so that peak memory is per configuration.
@@ -14,7 +17,7 @@ Usage::
 
     python benchmarks/cams.py                       # tiny CLIP and ViT-B/16 on CPU
     python benchmarks/cams.py --models tiny --repeats 10
-    python benchmarks/cams.py --device cuda
+    python benchmarks/cams.py --device cuda --models vit-b16,vit-b16-512
 
 Columns: ``img/s`` images per second and ``ms/batch`` from the fastest of the timed repeats
 (after one warm-up; shared machines are noisy, the median is printed too), ``peak MiB`` the
@@ -42,8 +45,10 @@ MODELS = {
     "vit-b16-512": ("ViT-B-16", 1, 384, 512, 16),
 }
 NUM_FG, NUM_BG, NUM_POS = 20, 25, 3
-# loop: one backward per positive; rows / vmap: softmax_gradcam(batching=...), one backward
-METHODS = ("loop", "vmap", "rows")
+# loop: one backward per positive; func / rows / vmap: softmax_gradcam(batching=...); tta:
+# PromptCLIP.predict with multi-scale + flip fusion (inference only)
+METHODS = ("loop", "vmap", "rows", "func")
+TTA_METHOD = "tta"
 
 
 def _status_mib(key: str) -> float:
@@ -76,41 +81,47 @@ def _run(cfg: dict, queue: mp.Queue) -> None:
     from fma.clip import CLIPImageEncoder, PromptLearner, TextEncoder, load_clip
 
     logging.getLogger().setLevel(logging.ERROR)  # "no pretrained weights" is intended here
+    if cfg["threads"] > 0:
+        torch.set_num_threads(cfg["threads"])
     torch.manual_seed(0)
     if cfg["arch"] == "tiny_clip":
         open_clip.add_model_config(TINY_JSON)
     dev = torch.device(cfg["device"])
-    clip = load_clip(cfg["arch"], pretrained=None, device=dev)
-    enc, text = CLIPImageEncoder(clip.visual), TextEncoder(clip)
-    names = [f"class{i}" for i in range(NUM_FG)] + [f"bg{i}" for i in range(NUM_BG)]
-    pl = PromptLearner(names, clip.token_embedding, n_ctx=cfg["n_ctx"]).to(dev)
     n, h, w = cfg["batch"], cfg["height"], cfg["width"]
     images = torch.randn(n, 3, h, w, device=dev)
     labels = torch.zeros(n, NUM_FG, dtype=torch.long, device=dev)
     for i in range(n):
-        labels[i, torch.randperm(NUM_FG)[:NUM_POS]] = 1
+        labels[i, torch.randperm(NUM_FG)[:NUM_POS].to(dev)] = 1
     train = cfg["mode"] == "train"
 
-    with torch.no_grad():  # inference: prompts are fixed, text features computed once
-        txt_fixed = F.normalize(text(pl(), pl.token_ids), dim=-1)
+    if cfg["method"] == TTA_METHOD:
+        step = _tta_step(cfg, images, labels)
+    else:
+        clip = load_clip(cfg["arch"], pretrained=None, device=dev)
+        enc, text = CLIPImageEncoder(clip.visual), TextEncoder(clip)
+        names = [f"class{i}" for i in range(NUM_FG)] + [f"bg{i}" for i in range(NUM_BG)]
+        pl = PromptLearner(names, clip.token_embedding, n_ctx=cfg["n_ctx"]).to(dev)
+        with torch.no_grad():  # inference: prompts are fixed, text features computed once
+            txt_fixed = F.normalize(text(pl(), pl.token_ids), dim=-1)
 
-    def step() -> None:
-        feats = enc.forward_features(images)
-        txt = F.normalize(text(pl(), pl.token_ids), dim=-1) if train else txt_fixed
+        def step() -> None:
+            feats = enc.forward_features(images)
+            txt = F.normalize(text(pl(), pl.token_ids), dim=-1) if train else txt_fixed
 
-        def head(act: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            x_out, _ = enc.last_block(feats.x_in[rows], act)
-            return clip.logit_scale.exp() * F.normalize(enc.pool(x_out), dim=-1) @ txt.T
+            def head(act: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+                x_out, _ = enc.last_block(feats.x_in[rows], act)
+                return clip.logit_scale.exp() * F.normalize(enc.pool(x_out), dim=-1) @ txt.T
 
-        if cfg["method"] == "loop":
-            out = softmax_gradcam_loop(feats.act, head, labels, feats.grid, create_graph=train)
-        else:
-            out = softmax_gradcam(
-                feats.act, head, labels, feats.grid, create_graph=train, batching=cfg["method"]
-            )
-        if train:
-            out.cam.clamp_min(0).mean().backward()
-            pl.zero_grad(set_to_none=True)
+            if cfg["method"] == "loop":
+                out = softmax_gradcam_loop(feats.act, head, labels, feats.grid, create_graph=train)
+            else:
+                out = softmax_gradcam(
+                    feats.act, head, labels, feats.grid, create_graph=train,
+                    batching=cfg["method"],
+                )  # fmt: skip
+            if train:
+                out.cam.clamp_min(0).mean().backward()
+                pl.zero_grad(set_to_none=True)
 
     # Memory: one step (the warm-up) measured from a fresh peak counter; timing: the repeats.
     if dev.type == "cuda":
@@ -137,6 +148,27 @@ def _run(cfg: dict, queue: mp.Queue) -> None:
     )  # fmt: skip
 
 
+def _tta_step(cfg: dict, images, labels):
+    """``PromptCLIP.predict`` with the default multi-scale + flip fusion (VOC prompts: G = 45)."""
+    import torch
+    from mmengine.structures import BaseDataElement
+
+    from fma.models import PromptCLIP
+    from fma.models.prompt_clip import DEFAULT_TTA
+
+    clip = {"model_name": cfg["arch"], "pretrained": None}
+    model = PromptCLIP(clip=clip, n_ctx=cfg["n_ctx"], att_layers=0, caa=None, tta=DEFAULT_TTA)
+    model.to(images.device).eval()
+    ids = [(row.nonzero().flatten() + 1).cpu() for row in labels]
+
+    def step() -> None:
+        samples = [BaseDataElement(gt_labels=i) for i in ids]
+        with torch.no_grad():  # as mmengine's test loop
+            model.predict(images, samples)
+
+    return step
+
+
 def measure(cfg: dict) -> dict:
     """Run one configuration in a fresh process; returns seconds per batch and peak MiB."""
     ctx = mp.get_context("spawn")
@@ -155,6 +187,7 @@ def main() -> None:
     parser.add_argument("--modes", default="infer,train", help="infer (no graph), train")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
 
     header = (
@@ -167,14 +200,15 @@ def main() -> None:
     for name in args.models.split(","):
         arch, batch, h, w, n_ctx = MODELS[name]
         for mode in args.modes.split(","):
+            methods = METHODS + ((TTA_METHOD,) if mode == "infer" else ())
             res = {}
-            for method in METHODS:
+            for method in methods:
                 cfg = dict(
                     arch=arch, batch=batch, height=h, width=w, n_ctx=n_ctx, method=method,
-                    mode=mode, device=args.device, repeats=args.repeats,
+                    mode=mode, device=args.device, repeats=args.repeats, threads=args.threads,
                 )  # fmt: skip
                 res[method] = measure(cfg)
-            for method in METHODS:
+            for method in methods:
                 r = res[method]
                 speed = res["loop"]["min"] / r["min"]
                 print(

@@ -1,8 +1,11 @@
 """Stage I CAM inference (mmengine Runner), with mmseg's tools/test.py contract.
 
 Writes ``<out>/<img_id>.npz`` CAM files plus a ``cams`` manifest through ``CAMMetric``; ``--out``
-defaults to ``<work_dir>/cams/<split>``. With ground-truth paths (dataset ``with_gt=True``) it
-also logs CAM mIoU per background exponent (monitoring only).
+defaults to ``<work_dir>/cams/<split>`` (``cams_tta`` with ``--tta``). With ground-truth paths
+(dataset ``with_gt=True``) it also logs CAM mIoU per background exponent (monitoring only).
+``--tta`` fuses CAMs over scales and flips (the config's ``tta``, else scales 1, 0.5, 1.5, 2
+with flips, summed; the paper's inference is single-scale); ``--show-dir DIR`` writes image +
+CAM overlay panels of the first ``--show-num`` images.
 
 Example::
 
@@ -22,6 +25,8 @@ from mmengine.runner import Runner
 from fma._compat import mmengine_checkpoint_globals
 from fma.apis.config import tool_work_dir
 from fma.apis.dist import prepare_cpu_dist
+from fma.io.manifest import file_sha256
+from fma.models.prompt_clip import tta_settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("checkpoint", type=Path, help="prompt checkpoint written by tools/train.py")
     p.add_argument("--work-dir", help="where logs go (default work_dirs/<stem>)")
     p.add_argument("--out", help="CAM output folder (default <work_dir>/cams/<split>)")
+    p.add_argument("--tta", action="store_true", help="multi-scale + flip CAM fusion")
+    p.add_argument("--show-dir", help="folder for image + CAM overlay panels (<img_id>.png)")
+    p.add_argument("--show-num", type=int, default=20, help="panels written (per process)")
     p.add_argument(
         "--cfg-options", nargs="+", action=DictAction, default={},
         help="override config entries, e.g. test_dataloader.dataset.indices=10",
@@ -49,7 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_cfg(args: argparse.Namespace) -> Config:
-    """Config with the command-line overrides applied (work dir, checkpoint, CAM folder)."""
+    """Config with the command-line overrides applied (work dir, checkpoint, CAM folder, TTA,
+    panels)."""
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     if args.cfg_options:
@@ -59,10 +68,21 @@ def build_cfg(args: argparse.Namespace) -> Config:
     split = cfg.test_dataloader.dataset.get("split", "test")
     if args.out is not None:
         cfg.test_evaluator.output_dir = args.out
-    elif cfg.test_evaluator.get("output_dir") is None:
-        cfg.test_evaluator.output_dir = str(Path(cfg.work_dir) / "cams" / split)
+    elif cfg.test_evaluator.get("output_dir") is None:  # TTA CAMs never mix with plain ones
+        folder = "cams_tta" if args.tta else "cams"
+        cfg.test_evaluator.output_dir = str(Path(cfg.work_dir) / folder / split)
     cfg.test_evaluator.setdefault("split", split)
+    if args.tta:  # True = PromptCLIP's defaults
+        cfg.model.tta = cfg.get("tta") or True
+    if args.show_dir is not None:
+        cfg.test_evaluator.show_dir = args.show_dir
+        cfg.test_evaluator.show_num = args.show_num
     cfg.test_evaluator.config = str(args.config)
+    # What decides the CAMs: a rerun into the same folder with other values is refused.
+    cfg.test_evaluator.params = {
+        "checkpoint_sha256": file_sha256(args.checkpoint),
+        "tta": tta_settings(cfg.model.get("tta")),
+    }
     return cfg
 
 

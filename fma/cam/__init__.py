@@ -24,6 +24,7 @@ from fma.cam.postprocess import (
     fuse_cams,
     min_max_normalize,
     resize_cams,
+    scaled_aligned_size,
 )
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "propagate",
     "quantize_threshold",
     "resize_cams",
+    "scaled_aligned_size",
     "softmax_gradcam",
     "softmax_gradcam_loop",
 ]

@@ -22,15 +22,22 @@ The model part after ``A`` is given as a *head* ``head(act_rows, img_rows) -> lo
 CLIP: the last block re-run from ``ln_1`` with the residual of that image, patch-mean pooling,
 cosine logits against fixed text features). Each row must depend only on its own activation.
 
-All positives are differentiated in **one** ordinary backward call (``batching="rows"``, the
-default): the head runs once on one copy of image ``n``'s activation per positive pair (plus one
-row per image without positives, for the returned logits), and the gradient of the sum of the
-pairs' probabilities w.r.t. these rows gives every pair's gradient at once. Compared with a
-loop of backward calls this adds ``P - N`` rows to the head's forward (FLOP-bound on CPU:
-about break-even for ViT-B/16) but replaces ``P`` small backward calls by one batched call.
-``batching="vmap"`` uses ``torch.autograd.grad(..., is_grads_batched=True)`` over "slots"
-instead (the j-th positive of every image shares slot j), as the original code does; PyTorch's
-legacy vmap has no batching rule for layer-norm / softmax backward and loops internally.
+Batching strategies (``batching=``), all equal to the per-pair loop up to float rounding:
+
+* ``"func"`` (the default): the head runs once on the N images and ``torch.func.vmap`` maps
+  the head's VJP over one cotangent per "slot" (the j-th positive of every image shares slot
+  j), so the backward covers ``S * N`` rows, ``S`` = most positives of one image. One forward,
+  one batched backward; fastest on CPU in ``benchmarks/cams.py`` (inference has batch 1, so
+  ``S * N = P``). Works with ``create_graph=True`` (regular autograd over the transform).
+* ``"rows"``: the head runs on one copy of image ``n``'s activation per positive pair (plus one
+  row per image without positives, for the returned logits), and one ordinary backward of the
+  sum of the pairs' probabilities gives every pair's gradient. ``P`` rows forward and backward:
+  preferable to ``"func"`` when positive counts are very uneven across a large batch (then
+  ``S * N`` is much larger than ``P``).
+* ``"vmap"``: ``torch.autograd.grad(..., is_grads_batched=True)`` over the slots, as the
+  original code does; PyTorch's legacy vmap has no batching rule for layer-norm / softmax
+  backward and loops internally.
+
 :func:`softmax_gradcam_loop` is the per-pair reference used in tests and benchmarks.
 """
 
@@ -54,7 +61,7 @@ __all__ = [
 #: to (M, G) logits; row k may depend only on ``act_rows[k]``.
 HeadFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-_BATCHING = ("rows", "vmap")
+_BATCHING = ("func", "rows", "vmap")
 
 
 @dataclasses.dataclass
@@ -148,9 +155,9 @@ def softmax_gradcam(
     *,
     create_graph: bool = False,
     eps: float = 1e-5,
-    batching: str = "rows",
+    batching: str = "func",
 ) -> GradCAMOutput:
-    """Softmax-GradCAM of every positive class with one backward call.
+    """Softmax-GradCAM of every positive class with one (batched) backward call.
 
     Args:
         act: (N, L, D) ``ln_1`` output of the last ViT block (used as data; detached inside).
@@ -160,8 +167,9 @@ def softmax_gradcam(
         create_graph: keep the graph of the gradients (training): the CAM is then
             differentiable w.r.t. the head's parameters / inputs other than ``act``.
         eps: masked-softmax epsilon.
-        batching: ``"rows"`` (one row per positive, plain backward) or ``"vmap"``
-            (``is_grads_batched`` over slots).
+        batching: ``"func"`` (one forward, ``torch.func.vmap`` over the VJP per slot),
+            ``"rows"`` (one row per positive, plain backward) or ``"vmap"``
+            (``is_grads_batched`` over slots); see the module docstring.
 
     Returns:
         :class:`GradCAMOutput`. Without positives ``cam`` is (0, h, w) and no backward runs.
@@ -194,6 +202,25 @@ def softmax_gradcam(
         chosen = pair_probs[torch.arange(num_pos, device=act.device), fg_idx]
         (g,) = torch.autograd.grad(chosen.sum(), rows, create_graph=create_graph)
         grads = g[:num_pos]
+    elif batching == "func":
+        counts = labels.bool().sum(dim=1)
+        if num_pos == 0:
+            logits = _head_logits(head, base, arange)
+            return _empty(base, logits, masked_softmax(logits, labels, eps), grid)
+
+        def probs_of(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            lg = _head_logits(head, a, arange)
+            return masked_softmax(lg, labels, eps), lg
+
+        probs, vjp_fn, logits = torch.func.vjp(probs_of, base, has_aux=True)
+        starts = torch.cumsum(counts, dim=0) - counts
+        slot = torch.arange(num_pos, device=act.device) - starts[img_idx]
+        cot = probs.new_zeros((int(counts.max()), *probs.shape))
+        cot[slot, img_idx, fg_idx] = 1.0
+        (g,) = torch.func.vmap(vjp_fn)(cot)  # (S, N, L, D)
+        grads = g[slot, img_idx]
+        if not create_graph:
+            grads = grads.detach()
     else:
         leaf = base.clone().requires_grad_(True)
         logits = _head_logits(head, leaf, arange)

@@ -12,6 +12,7 @@ read globals. Tie-breaking in :func:`cam_to_label` is documented there.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -25,6 +26,7 @@ __all__ = [
     "fuse_cams",
     "min_max_normalize",
     "resize_cams",
+    "scaled_aligned_size",
 ]
 
 
@@ -42,6 +44,34 @@ def align_size(height: int, width: int, divisor: int = 16) -> tuple[int, int]:
     if height <= 0 or width <= 0 or divisor <= 0:
         raise ValueError(f"align_size needs positive sizes, got {(height, width, divisor)}")
     return -(-height // divisor) * divisor, -(-width // divisor) * divisor
+
+
+def scaled_aligned_size(
+    height: int, width: int, scale: float, divisor: int = 16
+) -> tuple[int, int]:
+    """Size of an input rescaled by ``scale``, sides rounded **up** to multiples of ``divisor``.
+
+    ``ceil(scale * side / divisor) * divisor`` (CLIP-ES's multi-scale sizes), computed as
+    :func:`align_size` of ``ceil(scale * side)``; products within 1e-9 of an integer count as
+    that integer (``2.2 * 400 = 880.0000000000001`` gives 880, not 896).
+
+    Args:
+        height: input height in pixels (> 0).
+        width: input width in pixels (> 0).
+        scale: scale factor (> 0).
+        divisor: the ViT patch size.
+
+    Returns:
+        ``(H', W')``, e.g. ``(384, 512), 1.5 -> (576, 768)`` and ``(48, 80), 0.5 -> (32, 48)``.
+    """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+
+    def up(side: int) -> int:
+        v = scale * side
+        return max(1, round(v) if abs(v - round(v)) < 1e-9 else math.ceil(v))
+
+    return align_size(up(height), up(width), divisor)
 
 
 def resize_cams(cam: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:

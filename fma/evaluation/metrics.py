@@ -6,35 +6,69 @@
 ``<output_dir>/<img_id>.npz`` through :mod:`fma.io.cams` and a ``cams`` manifest at the end.
 When ground-truth paths are present it scores the CAMs as method-fma 6.4 (resize to the GT
 size, ReLU, min-max, background ``(1 - max)^gamma``, argmax) for every ``gamma`` and reports the
-mIoU of each (monitoring only; nothing is selected automatically).
+mIoU of each (monitoring only; nothing is selected automatically). With ``show_dir`` it also
+writes ``<show_dir>/<img_id>.png`` panels for the first ``show_num`` images (per process):
+the image, then one heat overlay per positive class (:func:`cam_panel`).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from mmengine.dist import is_main_process
 from mmengine.evaluator import BaseMetric
 
-from fma.cam import cam_to_label
+from fma.cam import cam_to_label, cam_to_score
 from fma.datasets.meta import get_dataset_meta
 from fma.evaluation.confusion import confusion_matrix, metrics_from_confusion
 from fma.io.cams import FORMAT, VERSION, CamRecord, save_cam
 from fma.io.label_maps import read_label_map
-from fma.io.manifest import Manifest, producer_info, write_manifest
+from fma.io.manifest import Manifest, ManifestError, producer_info, read_manifest, write_manifest
 from fma.registry import METRICS
+from fma.visualization.panels import overlay, panel_image, save_png, side_by_side
 
-__all__ = ["CAMMetric"]
+__all__ = ["CAMMetric", "cam_panel"]
 
 
 def _numpy(x: Any) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         return x.detach().float().cpu().numpy() if x.is_floating_point() else x.cpu().numpy()
     return np.asarray(x)
+
+
+def cam_panel(
+    image: np.ndarray,
+    cam: torch.Tensor,
+    titles: Sequence[str],
+    alpha: float = 0.5,
+) -> np.ndarray:
+    """Image plus one heat overlay per CAM, side by side with titles.
+
+    Each CAM is turned into a score as for evaluation (:func:`fma.cam.cam_to_score`: bilinear
+    resize to the image size, ReLU, per-class min-max) and blended over the image with
+    :func:`fma.visualization.panels.overlay` (jet-like colours, weight ``alpha``).
+
+    Args:
+        image: (H, W, 3) uint8 RGB image.
+        cam: (K, h, w) raw CAM of the image's K positive classes.
+        titles: K + 1 titles (the image's first).
+        alpha: colour weight of the overlays.
+
+    Returns:
+        (H + title bar, (K + 1) * W + 4 * K, 3) uint8 panel.
+    """
+    h, w = image.shape[:2]
+    if len(titles) != cam.shape[0] + 1:
+        raise ValueError(f"{len(titles)} titles for an image and {cam.shape[0]} CAMs")
+    score = cam_to_score(cam.float(), size=(h, w)).cpu().numpy()
+    panels = [image] + [overlay(image, s, alpha=alpha) for s in score]
+    return side_by_side(panels, titles=list(titles))
 
 
 @METRICS.register_module()
@@ -49,6 +83,13 @@ class CAMMetric(BaseMetric):
         save_att: store the attention matrix (``att``) when the model returned it.
         skip_existing: do not rewrite files that already exist (resumed runs).
         config: config path recorded in the manifest's producer.
+        show_dir: folder for ``<img_id>.png`` CAM panels (:func:`cam_panel`); None = none.
+        show_num: panels written per process at most (the first images it sees).
+        params: settings that decide the CAMs (``tools/test.py`` records the checkpoint's
+            sha256 and the ``tta`` setting), stored in the manifest. A folder whose manifest
+            holds different values for the same keys is refused before anything is written, so
+            a rerun never mixes CAMs of two checkpoints or settings; the manifest is written
+            (incomplete) before the first file, so this holds for interrupted runs too.
         collect_device: mmengine result collection device.
         prefix: metric name prefix (default ``"cam"``).
     """
@@ -64,6 +105,9 @@ class CAMMetric(BaseMetric):
         save_att: bool = False,
         skip_existing: bool = True,
         config: str | None = None,
+        show_dir: str | os.PathLike | None = None,
+        show_num: int = 20,
+        params: Mapping[str, Any] | None = None,
         collect_device: str = "cpu",
         prefix: str | None = None,
     ) -> None:
@@ -75,9 +119,54 @@ class CAMMetric(BaseMetric):
         self.save_att = save_att
         self.skip_existing = skip_existing
         self.config = config
+        self.show_dir = Path(show_dir) if show_dir is not None else None
+        if show_num < 0:
+            raise ValueError(f"show_num must be >= 0, got {show_num}")
+        self.show_num = int(show_num)
+        self._shown = 0
+        # JSON round trip: tuples become lists, as in the manifest they are compared with.
+        self.params = json.loads(json.dumps(dict(params or {})))
+        self._checked = False
+
+    def _manifest(self, complete: bool) -> Manifest:
+        out_dir = Path(self.output_dir or ".")
+        return Manifest(
+            format=FORMAT,
+            version=VERSION,
+            count=sum(1 for _ in out_dir.glob("*.npz")),
+            dataset=self.meta.name,
+            split=self.split,
+            class_names=list(self.meta.class_names),
+            producer=producer_info("tools/test.py", self.config),
+            params={"gammas": list(self.gammas), **self.params, "complete": complete},
+        )
+
+    def _check_output_dir(self) -> None:
+        """Refuse a CAM folder written with other settings; mark it as in progress."""
+        self._checked = True
+        if self.output_dir is None:
+            return
+        old = read_manifest(self.output_dir, required=False)
+        if old is not None:
+            if old.format != FORMAT:
+                raise ManifestError(
+                    f"{self.output_dir}: holds {old.format!r} files, not CAMs; choose another "
+                    "output folder (--out)"
+                )
+            for key, value in self.params.items():
+                if key in old.params and old.params[key] != value:
+                    raise ManifestError(
+                        f"{self.output_dir}: its CAMs were written with {key}={old.params[key]!r}, "
+                        f"this run has {key}={value!r}; write to another folder (--out) or "
+                        "delete this one"
+                    )
+        if is_main_process():
+            write_manifest(self.output_dir, self._manifest(complete=False))
 
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         """Write each image's CAM file and accumulate confusion matrices."""
+        if not self._checked:
+            self._check_output_dir()
         for ds in data_samples:
             img_id = ds["img_id"]
             cam = ds["cam"]
@@ -96,6 +185,17 @@ class CAMMetric(BaseMetric):
                     save_cam(path, rec)
             if self.gammas and ds.get("gt_path"):
                 self._score(torch.as_tensor(cam).float(), fg_cls, ds["gt_path"])
+            if self.show_dir is not None and self._shown < self.show_num:
+                self._show(ds, torch.as_tensor(cam), fg_cls)
+
+    def _show(self, ds: dict, cam: torch.Tensor, fg_cls: np.ndarray) -> None:
+        ori = tuple(int(v) for v in ds["ori_shape"])
+        image = panel_image(ds.get("img_path"), ori)
+        names = [self.meta.class_names[c] if 0 < c < self.meta.num_classes else str(c)
+                 for c in fg_cls.tolist()]  # fmt: skip
+        panel = cam_panel(image, cam, [str(ds["img_id"]), *names])
+        save_png(self.show_dir / f"{ds['img_id']}.png", panel)
+        self._shown += 1
 
     def _score(self, cam: torch.Tensor, fg_cls: np.ndarray, gt_path: str) -> None:
         c = self.meta.num_classes
@@ -119,21 +219,9 @@ class CAMMetric(BaseMetric):
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         """mIoU per gamma (``mIoU@<gamma>``), the best one and its gamma; writes the manifest."""
+        self._shown = 0  # a later evaluation with this metric shows its first images again
         if self.output_dir is not None:
-            count = sum(1 for _ in self.output_dir.glob("*.npz"))
-            write_manifest(
-                self.output_dir,
-                Manifest(
-                    format=FORMAT,
-                    version=VERSION,
-                    count=count,
-                    dataset=self.meta.name,
-                    split=self.split,
-                    class_names=list(self.meta.class_names),
-                    producer=producer_info("tools/test.py", self.config),
-                    params={"gammas": list(self.gammas)},
-                ),
-            )
+            write_manifest(self.output_dir, self._manifest(complete=True))
         out: dict[str, float] = {}
         if not results:
             return out

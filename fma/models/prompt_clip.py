@@ -17,6 +17,7 @@ Modes (mmengine ``BaseModel.forward``):
 * ``predict``: GradCAMs of the image-level positives, optionally CAA-refined with the mean
   attention of the last ``att_layers`` blocks; fields ``cam`` (K, h, w), ``fg_cls`` (K,) dataset
   class ids, ``fg_logit`` (K,), ``all_logit`` (F,), optional ``cam_raw`` and ``att`` (T, T).
+  With ``tta`` set, the CAM is a multi-scale / flip fusion (see :class:`PromptCLIP`).
 * ``tensor``: (N, G) logits.
 
 Checkpoints hold only the prompt contexts: the frozen CLIP is kept outside the module tree
@@ -25,7 +26,7 @@ Checkpoints hold only the prompt contexts: the frozen CLIP is kept outside the m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -33,7 +34,8 @@ import torch.nn.functional as F
 from mmengine.model import BaseModel
 from torch import nn
 
-from fma.cam import caa_refine, softmax_gradcam
+from fma.cam import caa_refine, fuse_cams, positive_pairs, scaled_aligned_size, softmax_gradcam
+from fma.cam.gradcam import GradCAMOutput
 from fma.clip import CLIPImageEncoder, PromptLearner, TextEncoder, load_clip
 from fma.clip.backbone import VisualFeatures
 from fma.datasets.meta import get_dataset_meta
@@ -41,7 +43,63 @@ from fma.models.data_preprocessor import CLIPDataPreprocessor
 from fma.models.losses import CAMActivationLoss, MultiLabelContrastiveLoss
 from fma.registry import MODELS
 
-__all__ = ["PromptCLIP"]
+__all__ = ["DEFAULT_TTA", "PromptCLIP", "resize_images", "tta_settings"]
+
+#: Multi-scale + flip CAM fusion used by ``tta=True`` (``tools/test.py --tta`` without a config
+#: ``tta``): CLIP-ES's scales, both flips, summed.
+DEFAULT_TTA: dict[str, Any] = {"scales": (1.0, 0.5, 1.5, 2.0), "flip": True, "reduce": "sum"}
+_TTA_KEYS = ("scales", "flip", "reduce")
+
+
+def tta_settings(tta: bool | dict[str, Any] | None) -> dict[str, Any] | None:
+    """Check and complete a ``tta`` argument of :class:`PromptCLIP`.
+
+    Args:
+        tta: None / False (off), True (:data:`DEFAULT_TTA`) or a dict with any of ``scales``
+            (positive floats), ``flip`` (bool) and ``reduce`` (``"sum"`` or ``"mean"``); missing
+            keys take the :data:`DEFAULT_TTA` values.
+
+    Returns:
+        None or ``{"scales": tuple[float, ...], "flip": bool, "reduce": str}``.
+    """
+    if tta is None or tta is False:
+        return None
+    if tta is True:
+        tta = DEFAULT_TTA
+    if not isinstance(tta, Mapping):
+        raise ValueError(f"tta must be None, a bool or a dict with keys {_TTA_KEYS}, got {tta!r}")
+    unknown = sorted(set(tta) - set(_TTA_KEYS))
+    if unknown:
+        raise ValueError(f"unknown tta keys {unknown}; valid keys are {_TTA_KEYS}")
+    raw = tta.get("scales", DEFAULT_TTA["scales"])
+    scales = (float(raw),) if isinstance(raw, int | float) else tuple(float(v) for v in raw)
+    if not scales or any(not v > 0 for v in scales):
+        raise ValueError(f"tta scales must be a non-empty list of positive numbers, got {raw!r}")
+    reduce = tta.get("reduce", DEFAULT_TTA["reduce"])
+    if reduce not in ("sum", "mean"):
+        raise ValueError(f"tta reduce must be 'sum' or 'mean', got {reduce!r}")
+    return {"scales": scales, "flip": bool(tta.get("flip", DEFAULT_TTA["flip"])), "reduce": reduce}
+
+
+def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a normalised image batch as the loader's PIL bicubic resize does.
+
+    Bicubic with ``antialias=True`` uses PIL's kernel (a = -0.5, support widened when
+    shrinking), so it matches ``PIL.Image.resize(..., BICUBIC)`` up to PIL's uint8 rounding and
+    clipping; applied to the normalised tensor it equals resizing before normalising, because
+    the interpolation weights sum to one.
+
+    Args:
+        images: (N, 3, H, W) float images.
+        size: target ``(H', W')``.
+
+    Returns:
+        (N, 3, H', W'); the input itself when the size already matches.
+    """
+    size = (int(size[0]), int(size[1]))
+    if tuple(images.shape[-2:]) == size:
+        return images
+    return F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
 
 
 class _Frozen:
@@ -76,10 +134,31 @@ class PromptCLIP(BaseModel):
         att_layers: attention layers averaged for CAA / ``att`` (8 in the paper).
         caa: keyword arguments of :func:`fma.cam.caa_refine` (``sinkhorn_iters``, ``power``,
             ``box_thresh``, ``apply_to``, ``box_end_exclusive``) or None for raw CAMs.
-        keep_raw_cam: also return the unrefined CAM as ``cam_raw``.
-        save_att: also return the merged attention as ``att`` (float16).
+        keep_raw_cam: also return the unrefined CAM as ``cam_raw`` (with ``tta``: the fused CAM
+            before CAA).
+        save_att: also return the merged attention as ``att`` (float16; with ``tta``: the
+            attention of the scale-1.0 input).
+        tta: multi-scale / flip CAM fusion at inference, off by default (the paper infers at
+            one scale without flipping, method-fma 6.1): None, True (:data:`DEFAULT_TTA`) or a
+            dict (see :func:`tta_settings`). See "Test-time augmentation" below.
+        gradcam_batching: ``batching`` of :func:`fma.cam.softmax_gradcam` (``"func"``,
+            ``"rows"`` or ``"vmap"``; same CAMs, different speed and memory).
         data_preprocessor: config or module; default :class:`CLIPDataPreprocessor`.
         init_cfg: mmengine init config (unused).
+
+    Test-time augmentation (CLIP-ES style). For every scale ``s`` the (already 16-aligned)
+    input of ``H x W`` pixels is resized to :func:`fma.cam.scaled_aligned_size` (``s * H``,
+    ``s * W`` rounded up to multiples of 16) with :func:`resize_images` (bicubic, as the
+    loader's PIL resize; bilinear would blur the input more than the paper's pipeline does);
+    with ``flip`` the horizontally flipped input is added. Each view gets the Softmax-GradCAM of
+    the same positives (the masked softmax of that view's own logits); the CAMs of flipped
+    views are flipped back, and all views are resized bilinearly onto the scale-1.0 patch grid
+    ``H/16 x W/16`` and summed (or averaged) by :func:`fma.cam.fuse_cams`. ``fg_logit`` /
+    ``all_logit`` (and ``att``) always come from the scale-1.0 unflipped input (an extra
+    no-backward pass when 1.0 is not among the scales). CAA is applied once, to the fused CAM,
+    with the scale-1.0 attention, so CAA requires 1.0 among the scales. CLIP-ES fuses the maps
+    the same way (resize, flip back, sum) but at image resolution, and refines only the
+    scale-1.0 CAM with its attention.
     """
 
     def __init__(
@@ -101,6 +180,8 @@ class PromptCLIP(BaseModel):
         caa: dict[str, Any] | None = None,
         keep_raw_cam: bool = False,
         save_att: bool = False,
+        tta: bool | dict[str, Any] | None = None,
+        gradcam_batching: str = "func",
         data_preprocessor: dict | nn.Module | None = None,
         init_cfg: dict | None = None,
     ) -> None:
@@ -150,6 +231,17 @@ class PromptCLIP(BaseModel):
         self.caa = dict(caa) if caa is not None else None
         self.keep_raw_cam = keep_raw_cam
         self.save_att = save_att
+        self.tta = tta_settings(tta)
+        if gradcam_batching not in ("func", "rows", "vmap"):
+            raise ValueError(
+                f"gradcam_batching must be 'func', 'rows' or 'vmap', got {gradcam_batching!r}"
+            )
+        self.gradcam_batching = gradcam_batching
+        if self.tta is not None and self.caa is not None and 1.0 not in self.tta["scales"]:
+            raise ValueError(
+                f"tta scales {self.tta['scales']} lack 1.0: CAA refines the fused CAM with the "
+                "attention of the scale-1.0 input; add 1.0 to tta.scales or set caa=None"
+            )
         self._text_cache: tuple[tuple[int, int, torch.device], torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ frozen CLIP plumbing
@@ -161,6 +253,9 @@ class PromptCLIP(BaseModel):
     def _apply(self, fn: Any, recurse: bool = True) -> PromptCLIP:  # type: ignore[override]
         super()._apply(fn, recurse)
         self._frozen.clip._apply(fn)
+        # The wrappers keep references to CLIP buffers (the text attention mask), which _apply
+        # replaces by new tensors: rebuild them so that .to(device) moves everything.
+        self._frozen = _Frozen(self._frozen.clip)
         self._text_cache = None
         return self
 
@@ -255,7 +350,10 @@ class PromptCLIP(BaseModel):
         if any(w != 0 for w in self.act_loss_weights):
             seeds = self._seeds(data_samples, dev)
             pos = labels if self.act_positives == "image" else self._seed_positives(seeds)
-            out = softmax_gradcam(feats.act, head, pos, feats.grid, create_graph=True)
+            out = softmax_gradcam(
+                feats.act, head, pos, feats.grid, create_graph=True,
+                batching=self.gradcam_batching,
+            )  # fmt: skip
             act = self.act_loss(out.cam, out.img_idx, out.fg_idx + 1, seeds)
             keep_graph = out.logits.sum() * 0  # a batch without positives still back-propagates
             losses.update({k: v + keep_graph for k, v in act.items()})
@@ -274,20 +372,17 @@ class PromptCLIP(BaseModel):
         labels = self._labels(data_samples, n, dev)
         need_att = self.caa is not None or self.save_att
         att_layers = self.att_layers if need_att else 0
-        txt = self.text_features()
-        with torch.enable_grad():  # mmengine's test loop runs under no_grad
-            feats = self._frozen.image.forward_features(inputs, att_layers)
-            out = softmax_gradcam(feats.act, self._head(feats, txt), labels, feats.grid)
-        att = None
-        if need_att:
-            with torch.no_grad():
-                _, last = self._frozen.image.last_block(feats.x_in, feats.act, need_weights=True)
-            att = self._frozen.image.merge_attention(feats.att, last, att_layers)
+        if self.tta is None:
+            out, att = self._view_cams(inputs, labels, att_layers)
+            cams = out.cam.detach()
+        else:
+            cams, out, att = self._tta_cams(inputs, labels, att_layers)
+        img_idx, fg_idx = positive_pairs(labels)
         logits = out.logits.detach()
         for i, ds in enumerate(data_samples):
-            sel = out.img_idx == i
-            cam = out.cam[sel].detach()
-            fg = out.fg_idx[sel]
+            sel = img_idx == i
+            cam = cams[sel]
+            fg = fg_idx[sel]
             refined = caa_refine(cam, att[i], **self.caa) if self.caa is not None else cam
             ds.cam = refined
             ds.fg_cls = fg + 1
@@ -298,3 +393,48 @@ class PromptCLIP(BaseModel):
             if self.save_att and att is not None:
                 ds.att = att[i].half()
         return list(data_samples)
+
+    def _view_cams(
+        self, inputs: torch.Tensor, labels: torch.Tensor, att_layers: int
+    ) -> tuple[GradCAMOutput, torch.Tensor | None]:
+        """Softmax-GradCAM of one view (N, 3, H, W) and its merged attention (N, T, T) or None."""
+        enc = self._frozen.image
+        txt = self.text_features()
+        with torch.enable_grad():  # mmengine's test loop runs under no_grad
+            feats = enc.forward_features(inputs, att_layers)
+            out = softmax_gradcam(
+                feats.act, self._head(feats, txt), labels, feats.grid,
+                batching=self.gradcam_batching,
+            )  # fmt: skip
+        att = None
+        if att_layers:
+            with torch.no_grad():
+                _, last = enc.last_block(feats.x_in, feats.act, need_weights=True)
+            att = enc.merge_attention(feats.att, last, att_layers)
+        return out, att
+
+    def _tta_cams(
+        self, inputs: torch.Tensor, labels: torch.Tensor, att_layers: int
+    ) -> tuple[torch.Tensor, GradCAMOutput, torch.Tensor | None]:
+        """Fused (P, h, w) CAM of all views, the scale-1.0 view's output and its attention."""
+        assert self.tta is not None
+        h, w = inputs.shape[-2:]
+        grid = self._frozen.image.grid_of(h, w)
+        cams: list[torch.Tensor] = []
+        flipped: list[bool] = []
+        base: tuple[GradCAMOutput, torch.Tensor | None] | None = None
+        for scale in self.tta["scales"]:
+            x = resize_images(inputs, scaled_aligned_size(h, w, scale))
+            for flip in (False, True) if self.tta["flip"] else (False,):
+                first = scale == 1.0 and not flip and base is None
+                out, att = self._view_cams(
+                    x.flip(-1) if flip else x, labels, att_layers if first else 0
+                )
+                cams.append(out.cam.detach())
+                flipped.append(flip)
+                if first:
+                    base = (out, att)
+        if base is None:  # logits (and attention) of the plain input, without a backward pass
+            base = self._view_cams(inputs, torch.zeros_like(labels), att_layers)
+        fused = fuse_cams(cams, grid, flipped, reduce=self.tta["reduce"])
+        return fused, base[0], base[1]

@@ -53,8 +53,9 @@ def test_gradcam_linear_head_known_answer() -> None:
         weight = (jac[:, None] * text).sum(0) / (h * w)
         expected.append((act.detach()[0, 1:] @ weight).reshape(h, w))
     assert torch.allclose(out.cam, torch.stack(expected), atol=1e-12)
-    vm = softmax_gradcam(act, head, labels, (h, w), eps=0.0, batching="vmap")
-    assert torch.allclose(vm.cam, torch.stack(expected), atol=1e-12)
+    for batching in ("vmap", "func"):
+        vm = softmax_gradcam(act, head, labels, (h, w), eps=0.0, batching=batching)
+        assert torch.allclose(vm.cam, torch.stack(expected), atol=1e-12), batching
     assert out.img_idx.tolist() == [0, 0] and out.fg_idx.tolist() == [0, 2]
 
 
@@ -97,7 +98,7 @@ def _setup(labels: torch.Tensor, h: int = 3, w: int = 4, d: int = 16):
         [[1, 1, 1, 1]],  # all classes present
     ],
 )
-@pytest.mark.parametrize("batching", ["rows", "vmap"])
+@pytest.mark.parametrize("batching", ["func", "rows", "vmap"])
 def test_batched_equals_loop(labels: list[list[int]], batching: str) -> None:
     lab = torch.tensor(labels)
     model, act, head, grid = _setup(lab)
@@ -132,12 +133,12 @@ def test_no_positives_returns_empty_without_backward() -> None:
         return head(a, rows)
 
     _, act, head, grid = _setup(lab)
-    for batching in ("rows", "vmap"):
+    for batching in ("func", "rows", "vmap"):
         out = softmax_gradcam(act, counting_head, lab, grid, create_graph=True, batching=batching)
         assert out.cam.shape == (0, *grid)
         assert out.img_idx.numel() == 0 and out.fg_idx.numel() == 0
         assert out.logits.shape == (2, 7) and out.logits.requires_grad  # text graph kept
-    assert calls == [2, 2]
+    assert calls == [2, 2, 2]
 
 
 def test_input_errors() -> None:

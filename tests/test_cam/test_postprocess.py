@@ -13,6 +13,7 @@ from fma.cam import (
     fuse_cams,
     min_max_normalize,
     resize_cams,
+    scaled_aligned_size,
 )
 
 
@@ -22,6 +23,20 @@ def test_align_size_rounds_up() -> None:
     assert align_size(1, 17, 16) == (16, 32)
     with pytest.raises(ValueError):
         align_size(0, 10)
+
+
+def test_scaled_aligned_size_known_answers() -> None:
+    # ceil(scale * side / 16) * 16, as CLIP-ES's multi-scale sizes
+    assert scaled_aligned_size(384, 512, 1.0) == (384, 512)
+    assert scaled_aligned_size(384, 512, 0.5) == (192, 256)
+    assert scaled_aligned_size(384, 512, 1.5) == (576, 768)
+    assert scaled_aligned_size(384, 512, 2.0) == (768, 1024)
+    assert scaled_aligned_size(48, 80, 0.5) == (32, 48)  # 24 -> 32, 40 -> 48
+    assert scaled_aligned_size(48, 80, 0.75) == (48, 64)  # 36 -> 48, 60 -> 64
+    assert scaled_aligned_size(16, 16, 0.1) == (16, 16)  # never below one patch
+    assert scaled_aligned_size(400, 400, 2.2) == (880, 880)  # 880.0000000000001 counts as 880
+    with pytest.raises(ValueError, match="scale"):
+        scaled_aligned_size(16, 16, 0.0)
 
 
 def test_min_max_normalize_known_answer() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -24,16 +25,20 @@ def _head(clip, images):
     return pl, feats, head
 
 
-def test_batched_gradcam_equals_loop_on_clip(tiny_clip) -> None:
+@pytest.mark.parametrize("batching", ["func", "rows", "vmap"])
+def test_batched_gradcam_equals_loop_on_clip(tiny_clip, batching: str) -> None:
     images = torch.randn(3, 3, 64, 96, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([[1, 1, 1], [0, 0, 0], [0, 1, 0]])
     pl, feats, head = _head(tiny_clip, images)
-    fast = softmax_gradcam(feats.act, head, labels, feats.grid, create_graph=True)
+    fast = softmax_gradcam(
+        feats.act, head, labels, feats.grid, create_graph=True, batching=batching
+    )
     ref = softmax_gradcam_loop(feats.act, head, labels, feats.grid, create_graph=True)
     assert fast.cam.shape == (4, 4, 6)
     scale = float(ref.cam.detach().abs().max())
     assert scale > 0
     assert torch.allclose(fast.cam, ref.cam, atol=1e-5 * scale)
+    assert torch.allclose(fast.logits, ref.logits, atol=1e-4) and fast.logits.requires_grad
     (g_fast,) = torch.autograd.grad(fast.cam.square().sum(), pl.ctx, retain_graph=True)
     (g_ref,) = torch.autograd.grad(ref.cam.square().sum(), pl.ctx)
     assert g_ref.abs().max() > 0

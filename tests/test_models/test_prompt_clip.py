@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.structures import BaseDataElement
 
 from fma.cam import caa_refine, softmax_gradcam_loop
 from fma.models import PromptCLIP
 from fma.models.losses import multilabel_contrastive_loss
+from fma.models.prompt_clip import tta_settings
 
 
 def _sample(labels: list[int], seed: torch.Tensor | None = None) -> BaseDataElement:
@@ -125,6 +127,20 @@ def test_predict_cams_match_reference(tiny_clip_cfg) -> None:
     assert torch.allclose(ds.cam, caa_refine(ref.cam.detach(), att, **caa), atol=1e-4)
 
 
+def test_conversions_reach_the_frozen_clip_buffers(tiny_clip_cfg) -> None:
+    # .to(device) / .double() replace CLIP's buffers (the text attention mask); the text encoder
+    # must see the converted ones, or a GPU run mixes devices.
+    m = _model(tiny_clip_cfg)
+    m.eval()
+    want = m.text_features()
+    m.double()
+    assert m.clip.attn_mask.dtype == torch.float64
+    assert m._frozen.text.attn_mask is m.clip.attn_mask
+    assert m.clip.visual.conv1.weight.dtype == torch.float64
+    got = m.text_features()
+    assert got.dtype == torch.float64 and torch.allclose(got.float(), want, atol=1e-5)
+
+
 def test_text_features_are_cached_in_eval(tiny_clip_cfg) -> None:
     m = _model(tiny_clip_cfg)
     m.eval()
@@ -144,3 +160,132 @@ def test_constructor_errors(tiny_clip_cfg) -> None:
         _model(tiny_clip_cfg, att_layers=0, caa=dict(box_thresh=0.4))
     with pytest.raises(ValueError, match="bg_prompts"):
         _model(tiny_clip_cfg, bg_prompts="none")
+
+
+# ---------------------------------------------------------------------- test-time augmentation
+def _predict(m: PromptCLIP, inputs: torch.Tensor, labels: list[int]) -> BaseDataElement:
+    with torch.no_grad():  # as mmengine's test loop
+        (ds,) = m.predict(inputs, [_sample(labels)])
+    return ds
+
+
+def _lab(*ids: int) -> torch.Tensor:
+    labels = torch.zeros(1, 20, dtype=torch.long)
+    labels[0, [i - 1 for i in ids]] = 1
+    return labels
+
+
+def _normalised(m: PromptCLIP) -> torch.Tensor:
+    data = m.data_preprocessor({"inputs": list(_inputs(1)), "data_samples": [_sample([2])]}, False)
+    return data["inputs"]
+
+
+def test_tta_single_scale_without_flip_equals_plain(tiny_clip_cfg) -> None:
+    caa = dict(sinkhorn_iters=1, power=2, box_thresh=0.4, apply_to="score")
+    m = _model(tiny_clip_cfg, caa=caa, keep_raw_cam=True, save_att=True)
+    m.eval()
+    x = _normalised(m)
+    plain = _predict(m, x, [2, 12])
+    m.tta = tta_settings(dict(scales=(1.0,), flip=False))
+    tta = _predict(m, x, [2, 12])
+    for key in ("cam", "cam_raw", "fg_cls", "fg_logit", "all_logit", "att"):
+        assert torch.equal(getattr(tta, key), getattr(plain, key)), key
+
+
+def test_tta_flip_equals_hand_computation(tiny_clip_cfg) -> None:
+    caa = dict(sinkhorn_iters=1, power=2, box_thresh=0.5, apply_to="cam")
+    m = _model(tiny_clip_cfg, caa=caa, keep_raw_cam=True, save_att=True)
+    m.eval()
+    x = _normalised(m)
+    plain = _predict(m, x, [2, 12])
+    mirrored = _predict(m, x.flip(-1), [2, 12])
+    m.tta = tta_settings(dict(scales=(1.0,), flip=True))
+    tta = _predict(m, x, [2, 12])
+    want = plain.cam_raw + mirrored.cam_raw.flip(-1)
+    assert not torch.allclose(plain.cam_raw, want)  # the flipped view does contribute
+    scale = float(want.abs().max())
+    assert torch.allclose(tta.cam_raw, want, rtol=0, atol=1e-6 * scale)
+    # CAA once, on the fused CAM, with the attention of the unflipped input.
+    assert torch.equal(tta.att, plain.att)
+    _, att = m._view_cams(x, _lab(2, 12), 2)  # full-precision attention (ds.att is float16)
+    assert torch.allclose(tta.cam, caa_refine(want, att[0], **caa), rtol=0, atol=1e-5 * scale)
+    assert torch.equal(tta.fg_logit, plain.fg_logit)
+    assert torch.equal(tta.all_logit, plain.all_logit)
+
+
+@pytest.mark.parametrize(
+    ("scales", "reduce"), [((1.0, 0.5, 1.5, 2.0), "sum"), ((0.5, 1.5), "mean")]
+)
+def test_tta_multiscale_equals_brute_force(tiny_clip_cfg, scales, reduce) -> None:
+    m = _model(tiny_clip_cfg, keep_raw_cam=True)
+    m.eval()
+    x = _normalised(m)  # 64 x 96 -> grid 4 x 6
+    sizes = {1.0: (64, 96), 0.5: (32, 48), 1.5: (96, 144), 2.0: (128, 192)}
+    want = torch.zeros(2, 4, 6)
+    for s in scales:
+        xs = x
+        if s != 1.0:
+            xs = F.interpolate(x, size=sizes[s], mode="bicubic", align_corners=False,
+                               antialias=True)  # fmt: skip
+        for flip in (False, True):
+            cam = _predict(m, xs.flip(-1) if flip else xs, [2, 12]).cam
+            cam = F.interpolate(cam[None], size=(4, 6), mode="bilinear", align_corners=False)[0]
+            want += cam.flip(-1) if flip else cam
+    if reduce == "mean":
+        want /= 2 * len(scales)
+    plain = _predict(m, x, [2, 12])
+    m.tta = tta_settings(dict(scales=scales, flip=True, reduce=reduce))
+    tta = _predict(m, x, [2, 12])
+    assert tta.cam.shape == (2, 4, 6) and torch.equal(tta.cam, tta.cam_raw)
+    assert torch.allclose(tta.cam, want, rtol=0, atol=1e-5 * float(want.abs().max()))
+    # Logits are those of the plain (scale 1.0, unflipped) input, even when 1.0 is not a scale
+    # (then from a separate forward with one row instead of one per positive: float tolerance).
+    assert torch.allclose(tta.fg_logit, plain.fg_logit, rtol=0, atol=1e-5)
+    assert torch.allclose(tta.all_logit, plain.all_logit, rtol=0, atol=1e-5)
+    if 1.0 in scales:
+        assert torch.equal(tta.all_logit, plain.all_logit)
+
+
+def test_tta_settings_and_errors(tiny_clip_cfg) -> None:
+    assert tta_settings(None) is None and tta_settings(False) is None
+    assert tta_settings(True) == {"scales": (1.0, 0.5, 1.5, 2.0), "flip": True, "reduce": "sum"}
+    assert tta_settings({"scales": [2, 1]}) == {"scales": (2.0, 1.0), "flip": True,
+                                                 "reduce": "sum"}  # fmt: skip
+    with pytest.raises(ValueError, match="unknown tta keys"):
+        tta_settings({"scale": (1.0,)})
+    with pytest.raises(ValueError, match="reduce"):
+        tta_settings({"reduce": "max"})
+    with pytest.raises(ValueError, match="positive"):
+        tta_settings({"scales": (1.0, 0.0)})
+    caa = dict(box_thresh=0.4)
+    with pytest.raises(ValueError, match=r"lack 1\.0.*CAA"):
+        _model(tiny_clip_cfg, caa=caa, tta=dict(scales=(0.5, 2.0)))
+    m = _model(tiny_clip_cfg, caa=caa, tta=True)
+    assert m.tta == tta_settings(True)
+    _model(tiny_clip_cfg, caa=None, tta=dict(scales=(0.5, 2.0)))  # fine without CAA
+
+
+def test_gradcam_batchings_give_the_same_losses_and_gradients(tiny_clip_cfg) -> None:
+    seed = torch.zeros(64, 96, dtype=torch.long)
+    seed[10:30, 20:50] = 3
+    seed[40:60, 50:90] = 9
+    results = {}
+    for batching in ("func", "rows", "vmap"):
+        m = _model(tiny_clip_cfg, cls_loss_weight=1.0, act_loss_weights=(1.0, 1.0),
+                   gradcam_batching=batching)  # fmt: skip
+        m.train()
+        samples = [_sample([3, 9, 15], seed), _sample([], seed), _sample([9], seed)]
+        data = m.data_preprocessor({"inputs": list(_inputs(3)), "data_samples": samples}, True)
+        losses = m(**data, mode="loss")
+        sum(losses.values()).backward()
+        results[batching] = ({k: float(v) for k, v in losses.items()},
+                             m.prompt_learner.ctx.grad.clone())  # fmt: skip
+    ref_losses, ref_grad = results["rows"]
+    assert set(ref_losses) == {"loss_cls", "loss_act_fg", "loss_act_bg"}
+    assert ref_grad.abs().max() > 0
+    for batching in ("func", "vmap"):
+        losses, grad = results[batching]
+        assert losses == pytest.approx(ref_losses, rel=1e-5), batching
+        assert torch.allclose(grad, ref_grad, atol=1e-4 * float(ref_grad.abs().max())), batching
+    with pytest.raises(ValueError, match="gradcam_batching"):
+        _model(tiny_clip_cfg, gradcam_batching="loop")

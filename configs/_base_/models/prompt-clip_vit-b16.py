@@ -15,4 +15,7 @@ model = dict(
     act_loss_weights=(0.0, 0.0),
     att_layers=8,
     caa=dict(sinkhorn_iters=1, power=2, box_thresh=0.4, apply_to="score"),
+    tta=None,  # single-scale CAMs (method-fma 6.1); tools/test.py --tta sets the values below
 )
+# Multi-scale + flip CAM fusion (CLIP-ES scales), used only with tools/test.py --tta.
+tta = dict(scales=(1.0, 0.5, 1.5, 2.0), flip=True, reduce="sum")
