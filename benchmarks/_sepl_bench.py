@@ -7,7 +7,7 @@ Compares, per number of SAM masks K (default 50, 150, 300) on 375x500 images:
   (:func:`fma.io.amg.read_amg_folder`), i.e. the per-image cost of ``tools/refine_labels.py``
   without the label PNG read/write;
 * ``fma + fma RLE JSON read``: the same with the masks read from an fma ``sam_masks`` file
-  (COCO RLE decoded by pycocotools);
+  (``<id>.json.gz``: gunzip, JSON parse, COCO RLE decoded by pycocotools);
 * ``per-mask loop``: the straightforward reference: the official merger's expressions
   (``np.sum((pre_cls == cur) * pre_cls)``, ``np.logical_or``) with an inner Python loop over
   in-memory masks; the "x loop" column is the speed-up over it;
@@ -193,7 +193,7 @@ def _implementations(
         return refine_pseudo_label(data[j][0], read_amg_folder(folders[j]).masks, NUM_CLASSES)
 
     def fma_json(j: int) -> np.ndarray:
-        masks = load_sam_masks(folders[j].with_suffix(".json")).masks
+        masks = load_sam_masks(folders[j].parent / f"{folders[j].name}.json.gz").masks
         return refine_pseudo_label(data[j][0], masks, NUM_CLASSES)
 
     def loop(j: int) -> np.ndarray:
@@ -240,7 +240,8 @@ def run(
                 folders.append(Path(tmp) / f"img{s}")
                 write_amg_folder(folders[-1], masks)
                 recs = [make_record(r, area=0, bbox=[0, 0, 0, 0]) for r in encode_rle(masks)]
-                save_sam_masks(folders[-1].with_suffix(".json"), f"img{s}", H, W, recs)
+                gz = folders[-1].parent / f"{folders[-1].name}.json.gz"
+                save_sam_masks(gz, f"img{s}", H, W, recs)
             results = {}
             for name, fn, n in _implementations(data, folders, n_fast, n_loop, n_official):
                 reps = repeats if n >= n_fast else 1

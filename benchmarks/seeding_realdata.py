@@ -1,7 +1,7 @@
 """Time SAMS and SEPL over the 330 real mini-VOC train images (end to end, files on disk).
 
 Inputs are built from real data: oracle masks (4-connected components of each ground-truth class
-region, written as fma mask JSON) and CAMs derived from the TransCAM pseudo labels (each present
+region, written as fma mask files) and CAMs derived from the TransCAM pseudo labels (each present
 class's region, average-pooled to the 16-pixel patch grid, plus noise; fg_cls = the image's
 ground-truth classes). The timings cover reading the inputs, the algorithm and writing PNGs.
 
@@ -43,7 +43,7 @@ def build_inputs(voc_mini: Path, work: Path) -> list[str]:
             make_record(r, area=int(m.sum()), bbox=[0, 0, 1, 1], level=2)
             for r, m in zip(encode_rle(masks), masks, strict=True)
         ]
-        save_sam_masks(work / "masks" / f"{image_id}.json", image_id, *gt.shape, recs)
+        save_sam_masks(work / "masks" / f"{image_id}.json.gz", image_id, *gt.shape, recs)
         fg = [c for c in np.unique(gt).tolist() if c not in (0, 255)]
         h, w = -(-gt.shape[0] // 16), -(-gt.shape[1] // 16)
         pad = np.zeros((h * 16, w * 16), dtype=np.uint8)

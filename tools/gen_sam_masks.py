@@ -1,9 +1,11 @@
 """Generate SAM quasi-superpixel masks (or classical superpixels) for a dataset split.
 
 The config's ``sam_masks = dict(...)`` holds keyword arguments of
-:func:`fma.sam.run.run_sam_masks`. Masks go to ``<work_dir>/masks/<split>/<id>.json`` with a
+:func:`fma.sam.run.run_sam_masks`. Masks go to ``<work_dir>/masks/<split>/<id>.json.gz`` (gzip'd
+JSON; ``--no-compress`` or ``sam_masks.compress=False``: plain ``<id>.json``) with a
 ``manifest.json``; ``work_dir`` defaults to ``work_dirs/<config stem>``. Reruns skip finished
-images. Exit codes: 0 success, 1 some images failed (listed by name), 2 bad arguments/config.
+images (a mask file of either suffix counts as finished). Exit codes: 0 success, 1 some images
+failed (listed by name), 2 bad arguments/config.
 
 Examples::
 
@@ -11,6 +13,7 @@ Examples::
     python tools/gen_sam_masks.py CONFIG --shard 0/4        # one of 4 independent processes
     torchrun --nproc_per_node 2 tools/gen_sam_masks.py CONFIG --launcher pytorch
     python tools/gen_sam_masks.py CONFIG --cfg-options sam_masks.preset=fast --show-dir show
+    python tools/gen_sam_masks.py CONFIG --no-compress       # plain <id>.json files
 """
 
 import fma  # noqa: F401, I001  (first: sets up the package before anything else)
@@ -38,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="override config entries, e.g. sam_masks.preset=fast")  # fmt: skip
     p.add_argument("--show-dir", type=Path, help="write per-level mask panels (PNG) here")
     p.add_argument("--num-show", type=int, help="at most this many panels per process")
+    p.add_argument("--no-compress", action="store_true",
+                   help="write plain <id>.json instead of gzip'd <id>.json.gz")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = p.parse_args(argv)
     if not args.config.is_file():
@@ -59,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.split is not None:
         kwargs["split"] = args.split
+    if args.no_compress:
+        kwargs["compress"] = False
     work_dir = tool_work_dir(args.config, cfg, args.work_dir)
     try:
         result = run_sam_masks(

@@ -24,13 +24,19 @@ Reading rules for mask PNGs (folder layout):
 
 Masks come back as :class:`fma.io.sam_masks.SamMasks` with ``levels`` -1 (amg.py keeps no
 whole/part/sub-part level). Nothing here unpickles anything.
+
+A mask root may also hold fma's own ``sam_masks`` files, ``<image_id>.json.gz`` or
+``<image_id>.json`` (:func:`fma.io.sam_masks.find_mask_file` order); :func:`mask_layout` tells
+them from amg.py's JSON lists by content, and any JSON file may be gzip'd (recognised by its
+magic bytes). :func:`import_amg` writes ``<image_id>.json.gz`` (or ``.json`` with
+``compress=False``).
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
 import io
-import json
 import os
 import re
 import warnings
@@ -47,16 +53,20 @@ from fma.io.sam_masks import (
     FORMAT as SAM_FORMAT,
 )
 from fma.io.sam_masks import (
-    VERSION as SAM_VERSION,
-)
-from fma.io.sam_masks import (
+    MASK_SUFFIXES,
     SamMaskError,
     SamMasks,
     decode_rle,
     encode_rle,
+    find_mask_file,
     load_sam_masks,
     make_record,
+    mask_file_id,
+    read_json_file,
     save_sam_masks,
+)
+from fma.io.sam_masks import (
+    VERSION as SAM_VERSION,
 )
 
 __all__ = [
@@ -348,12 +358,8 @@ def _parse_amg_records(path: Path, recs: Any) -> tuple[np.ndarray, list[dict[str
 
 
 def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SamMaskError(
-            f"{path}: unreadable JSON mask file ({exc}); delete it and re-run"
-        ) from exc
+    """The parsed JSON of a plain or gzip'd file (SamMaskError naming the file if unreadable)."""
+    return read_json_file(path)
 
 
 def _scores(recs: list[dict[str, Any]], key: str) -> np.ndarray:
@@ -369,14 +375,14 @@ def _scores(recs: list[dict[str, Any]], key: str) -> np.ndarray:
 def read_amg_json(
     path: str | os.PathLike, *, image_size: tuple[int, int] | None = None
 ) -> SamMasks:
-    """Read an amg.py ``coco_rle`` file (a JSON list of mask records).
+    """Read an amg.py ``coco_rle`` file (a JSON list of mask records; may be gzip'd).
 
     Compressed RLE (``counts`` a string, as amg.py writes) and uncompressed RLE (``counts`` a
     list of run lengths) are accepted. An fma ``sam_masks`` file is read with
     :func:`fma.io.sam_masks.load_sam_masks` instead.
 
     Args:
-        path: ``<amg output>/<image_id>.json``.
+        path: ``<amg output>/<image_id>.json`` (or ``.json.gz``).
         image_size: (H, W) used when the file holds no mask.
 
     Returns:
@@ -401,7 +407,7 @@ def read_amg_json(
             predicted_iou=_scores(recs, "predicted_iou"),
             stability_score=_scores(recs, "stability_score"),
             areas=np.asarray([np.count_nonzero(m) for m in arr], dtype=np.int64),
-            image_id=path.stem,
+            image_id=mask_file_id(path),
         )
     return _with_size(masks, image_size)
 
@@ -416,31 +422,46 @@ def _with_size(masks: SamMasks, image_size: tuple[int, int] | None) -> SamMasks:
 # any layout
 # ---------------------------------------------------------------------------------------------
 def _json_kind(path: Path) -> str:
-    """``amg_coco_rle`` for a JSON list (amg.py), else ``fma`` (an object: fma's format)."""
-    with open(path, "rb") as f:
-        head = f.read(64).lstrip()
-    return "amg_coco_rle" if head.startswith(b"[") else "fma"
+    """``amg_coco_rle`` for a JSON list (amg.py), else ``fma`` (an object: fma's format).
+
+    Looks at the first bytes only, after gunzipping when the file starts with gzip's magic.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if head[:2] == b"\x1f\x8b":
+                f.seek(0)
+                with gzip.GzipFile(fileobj=f) as gz:
+                    head = gz.read(64)
+    except (OSError, EOFError) as exc:
+        raise SamMaskError(f"{path}: unreadable mask file ({exc}); delete it and re-run") from exc
+    return "amg_coco_rle" if head.lstrip().startswith(b"[") else "fma"
 
 
 def mask_layout(mask_root: str | os.PathLike, image_id: str) -> tuple[str, Path]:
     """Which mask layout holds ``image_id`` under ``mask_root``, and its path.
+
+    The file ``<id>.json.gz`` wins over ``<id>.json`` (:func:`fma.io.sam_masks.find_mask_file`),
+    and either wins over a folder ``<id>/``.
 
     Returns:
         (kind, path) with kind ``"fma"`` (fma ``sam_masks`` JSON), ``"amg_coco_rle"``
         (amg.py JSON list) or ``"amg_folder"`` (amg.py PNG folder).
 
     Raises:
-        FileNotFoundError: neither ``<root>/<id>.json`` nor ``<root>/<id>/`` exists.
+        FileNotFoundError: none of ``<root>/<id>.json.gz``, ``<root>/<id>.json`` and
+            ``<root>/<id>/`` exists.
     """
     root = Path(mask_root)
-    json_path = root / f"{image_id}.json"
+    json_path = find_mask_file(root, image_id)
     folder = root / image_id
-    if json_path.is_file():
+    if json_path is not None:
         return _json_kind(json_path), json_path
     if folder.is_dir():
         return "amg_folder", folder
+    names = " or ".join(f"{image_id}{suffix}" for suffix in MASK_SUFFIXES)
     raise FileNotFoundError(
-        f"no SAM masks for {image_id!r} in {root}: expected {json_path} (fma mask file, or "
+        f"no SAM masks for {image_id!r} in {root}: expected {names} (fma mask file, or "
         f"amg.py --convert-to-rle output) or a folder {folder}{os.sep} of amg.py mask PNGs"
     )
 
@@ -470,22 +491,23 @@ def detect_amg_layout(src_root: str | os.PathLike) -> dict[str, str]:
     """Image ids found in an amg.py output folder and their layout.
 
     Returns:
-        ``{image_id: kind}`` sorted by id, kind as in :func:`mask_layout`; a ``<id>.json`` wins
-        over a ``<id>/`` folder. ``manifest.json`` and hidden entries are skipped.
+        ``{image_id: kind}`` sorted by id, kind as in :func:`mask_layout` (which also decides
+        between ``<id>.json.gz``, ``<id>.json`` and ``<id>/``). ``manifest.json`` and hidden
+        entries are skipped.
     """
     root = Path(src_root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: amg.py output folder not found")
-    found: dict[str, str] = {}
+    ids: set[str] = set()
     for entry in os.scandir(root):
         name = entry.name
-        if name.startswith("."):
+        if name.startswith(".") or name == "manifest.json":
             continue
         if entry.is_dir():
-            found.setdefault(name, "amg_folder")
-        elif name.endswith(".json") and name != "manifest.json":
-            found[name[: -len(".json")]] = _json_kind(Path(entry.path))
-    return dict(sorted(found.items()))
+            ids.add(name)
+        elif any(name.endswith(suffix) for suffix in MASK_SUFFIXES):
+            ids.add(mask_file_id(name))
+    return {image_id: mask_layout(root, image_id)[0] for image_id in sorted(ids)}
 
 
 def _records_from_folder(folder: Path) -> tuple[list[dict[str, Any]], int, int]:
@@ -547,13 +569,13 @@ def _records_from_json(path: Path) -> tuple[list[dict[str, Any]], int, int]:
     return out, h, w
 
 
-def _import_one(image_id: str, src_root: str, out_dir: str) -> None:
+def _import_one(image_id: str, src_root: str, out_dir: str, suffix: str) -> None:
     kind, path = mask_layout(src_root, image_id)
     if kind == "amg_folder":
         recs, h, w = _records_from_folder(path)
     else:
         recs, h, w = _records_from_json(path)
-    save_sam_masks(Path(out_dir) / f"{image_id}.json", image_id, h, w, recs)
+    save_sam_masks(Path(out_dir) / f"{image_id}{suffix}", image_id, h, w, recs)
 
 
 def import_amg(
@@ -566,24 +588,28 @@ def import_amg(
     split: str | None = None,
     class_names: Sequence[str] | None = None,
     progress: bool = True,
+    compress: bool = True,
 ) -> Any:
     """Convert amg.py outputs (either layout, mixed allowed) into fma ``sam_masks`` files.
 
-    Writes ``<out_dir>/<image_id>.json`` per image (masks re-encoded as compressed RLE where
-    needed, ``level`` -1, scores and boxes from ``metadata.csv`` or the JSON records) and, when
-    every image succeeded, ``<out_dir>/manifest.json`` (format ``sam_masks``; ``params``:
-    ``mask_source`` = ``"amg_import"``, ``src_root``, ``src_layouts``). Images whose output exists
-    are skipped, so an interrupted import resumes.
+    Writes ``<out_dir>/<image_id>.json.gz`` per image (``.json`` with ``compress=False``; masks
+    re-encoded as compressed RLE where needed, ``level`` -1, scores and boxes from
+    ``metadata.csv`` or the JSON records) and, when every image succeeded,
+    ``<out_dir>/manifest.json`` (format ``sam_masks``; ``params``: ``mask_source`` =
+    ``"amg_import"``, ``src_root``, ``src_layouts``, ``file_suffix``). Images that already have
+    a mask file of either suffix are skipped, so an interrupted import resumes.
 
     Args:
         src_root: amg.py ``--output`` folder.
         out_dir: destination folder.
-        image_ids: ids to import (default: every ``<id>/`` folder and ``<id>.json`` file).
+        image_ids: ids to import (default: every ``<id>/`` folder and ``<id>.json[.gz]``
+            file).
         workers: worker processes (0: this process).
         dataset: dataset key for the manifest (optional).
         split: split name for the manifest (optional).
         class_names: class names for the manifest (optional).
         progress: show a progress bar.
+        compress: write gzip'd ``.json.gz`` files (default) or plain ``.json``.
 
     Returns:
         :class:`fma.stage.StageReport` (failed images are listed by id with their error).
@@ -594,11 +620,12 @@ def import_amg(
     ids = list(found) if image_ids is None else list(dict.fromkeys(image_ids))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    suffix = MASK_SUFFIXES[0] if compress else MASK_SUFFIXES[1]
     report = run_per_image(
         ids,
         _import_one,
-        (str(src_root), str(out)),
-        output_path=lambda i: out / f"{i}.json",
+        (str(src_root), str(out), suffix),
+        output_path=lambda i: find_mask_file(out, i) or out / f"{i}{suffix}",
         workers=workers,
         desc="import amg masks",
         progress=progress,
@@ -610,7 +637,7 @@ def import_amg(
             Manifest(
                 format=SAM_FORMAT,
                 version=SAM_VERSION,
-                count=sum(1 for i in ids if (out / f"{i}.json").is_file()),
+                count=sum(1 for i in ids if find_mask_file(out, i) is not None),
                 dataset=dataset,
                 split=split,
                 class_names=list(class_names) if class_names is not None else None,
@@ -619,6 +646,7 @@ def import_amg(
                     "mask_source": MASK_SOURCE,
                     "src_root": str(src_root),
                     "src_layouts": layouts,
+                    "file_suffix": suffix,
                 },
             ),
         )

@@ -51,7 +51,7 @@ _LAZY = {
     "containment_filter": "fma.sam.generator",
     "SuperpixelGenerator": "fma.sam.superpixels",
     "SamRunResult": "fma.sam.run",
-    "read_image_rgb": "fma.sam.run",
+    "read_image_rgb": "fma.sam.show",
     "run_sam_masks": "fma.sam.run",
 }
 

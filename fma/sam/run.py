@@ -1,17 +1,26 @@
 """Generate SAM (or superpixel) masks for a dataset split or a folder of images.
 
 :func:`run_sam_masks` is the library function behind ``tools/gen_sam_masks.py``. It writes one
-``<image_id>.json`` per image (format ``fma.io.sam_masks``) into ``<work_dir>/masks/<split>/``
-plus a ``manifest.json`` (format version, mask source, preset and its settings, model type,
-checkpoint path and sha256, dataset, split, counts), and optionally one PNG per image with the
-masks coloured per level (``show_dir``).
+``<image_id>.json.gz`` per image (gzip'd JSON of format ``fma.io.sam_masks``; ``compress=False``
+writes plain ``<image_id>.json``) into ``<work_dir>/masks/<split>/`` plus a ``manifest.json``
+(format version, mask source, preset and its settings, model type, checkpoint path and sha256,
+dataset, split, file suffix, counts), and optionally one PNG per image with the masks coloured
+per level (``show_dir``, see :mod:`fma.sam.show`).
 
-Behaviour: images whose JSON exists are skipped (files are written atomically, so an existing
-file is complete); an image that fails (unreadable, too small, ...) is reported by name and the
-run goes on; the returned report lists failures (the tool then exits non-zero). Work can be
-split into disjoint shards of the id list: ``shard=(i, n)`` for independent processes and/or
-``launcher="pytorch"`` (torch.distributed with gloo, rank and world size from torchrun's
-environment variables). A rerun into a folder written with other settings is refused.
+Behaviour: images that already have a mask file are skipped (files are written atomically, so
+an existing file is complete); an image that fails (unreadable, too small, ...) is reported by
+name and the run goes on; the returned report lists failures (the tool then exits non-zero).
+Work can be split into disjoint shards of the id list: ``shard=(i, n)`` for independent
+processes and/or ``launcher="pytorch"`` (torch.distributed with gloo, rank and world size from
+torchrun's environment variables). A rerun into a folder written with other settings is
+refused.
+
+Resuming with the other file suffix: an existing file of *either* suffix counts as done, so a
+``compress=True`` rerun over a folder of ``.json`` files from an older (or ``compress=False``)
+run keeps them and writes only the missing images as ``.json.gz``. Every reader locates files
+with :func:`fma.io.sam_masks.find_mask_file`, so such a mixed folder reads as one. The run warns
+when it keeps files of the other suffix, and the manifest records ``file_suffix`` (what this
+run writes) and ``files_by_suffix`` (what the folder holds).
 """
 
 from __future__ import annotations
@@ -19,26 +28,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PIL import Image
-
 from fma.datasets.layout import IMAGE_SUFFIXES, DatasetLayout
 from fma.io.manifest import Manifest, producer_info, read_manifest, write_manifest
-from fma.io.sam_masks import (
-    FORMAT,
-    VERSION,
-    SamMasks,
-    decode_rle,
-    read_sam_records,
-    save_sam_masks,
-)
+from fma.io.sam_masks import FORMAT, MASK_SUFFIXES, VERSION, find_mask_file, save_sam_masks
 from fma.sam.presets import get_preset, get_superpixel_preset
+from fma.sam.show import level_panel, read_image_rgb, write_level_panels
 from fma.stage import StageReport, run_per_image, shard_ids
 
+# level_panel, read_image_rgb and write_level_panels live in fma.sam.show (re-exported here).
 __all__ = [
     "SamRunResult",
     "level_panel",
@@ -59,7 +61,7 @@ _SETTING_KEYS = ("mask_source", "preset_settings", "model_type", "checkpoint_sha
 class SamRunResult:
     """What :func:`run_sam_masks` did in this process."""
 
-    out_dir: Path  # folder of the JSON files
+    out_dir: Path  # folder of the mask files
     report: StageReport  # done/skipped: this process; failed: all processes
     rank: int = 0  # torch.distributed rank (0 without a launcher)
     world_size: int = 1  # torch.distributed world size
@@ -90,154 +92,6 @@ def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int]:
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"shard {index}/{count}: need 0 <= i < n")
     return index, count
-
-
-# ----------------------------------------------------------------------------------------
-# image reading
-# ----------------------------------------------------------------------------------------
-def _to_uint8(arr: np.ndarray) -> np.ndarray:
-    """Scale a grey/colour array of any numeric dtype to uint8."""
-    if arr.dtype == np.uint8:
-        return arr
-    if arr.dtype == bool:
-        return arr.astype(np.uint8) * 255
-    if arr.dtype.kind == "u" and arr.dtype.itemsize == 2:
-        return np.round(arr / 257.0).astype(np.uint8)
-    a = arr.astype(np.float64)
-    lo, hi = float(np.nanmin(a)) if a.size else 0.0, float(np.nanmax(a)) if a.size else 0.0
-    if lo >= 0 and hi <= 1.0 and np.issubdtype(arr.dtype, np.floating):
-        a = a * 255.0
-    elif lo >= 0 and hi <= 255:
-        pass
-    elif lo >= 0 and hi <= 65535:
-        a = a / 257.0
-    else:
-        a = (a - lo) / max(hi - lo, 1e-12) * 255.0
-    return np.clip(np.round(np.nan_to_num(a)), 0, 255).astype(np.uint8)
-
-
-def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as (H, W, 3) uint8 RGB, whatever its PIL mode.
-
-    Grey (``L``, ``1``, ``I;16``, ``I``, ``F``) is repeated to three channels, with 16-bit and
-    wider values scaled to 0..255; palette images are expanded through their palette; alpha
-    (``LA``, ``RGBA``, ``PA``) is dropped; CMYK and YCbCr are converted by PIL. EXIF orientation
-    is not applied, so masks align with label maps read the same way.
-
-    Raises:
-        FileNotFoundError: no such file.
-        OSError: unreadable or truncated image (PIL's error, with the path).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image not found")
-    with Image.open(path) as img:
-        img.load()
-        mode = img.mode
-        if mode == "RGB":
-            arr = np.asarray(img)
-        elif mode in ("1", "L", "I", "F") or mode.startswith("I;"):
-            grey = _to_uint8(np.asarray(img))
-            arr = np.repeat(grey[:, :, None], 3, axis=2)
-        elif mode in ("LA", "La"):
-            arr = np.repeat(np.asarray(img.getchannel("L"))[:, :, None], 3, axis=2)
-        elif mode in ("P", "PA"):  # through RGBA so that palette transparency is handled
-            arr = np.asarray(img.convert("RGBA").convert("RGB"))
-        else:  # RGBA, RGBa, RGBX, CMYK, YCbCr, LAB, HSV
-            arr = np.asarray(img.convert("RGB"))
-    arr = np.ascontiguousarray(arr)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:  # pragma: no cover
-        raise OSError(f"{path}: could not convert PIL mode {mode!r} to RGB")
-    return arr
-
-
-# ----------------------------------------------------------------------------------------
-# visualisation
-# ----------------------------------------------------------------------------------------
-def _mask_palette(n: int = 255, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.integers(40, 256, size=(n, 3), dtype=np.uint8)
-
-
-_LEVEL_NAMES = {0: "sub-part", 1: "part", 2: "whole", -1: "masks"}
-
-
-def level_panel(image: np.ndarray, masks: SamMasks, alpha: float = 0.6) -> np.ndarray:
-    """Image plus one overlay per level, each mask in its own colour (smaller masks on top).
-
-    Args:
-        image: (H, W, 3) uint8 RGB.
-        masks: decoded masks of the image.
-        alpha: overlay weight.
-
-    Returns:
-        (H', W', 3) uint8 strip: the image, then levels in increasing order, titled with the
-        level name and mask count.
-    """
-    from fma.visualization.panels import overlay, side_by_side
-
-    palette = _mask_palette()
-    panels, titles = [image], ["image"]
-    levels = sorted(set(masks.levels.tolist()) | {0, 1, 2}) if len(masks) else [0, 1, 2]
-    for level in levels:
-        sel = np.nonzero(masks.levels == level)[0]
-        label = np.full(image.shape[:2], 255, dtype=np.int64)
-        if sel.size:
-            order = sel[np.argsort(masks.areas[sel], kind="stable")]  # smallest first
-            stack = masks.masks[order]
-            covered = stack.any(0)
-            first = stack.argmax(0)  # smallest mask covering each pixel
-            label[covered] = order[first[covered]] % 254
-        panels.append(overlay(image, label, palette, alpha))
-        titles.append(f"{level} {_LEVEL_NAMES.get(level, '')} ({sel.size})")
-    return side_by_side(panels, titles)
-
-
-def _load_masks(path: Path) -> SamMasks:
-    """Decoded masks of a file; areas from the dense masks (any number of masks)."""
-    doc = read_sam_records(path)
-    recs = doc["masks"]
-    masks = decode_rle([r["segmentation"] for r in recs], int(doc["height"]), int(doc["width"]))
-    return SamMasks(
-        masks=masks,
-        levels=np.asarray([r.get("level", -1) for r in recs], dtype=np.int8).reshape(-1),
-        predicted_iou=np.asarray([r.get("predicted_iou", 1.0) for r in recs], np.float32),
-        stability_score=np.asarray([r.get("stability_score", 1.0) for r in recs], np.float32),
-        areas=masks.reshape(len(recs), -1).sum(1).astype(np.int64),
-        image_id=str(doc.get("image_id", path.stem)),
-    )
-
-
-def write_level_panels(
-    out_dir: str | os.PathLike,
-    image_ids: Sequence[str],
-    image_path: Any,
-    show_dir: str | os.PathLike,
-    num_show: int | None = None,
-) -> list[Path]:
-    """Write ``<show_dir>/<id>.png`` (:func:`level_panel`) for ids whose mask file exists.
-
-    Args:
-        out_dir: folder of the mask JSON files.
-        image_ids: candidate ids, in order.
-        image_path: callable id -> image path.
-        show_dir: output folder.
-        num_show: at most this many panels (None: all).
-    """
-    from fma.visualization.panels import save_png
-
-    written: list[Path] = []
-    for image_id in image_ids:
-        if num_show is not None and len(written) >= num_show:
-            break
-        src = Path(out_dir) / f"{image_id}.json"
-        if not src.is_file():
-            continue
-        panel = level_panel(read_image_rgb(image_path(image_id)), _load_masks(src))
-        dst = Path(show_dir) / f"{image_id}.png"
-        save_png(dst, panel)
-        written.append(dst)
-    return written
 
 
 # ----------------------------------------------------------------------------------------
@@ -312,11 +166,14 @@ def _resolve_device(device: str, local_rank: int) -> str:
 class _ImageJob:
     """Per-image work: read, generate, write (called by :func:`fma.stage.run_per_image`)."""
 
-    def __init__(self, generator: Any, out_dir: Path, image_path: Any, min_side: int) -> None:
+    def __init__(
+        self, generator: Any, out_dir: Path, image_path: Any, min_side: int, suffix: str
+    ) -> None:
         self.generator = generator
         self.out_dir = out_dir
         self.image_path = image_path
         self.min_side = min_side
+        self.suffix = suffix
 
     def __call__(self, image_id: str) -> None:
         try:
@@ -327,7 +184,7 @@ class _ImageJob:
                     f"image is {w}x{h} px, smaller than min_image_side={self.min_side}"
                 )
             records = self.generator.generate(image)
-            save_sam_masks(self.out_dir / f"{image_id}.json", image_id, h, w, records)
+            save_sam_masks(self.out_dir / f"{image_id}{self.suffix}", image_id, h, w, records)
         except Exception as exc:
             from tqdm import tqdm
 
@@ -355,6 +212,7 @@ def run_sam_masks(
     download: bool = False,
     tiny_seed: int = 0,
     device: str = "auto",
+    compress: bool = True,
     min_image_side: int = 8,
     shard: str | Sequence[int] | None = None,
     launcher: str = "none",
@@ -382,6 +240,8 @@ def run_sam_masks(
         download: fetch the official checkpoint when missing (needs internet).
         tiny_seed: seed of the ``tiny`` model.
         device: torch device, or ``"auto"`` (CUDA of the local rank when available, else CPU).
+        compress: write ``<id>.json.gz`` (gzip'd JSON, default) or plain ``<id>.json``. Files
+            of either suffix already in the folder count as done (see the module docstring).
         min_image_side: images with a shorter side are reported as failures.
         shard: ``"i/n"`` or ``(i, n)``: process only the i-th of n disjoint shards.
         launcher: ``"none"`` or ``"pytorch"`` (torch.distributed; shards by rank).
@@ -409,6 +269,7 @@ def run_sam_masks(
     out_dir = masks_dir(work_dir, images.split)
     rank, world, local_rank, own_group = _init_dist(launcher, dist_timeout_s)
     ids = shard_ids(shard_ids(images.ids, shard_index, shard_count), rank, world)
+    suffix = MASK_SUFFIXES[0] if compress else MASK_SUFFIXES[1]
 
     # Settings recorded in (and checked against) the manifest.
     ckpt_path: Path | None = None
@@ -422,9 +283,11 @@ def run_sam_masks(
         data_root=str(data_root) if data_root is not None else None,
         world_size=world,
         shard=f"{shard_index}/{shard_count}" if shard_count > 1 else None,
+        file_suffix=suffix,
     )
     _check_settings(out_dir, params)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _warn_other_suffix(out_dir, ids, suffix)
     if rank == 0:
         _write_manifest(out_dir, images, params, config_path, finished=False, failed=0)
 
@@ -435,8 +298,8 @@ def run_sam_masks(
     report = run_per_image(
         ids,
         _call_job,
-        (_ImageJob(generator, out_dir, images.path, min_image_side),),
-        output_path=lambda i: out_dir / f"{i}.json",
+        (_ImageJob(generator, out_dir, images.path, min_image_side, suffix),),
+        output_path=lambda i: find_mask_file(out_dir, i) or out_dir / f"{i}{suffix}",
         desc=f"{source} masks {images.split}{where}",
         progress=progress,
     )
@@ -531,9 +394,12 @@ def _write_manifest(
     finished: bool,
     failed: int,
 ) -> None:
-    count = sum((out_dir / f"{i}.json").is_file() for i in images.ids)
+    found = [f.name for f in (find_mask_file(out_dir, i) for i in images.ids) if f is not None]
+    by_suffix = {s: sum(1 for name in found if name.endswith(s)) for s in MASK_SUFFIXES}
+    count = len(found)
     p = dict(params)
     p.update(n_images=len(images.ids), n_written=count, n_failed=failed)
+    p.update(files_by_suffix={s: n for s, n in by_suffix.items() if n})
     p.update(complete=count == len(images.ids), finished=finished)
     manifest = Manifest(
         format=FORMAT,
@@ -588,3 +454,16 @@ def _check_settings(out_dir: Path, params: Mapping[str, Any]) -> None:
                 f"{out_dir}: its masks were made with {key}={old!r}, this run has {new!r}. "
                 "Use another --work-dir, or delete the folder to start over."
             )
+
+
+def _warn_other_suffix(out_dir: Path, ids: Sequence[str], suffix: str) -> None:
+    """Warn when the folder holds mask files of the other suffix: they are kept as done."""
+    other = next(s for s in MASK_SUFFIXES if s != suffix)
+    kept = [i for i in ids if (out_dir / f"{i}{other}").is_file()]
+    if kept:
+        warnings.warn(
+            f"{out_dir}: {len(kept)} images already have {other} mask files (e.g. "
+            f"{kept[0]}{other}); they count as done and are kept, the others are written as "
+            f"{suffix}. Readers accept both; delete the folder to rewrite everything.",
+            stacklevel=3,
+        )

@@ -2,9 +2,10 @@
 
 Inputs: ``<labels_dir>/<image_id>.png`` pseudo labels of any method (palette or greyscale PNGs,
 0 = background, 255 = ignore) and the SAM masks of the same images under ``masks_dir`` in any
-layout :func:`fma.io.amg.load_masks_any` reads (fma ``sam_masks`` JSON, segment-anything
-``amg.py`` PNG folders or its COCO-RLE JSON). Output: ``<out_dir>/<image_id>.png`` refined labels
-(palette PNGs) and ``<out_dir>/manifest.json`` (format ``label_maps``).
+layout :func:`fma.io.amg.load_masks_any` reads (fma ``sam_masks`` files ``<image_id>.json.gz``
+or ``<image_id>.json``, segment-anything ``amg.py`` PNG folders or its COCO-RLE JSON).
+Output: ``<out_dir>/<image_id>.png`` refined labels (palette PNGs) and
+``<out_dir>/manifest.json`` (format ``label_maps``).
 
 The run is resumable: images whose output exists are skipped, and a rerun into a folder refined
 with other settings is refused. Failed images are reported by id; the others are still written.
@@ -25,6 +26,7 @@ from fma.datasets.meta import bitwise_palette, get_dataset_meta
 from fma.io.amg import load_masks_any, mask_layout
 from fma.io.label_maps import read_label_map, write_label_map
 from fma.io.manifest import Manifest, ManifestError, producer_info, read_manifest, write_manifest
+from fma.io.sam_masks import SamMaskError
 from fma.seeding.sepl import METHODS, refine_pseudo_label
 from fma.stage import StageReport, run_per_image
 
@@ -109,7 +111,7 @@ def _mask_source(masks_dir: Path, first_id: str | None) -> str:
         return "unknown"
     try:
         return mask_layout(masks_dir, first_id)[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, SamMaskError):
         return "unknown"
 
 
@@ -185,7 +187,8 @@ def refine_label_dir(
 
     Args:
         labels_dir: folder of ``<image_id>.png`` pseudo labels.
-        masks_dir: folder of SAM masks (fma JSON, amg.py PNG folders or amg.py RLE JSON).
+        masks_dir: folder of SAM masks (fma ``<id>.json.gz`` / ``<id>.json``, amg.py PNG
+            folders or amg.py RLE JSON).
         out_dir: output folder for the refined ``<image_id>.png`` and ``manifest.json``.
         method: :data:`fma.seeding.sepl.METHODS` entry; default the official ``max_iou_imp2``.
         workers: worker processes (0: this process).

@@ -1,8 +1,9 @@
 """SAMS over a whole split: a CAM folder and a SAM mask folder in, a seed folder out.
 
 :func:`run_seeding` is the library function behind ``tools/make_seeds.py``. It reads
-``<cam_dir>/<id>.npz`` (format ``cams``) and ``<mask_dir>/<id>.json`` (format ``sam_masks``),
-checks both folders' manifests, and writes ``<out_dir>/<id>.png`` (mode ``P``, dataset palette,
+``<cam_dir>/<id>.npz`` (format ``cams``) and ``<mask_dir>/<id>.json.gz`` or ``<id>.json``
+(format ``sam_masks``, located with :func:`fma.io.sam_masks.find_mask_file`), checks both
+folders' manifests, and writes ``<out_dir>/<id>.png`` (mode ``P``, dataset palette,
 0 = background, no 255) plus a ``manifest.json`` of format ``label_maps``. Images whose seed
 already exists are skipped, so an interrupted run resumes where it stopped; a folder made with
 other settings is refused rather than mixed. Production seeding never reads ground truth.
@@ -92,11 +93,15 @@ def _check_inputs(
             "folder or set the matching dataset"
         )
     ids = list(image_ids) if image_ids is not None else list_cam_ids(cam_dir)
-    for folder, suffix, hint in (
-        (cam_dir, ".npz", "run tools/test.py with --out for them"),
-        (mask_dir, ".json", "run tools/gen_sam_masks.py for them"),
-    ):
-        missing = [i for i in ids if not (folder / f"{i}{suffix}").is_file()]
+    checks: list[tuple[Path, str, Callable[[str], bool], str]] = [
+        (cam_dir, ".npz", lambda i: (cam_dir / f"{i}.npz").is_file(),
+         "run tools/test.py with --out for them"),
+        (mask_dir, " or ".join(mask_io.MASK_SUFFIXES),
+         lambda i: mask_io.find_mask_file(mask_dir, i) is not None,
+         "run tools/gen_sam_masks.py for them"),
+    ]  # fmt: skip
+    for folder, suffix, exists, hint in checks:
+        missing = [i for i in ids if not exists(i)]
         if missing:
             shown = ", ".join(missing[:MAX_LISTED_MISSING])
             more = f" and {len(missing) - MAX_LISTED_MISSING} more" if len(missing) > 20 else ""
@@ -111,7 +116,12 @@ def _load_pair(
     image_id: str, cam_dir: str, mask_dir: str, num_classes: int
 ) -> tuple[cam_io.CamRecord, mask_io.SamMasks, str]:
     cam_path = Path(cam_dir) / f"{image_id}.npz"
-    mask_path = Path(mask_dir) / f"{image_id}.json"
+    mask_path = mask_io.find_mask_file(mask_dir, image_id)
+    if mask_path is None:
+        raise FileNotFoundError(
+            f"{mask_dir}: no mask file {image_id}.json.gz or {image_id}.json; "
+            "run tools/gen_sam_masks.py for it"
+        )
     cam = cam_io.load_cam(cam_path)
     masks = mask_io.load_sam_masks(mask_path)
     if cam.fg_cls.size and int(cam.fg_cls.max()) >= num_classes:
@@ -198,7 +208,8 @@ def run_seeding(
 
     Args:
         cam_dir: folder of ``<id>.npz`` CAMs with a ``cams`` manifest.
-        mask_dir: folder of ``<id>.json`` SAM masks with a ``sam_masks`` manifest.
+        mask_dir: folder of ``<id>.json.gz`` (or ``<id>.json``) SAM masks with a ``sam_masks``
+            manifest.
         out_dir: seed folder (created); existing seeds are kept and skipped.
         dataset: ``voc12``, ``coco14`` or ``custom`` (class names and palette).
         split: expected split of both inputs (default: the CAM manifest's).

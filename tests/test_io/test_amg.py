@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import warnings
 
@@ -21,7 +22,14 @@ from fma.io.amg import (
     write_amg_folder,
 )
 from fma.io.manifest import read_manifest
-from fma.io.sam_masks import SamMaskError, encode_rle, load_sam_masks, make_record, save_sam_masks
+from fma.io.sam_masks import (
+    SamMaskError,
+    encode_rle,
+    load_sam_masks,
+    make_record,
+    read_sam_records,
+    save_sam_masks,
+)
 from fma.seeding.sepl import refine_pseudo_label
 
 
@@ -182,9 +190,30 @@ def test_load_masks_any_and_layouts(tmp_path):
     for image_id in ("f", "r", "m"):
         assert np.array_equal(load_masks_any(tmp_path, image_id).masks, masks)
     assert load_masks_any(tmp_path, "m").levels.tolist() == [2, 2, 2]
-    with pytest.raises(FileNotFoundError, match="nope"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.json\.gz or nope\.json"):
         load_masks_any(tmp_path, "nope")
     assert detect_amg_layout(tmp_path) == {"f": "amg_folder", "m": "fma", "r": "amg_coco_rle"}
+
+
+def test_gzip_files_in_any_layout(tmp_path):
+    """fma .json.gz files and gzip'd amg.py lists are found and read; .json.gz wins over .json
+    and over a folder of the same id."""
+    masks = _masks()
+    recs = [make_record(r, area=1, bbox=[0, 0, 1, 1], level=1) for r in encode_rle(masks)]
+    save_sam_masks(tmp_path / "g.json.gz", "g", 6, 9, recs)
+    (tmp_path / "z.json.gz").write_bytes(gzip.compress(json.dumps(_amg_records(masks)).encode()))
+    save_sam_masks(tmp_path / "both.json", "both", 6, 9, recs[:1])
+    save_sam_masks(tmp_path / "both.json.gz", "both", 6, 9, recs[:2])
+    write_amg_folder(tmp_path / "both", masks)
+    assert mask_layout(tmp_path, "g") == ("fma", tmp_path / "g.json.gz")
+    assert mask_layout(tmp_path, "z") == ("amg_coco_rle", tmp_path / "z.json.gz")
+    assert mask_layout(tmp_path, "both") == ("fma", tmp_path / "both.json.gz")
+    assert np.array_equal(load_masks_any(tmp_path, "g").masks, masks)
+    assert load_masks_any(tmp_path, "g").levels.tolist() == [1, 1, 1]
+    z = load_masks_any(tmp_path, "z")
+    assert np.array_equal(z.masks, masks) and z.image_id == "z"
+    assert len(load_masks_any(tmp_path, "both")) == 2
+    assert detect_amg_layout(tmp_path) == {"both": "fma", "g": "fma", "z": "amg_coco_rle"}
 
 
 def test_import_amg_mixed_layouts_and_resume(tmp_path):
@@ -198,21 +227,31 @@ def test_import_amg_mixed_layouts_and_resume(tmp_path):
         warnings.simplefilter("error", UserWarning)
         report = import_amg(src, out, dataset="voc12", split="train", progress=False)
     assert report.ok and sorted(report.done) == ["img_a", "img_b"]
-    a = load_sam_masks(out / "img_a.json")
+    assert sorted(p.name for p in out.iterdir()) == ["img_a.json.gz", "img_b.json.gz",
+                                                     "manifest.json"]  # fmt: skip
+    a = load_sam_masks(out / "img_a.json.gz")
     assert np.array_equal(a.masks, masks)
     assert np.allclose(a.predicted_iou, [0.1, 0.2, 0.3])
     assert a.levels.tolist() == [-1, -1, -1]
-    doc = json.loads((out / "img_a.json").read_text())
+    doc = read_sam_records(out / "img_a.json.gz")
     assert doc["masks"][0]["bbox"] == [2.0, 1.0, 4.0, 2.0]
-    b = load_sam_masks(out / "img_b.json")
+    b = load_sam_masks(out / "img_b.json.gz")
     assert np.array_equal(b.masks, masks[:2])
-    assert json.loads((out / "img_b.json").read_text())["masks"][0]["point_coords"] == [[1.5, 2.5]]
+    assert read_sam_records(out / "img_b.json.gz")["masks"][0]["point_coords"] == [[1.5, 2.5]]
     manifest = read_manifest(out, format="sam_masks", version=1)
     assert manifest.count == 2 and manifest.dataset == "voc12" and manifest.split == "train"
     assert manifest.params["mask_source"] == MASK_SOURCE == "amg_import"
     assert manifest.params["src_layouts"] == ["amg_coco_rle", "amg_folder"]
+    assert manifest.params["file_suffix"] == ".json.gz"
     again = import_amg(src, out, progress=False)
     assert sorted(again.skipped) == ["img_a", "img_b"] and not again.done
+    # plain JSON on request; an existing file of either suffix counts as done
+    plain = tmp_path / "plain"
+    save_sam_masks(plain / "img_a.json.gz", "img_a", 6, 9, [])
+    report = import_amg(src, plain, compress=False, progress=False)
+    assert report.skipped == ["img_a"] and report.done == ["img_b"]
+    assert json.loads((plain / "img_b.json").read_text()) == read_sam_records(out / "img_b.json.gz")
+    assert read_manifest(plain).params["file_suffix"] == ".json"
 
 
 def test_import_amg_reports_bad_image(tmp_path):

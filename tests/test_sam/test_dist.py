@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from fma.io import read_manifest
+from fma.io.sam_masks import read_sam_records
 from fma.sam.run import run_sam_masks
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,11 +18,10 @@ TINY = dict(source="sam", model_type="tiny", preset="fast", device="cpu",
 
 
 def _docs(folder: Path) -> dict[str, dict]:
-    return {
-        p.stem: json.loads(p.read_text())
-        for p in sorted(folder.glob("*.json"))
-        if p.name != "manifest.json"
-    }
+    """{image id: JSON document} of the ``<id>.json.gz`` mask files (none may be missing)."""
+    docs = {p.name[: -len(".json.gz")]: read_sam_records(p) for p in folder.glob("*.json.gz")}
+    assert docs, f"no mask files in {folder}"
+    return dict(sorted(docs.items()))
 
 
 def test_two_shards_union_equals_single_run(tmp_path, write_images):

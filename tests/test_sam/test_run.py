@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,8 @@ from PIL import Image
 
 from fma.io import read_manifest
 from fma.io.sam_masks import load_sam_masks, read_sam_records
-from fma.sam.run import parse_shard, read_image_rgb, run_sam_masks
+from fma.sam.run import parse_shard, run_sam_masks
+from fma.sam.show import read_image_rgb
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "gen_sam_masks.py"
@@ -30,11 +30,12 @@ def _tool():
     return mod
 
 
-def _docs(folder: Path) -> dict[str, dict]:
+def _docs(folder: Path, suffix: str = ".json.gz") -> dict[str, dict]:
+    """{image id: JSON document} of the mask files with ``suffix`` in ``folder``."""
     out = {}
-    for p in sorted(folder.glob("*.json")):
+    for p in sorted(folder.glob(f"*{suffix}")):
         if p.name != "manifest.json":
-            out[p.stem] = json.loads(p.read_text())
+            out[p.name[: -len(suffix)]] = read_sam_records(p)
     return out
 
 
@@ -93,7 +94,7 @@ def test_run_on_every_mode(tiny_sam, tmp_path):
     assert res.report.ok and len(res.report.done) == 9
     assert res.out_dir == tmp_path / "wd" / "masks" / "all"
     for image_id in res.report.done:
-        doc = read_sam_records(res.out_dir / f"{image_id}.json")
+        doc = read_sam_records(res.out_dir / f"{image_id}.json.gz")
         assert (doc["height"], doc["width"]) == (48, 64) and doc["image_id"] == image_id
         assert len(doc["masks"]) > 0
 
@@ -125,10 +126,11 @@ def test_skip_done_manifest_and_settings_check(tmp_path, write_images):
     first = run_sam_masks(tmp_path / "wd", **kw)
     assert sorted(first.report.done) == ["img_000", "img_001", "img_002"]
     folder = first.out_dir
-    stamp = {p.name: p.stat().st_mtime_ns for p in folder.glob("img_*.json")}
+    stamp = {p.name: p.stat().st_mtime_ns for p in folder.glob("img_*")}
+    assert sorted(stamp) == ["img_000.json.gz", "img_001.json.gz", "img_002.json.gz"]
     again = run_sam_masks(tmp_path / "wd", **kw)
     assert again.report.done == [] and len(again.report.skipped) == 3
-    assert stamp == {p.name: p.stat().st_mtime_ns for p in folder.glob("img_*.json")}
+    assert stamp == {p.name: p.stat().st_mtime_ns for p in folder.glob("img_*")}
     man = read_manifest(folder, format="sam_masks", version=1, split="all", dataset="folder")
     assert man.count == 3
     p = man.params
@@ -137,6 +139,7 @@ def test_skip_done_manifest_and_settings_check(tmp_path, write_images):
         p["preset_settings"]["points_per_side"] == 4 and p["preset_settings"]["rsw_thresh"] == 0.3
     )
     assert (p["n_images"], p["n_written"], p["complete"], p["finished"]) == (3, 3, True, True)
+    assert p["file_suffix"] == ".json.gz" and p["files_by_suffix"] == {".json.gz": 3}
     assert man.producer["tool"] == "tools/gen_sam_masks.py"
     with pytest.raises(ValueError, match="preset_settings"):
         run_sam_masks(tmp_path / "wd", **{**kw, "preset_overrides": dict(points_per_side=5)})
@@ -186,7 +189,7 @@ def test_dataset_layout_split_and_show_dir(tmp_path, write_images):
     image = np.asarray(Image.open(voc / "JPEGImages" / f"{panels[0].stem}.jpg").convert("RGB"))
     top = title_height()
     assert np.array_equal(panel[top:, :64], image)  # first panel: the image itself
-    masks = load_sam_masks(res.out_dir / f"{panels[0].stem}.json")
+    masks = load_sam_masks(res.out_dir / f"{panels[0].stem}.json.gz")
     for level in (0, 1, 2):  # uncovered pixels keep the image, covered ones are tinted
         x0 = (level + 1) * 68
         covered = masks.masks[masks.levels == level].any(0)
@@ -198,10 +201,11 @@ def test_dataset_layout_split_and_show_dir(tmp_path, write_images):
 
 def test_panels_with_more_than_255_masks(tmp_path):
     from fma.io.sam_masks import save_sam_masks
-    from fma.sam.run import write_level_panels
+    from fma.sam.show import write_level_panels
     from fma.sam.superpixels import segments_to_records
 
     labels = np.arange(20 * 16).reshape(20, 16)  # 320 one-pixel segments
+    # a plain .json file, as older runs wrote: panels still find it
     save_sam_masks(tmp_path / "m" / "a.json", "a", 20, 16, segments_to_records(labels, 0))
     Image.fromarray(np.full((20, 16, 3), 90, np.uint8)).save(tmp_path / "a.png")
     paths = write_level_panels(tmp_path / "m", ["a", "b"], lambda i: tmp_path / f"{i}.png",
@@ -222,7 +226,7 @@ def test_superpixel_source_through_the_tool(tmp_path, write_images, write_config
     assert _tool().main([str(cfg), "--work-dir", str(tmp_path / "wd"), "--split", "demo",
                          "--no-progress"]) == 0  # fmt: skip
     folder = tmp_path / "wd" / "masks" / "demo"
-    recs = read_sam_records(folder / "img_000.json")["masks"]  # SLIC level 0: > 255 masks
+    recs = read_sam_records(folder / "img_000.json.gz")["masks"]  # SLIC level 0: > 255 masks
     assert {r["level"] for r in recs} == {0, 1, 2}
     man = read_manifest(folder)
     assert man.params["mask_source"] == "superpixels" and man.params["model_type"] is None
@@ -241,7 +245,7 @@ state = {"n": 0}
 
 def replace(src, dst):
     name = os.path.basename(str(dst))
-    if name.endswith(".json") and name != "manifest.json":
+    if name.endswith(".json.gz"):
         state["n"] += 1
         if state["n"] == 3:  # the third image file is written but not yet renamed
             os.kill(os.getpid(), signal.SIGKILL)
@@ -269,9 +273,9 @@ def test_resume_after_kill(tmp_path, write_images, write_config):
     # Two complete files; the third exists only as a hidden temporary file.
     assert sorted(_docs(folder)) == ids[:2]
     leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".")]
-    assert len(leftovers) == 1 and leftovers[0].startswith(".img_002.json.")
+    assert len(leftovers) == 1 and leftovers[0].startswith(".img_002.json.gz.")
     for i in ids[:2]:
-        load_sam_masks(folder / f"{i}.json")
+        load_sam_masks(folder / f"{i}.json.gz")
     started = read_manifest(folder)
     assert started.params["finished"] is False
     # Rerun: skips the two, completes the rest; equals an uninterrupted run.
@@ -321,5 +325,5 @@ def test_real_voc_images_align_with_ground_truth(voc_mini, tmp_path):
     assert res.report.done == ids
     for i in ids:
         gt = Image.open(root / "SegmentationClass" / f"{i}.png")
-        doc = read_sam_records(res.out_dir / f"{i}.json")
+        doc = read_sam_records(res.out_dir / f"{i}.json.gz")
         assert (doc["width"], doc["height"]) == gt.size and len(doc["masks"]) > 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -9,7 +11,13 @@ from PIL import Image
 from fma.datasets.meta import VOC12
 from fma.io import Manifest, ManifestError, read_label_map, read_manifest, write_manifest
 from fma.io.cams import CamRecord, load_cam, save_cam
-from fma.io.sam_masks import encode_rle, load_sam_masks, make_record, save_sam_masks
+from fma.io.sam_masks import (
+    encode_rle,
+    find_mask_file,
+    load_sam_masks,
+    make_record,
+    save_sam_masks,
+)
 from fma.seeding import SamsOptions, sams_seed
 from fma.seeding.seeds_run import run_seeding, sweep_gamma
 
@@ -25,8 +33,9 @@ def _masks(rng: np.random.Generator, k: int) -> np.ndarray:
     return masks
 
 
-def make_inputs(tmp_path, *, split="train", dataset="voc12", ids=IDS, seed=0):
-    """Write a CAM folder and a SAM mask folder with manifests; returns (cam_dir, mask_dir)."""
+def make_inputs(tmp_path, *, split="train", dataset="voc12", ids=IDS, seed=0, suffix=".json.gz"):
+    """Write a CAM folder and a SAM mask folder (``<id><suffix>`` files) with manifests;
+    returns (cam_dir, mask_dir)."""
     rng = np.random.default_rng(seed)
     cam_dir = tmp_path / "cams" / split
     mask_dir = tmp_path / "masks" / split
@@ -39,7 +48,7 @@ def make_inputs(tmp_path, *, split="train", dataset="voc12", ids=IDS, seed=0):
             make_record(rle, area=int(m.sum()), bbox=[0, 0, W, H], level=int(lv))
             for rle, m, lv in zip(encode_rle(masks), masks, rng.integers(0, 3, 6), strict=True)
         ]
-        save_sam_masks(mask_dir / f"{image_id}.json", image_id, H, W, records)
+        save_sam_masks(mask_dir / f"{image_id}{suffix}", image_id, H, W, records)
     write_manifest(cam_dir, Manifest("cams", 1, len(ids), dataset, split))
     write_manifest(mask_dir, Manifest("sam_masks", 1, len(ids), None, split))
     return cam_dir, mask_dir
@@ -47,7 +56,7 @@ def make_inputs(tmp_path, *, split="train", dataset="voc12", ids=IDS, seed=0):
 
 def expected_seed(cam_dir, mask_dir, image_id, **opts):
     cam = load_cam(cam_dir / f"{image_id}.npz")
-    masks = load_sam_masks(mask_dir / f"{image_id}.json")
+    masks = load_sam_masks(find_mask_file(mask_dir, image_id))
     return sams_seed(cam, masks, SamsOptions(**opts)).seed
 
 
@@ -87,6 +96,32 @@ def test_run_seeding_resumes_and_workers_agree(tmp_path):
         assert (out0 / f"{image_id}.png").read_bytes() == (out2 / f"{image_id}.png").read_bytes()
 
 
+def test_plain_json_and_mixed_mask_folders_give_the_same_seeds(tmp_path):
+    """Masks from an older run (plain .json) and a folder mixing both suffixes seed exactly as
+    the .json.gz folder of the same masks."""
+    cam_dir, gz_dir = make_inputs(tmp_path / "gz")
+    _, json_dir = make_inputs(tmp_path / "plain", suffix=".json")
+    _, mixed_dir = make_inputs(tmp_path / "mixed")
+    for image_id in IDS[:2]:  # the first two as an older run wrote them
+        packed = mixed_dir / f"{image_id}.json.gz"
+        (mixed_dir / f"{image_id}.json").write_bytes(gzip.decompress(packed.read_bytes()))
+        packed.unlink()
+    assert sorted(p.name for p in json_dir.glob("2007_*")) == [f"{i}.json" for i in IDS]
+    assert sorted(p.name for p in mixed_dir.glob("2007_*")) == [
+        f"{IDS[0]}.json", f"{IDS[1]}.json", f"{IDS[2]}.json.gz"
+    ]  # fmt: skip
+    outs = {}
+    for name, mask_dir in (("gz", gz_dir), ("plain", json_dir), ("mixed", mixed_dir)):
+        outs[name] = tmp_path / f"seeds_{name}"
+        rep = run_seeding(cam_dir, mask_dir, outs[name], dataset="voc12", gamma=0.6,
+                          progress=False)  # fmt: skip
+        assert rep.ok and sorted(rep.done) == IDS
+    for image_id in IDS:
+        ref = (outs["gz"] / f"{image_id}.png").read_bytes()
+        assert (outs["plain"] / f"{image_id}.png").read_bytes() == ref
+        assert (outs["mixed"] / f"{image_id}.png").read_bytes() == ref
+
+
 def test_run_seeding_refuses_other_settings_in_same_folder(tmp_path):
     cam_dir, mask_dir = make_inputs(tmp_path)
     out = tmp_path / "seeds"
@@ -98,8 +133,10 @@ def test_run_seeding_refuses_other_settings_in_same_folder(tmp_path):
 def test_run_seeding_checks_inputs(tmp_path):
     cam_dir, mask_dir = make_inputs(tmp_path)
     out = tmp_path / "seeds"
-    (mask_dir / f"{IDS[2]}.json").unlink()
-    with pytest.raises(FileNotFoundError, match=f"no .json file for 1 of 3 images \\({IDS[2]}\\)"):
+    (mask_dir / f"{IDS[2]}.json.gz").unlink()
+    with pytest.raises(
+        FileNotFoundError, match=rf"no \.json\.gz or \.json file for 1 of 3 images \({IDS[2]}\)"
+    ):
         run_seeding(cam_dir, mask_dir, out, dataset="voc12", gamma=1.0, progress=False)
     # only the listed ids
     rep = run_seeding(

@@ -54,7 +54,7 @@ def test_demo_runs_and_reports_correct_miou(tmp_path):
     assert set(reported) == set(folders)
     for name, folder in folders.items():
         assert reported[name] == _independent_miou(folder, gt_dir, ids), name
-    assert len(list((work / "masks" / "train").glob("synth_*.json"))) == 4
+    assert len(list((work / "masks" / "train").glob("synth_*.json.gz"))) == 4
     assert json.loads((work / "metrics.json").read_text())["SEPL majority"]["n_images"] == 4
     # a rerun skips every finished stage and reports the same numbers
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -45,7 +45,7 @@ def _inputs(root: Path) -> tuple[Path, Path]:
             make_record(r, area=int(m.sum()), bbox=[0, 0, W, H], level=k % 3)
             for k, (r, m) in enumerate(zip(encode_rle(masks), masks, strict=True))
         ]
-        save_sam_masks(mask_dir / f"{image_id}.json", image_id, H, W, recs)
+        save_sam_masks(mask_dir / f"{image_id}.json.gz", image_id, H, W, recs)
     write_manifest(cam_dir, Manifest("cams", 1, 3, "voc12", "train"))
     write_manifest(mask_dir, Manifest("sam_masks", 1, 3, None, "train"))
     return cam_dir, mask_dir
@@ -70,7 +70,7 @@ def _config(root: Path, cam_dir: Path, mask_dir: Path, extra: str = "") -> Path:
 
 def _expected(cam_dir: Path, mask_dir: Path, image_id: str, gamma: float) -> np.ndarray:
     cam = load_cam(cam_dir / f"{image_id}.npz")
-    masks = load_sam_masks(mask_dir / f"{image_id}.json")
+    masks = load_sam_masks(mask_dir / f"{image_id}.json.gz")
     return sams_seed(cam, masks, SamsOptions(gamma=gamma)).seed
 
 

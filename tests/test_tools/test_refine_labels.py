@@ -66,11 +66,12 @@ def _write_inputs(root: Path, layout: str = "amg_folder") -> tuple[Path, Path]:
         else:
             recs = [make_record(r, area=int(x.sum()), bbox=[0, 0, 1, 1]) for r, x in zip(
                 encode_rle(m), m, strict=True)]  # fmt: skip
-            save_sam_masks(masks / f"{image_id}.json", image_id, H, W, recs)
+            suffix = ".json" if layout == "fma_json" else ".json.gz"  # plain: older runs
+            save_sam_masks(masks / f"{image_id}{suffix}", image_id, H, W, recs)
     return labels, masks
 
 
-@pytest.mark.parametrize("layout", ["amg_folder", "fma"])
+@pytest.mark.parametrize("layout", ["amg_folder", "fma", "fma_json"])
 def test_tool_refines_folder(tmp_path, capsys, layout):
     labels, masks = _write_inputs(tmp_path, layout)
     out = tmp_path / "out"
@@ -92,7 +93,7 @@ def test_tool_refines_folder(tmp_path, capsys, layout):
     assert manifest.params["method"] == "max_iou_imp2"
     assert manifest.params["labels_dir"] == str(labels.resolve())
     assert manifest.params["masks_dir"] == str(masks.resolve())
-    assert manifest.params["mask_source"] == layout
+    assert manifest.params["mask_source"] == layout.replace("fma_json", "fma")
     assert manifest.params["complete"] is True
 
 
