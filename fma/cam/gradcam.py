@@ -182,12 +182,12 @@ def softmax_gradcam(
     img_idx, fg_idx = positive_pairs(labels)
     num_pos = img_idx.numel()
     arange = torch.arange(n, device=act.device)
+    counts = labels.bool().sum(dim=1)  # positives per image
 
     if batching == "rows":
         # Rows: one copy of image n's activation per positive pair (row-major, so image n's
         # first pair row is at starts[n]), then one row per image without positives. An
         # image's logits are read from its first row.
-        counts = labels.bool().sum(dim=1)
         starts = torch.cumsum(counts, dim=0) - counts
         no_pos = counts == 0
         img_rows = torch.cat([img_idx, arange[no_pos]])
@@ -203,7 +203,6 @@ def softmax_gradcam(
         (g,) = torch.autograd.grad(chosen.sum(), rows, create_graph=create_graph)
         grads = g[:num_pos]
     elif batching == "func":
-        counts = labels.bool().sum(dim=1)
         if num_pos == 0:
             logits = _head_logits(head, base, arange)
             return _empty(base, logits, masked_softmax(logits, labels, eps), grid)
@@ -213,10 +212,7 @@ def softmax_gradcam(
             return masked_softmax(lg, labels, eps), lg
 
         probs, vjp_fn, logits = torch.func.vjp(probs_of, base, has_aux=True)
-        starts = torch.cumsum(counts, dim=0) - counts
-        slot = torch.arange(num_pos, device=act.device) - starts[img_idx]
-        cot = probs.new_zeros((int(counts.max()), *probs.shape))
-        cot[slot, img_idx, fg_idx] = 1.0
+        slot, cot = _slot_cotangents(probs, counts, img_idx, fg_idx)
         (g,) = torch.func.vmap(vjp_fn)(cot)  # (S, N, L, D)
         grads = g[slot, img_idx]
         if not create_graph:
@@ -227,11 +223,7 @@ def softmax_gradcam(
         probs = masked_softmax(logits, labels, eps)
         if num_pos == 0:
             return _empty(base, logits, probs, grid)
-        counts = labels.bool().sum(dim=1)
-        starts = torch.cumsum(counts, dim=0) - counts
-        slot = torch.arange(num_pos, device=act.device) - starts[img_idx]
-        grad_out = probs.new_zeros((int(counts.max()), *probs.shape))
-        grad_out[slot, img_idx, fg_idx] = 1.0
+        slot, grad_out = _slot_cotangents(probs, counts, img_idx, fg_idx)
         (g,) = torch.autograd.grad(
             probs,
             leaf,
@@ -243,6 +235,31 @@ def softmax_gradcam(
         grads = g[slot, img_idx]
     cam = _cam_from_grads(base, grads, img_idx, grid)
     return GradCAMOutput(cam=cam, img_idx=img_idx, fg_idx=fg_idx, logits=logits, probs=probs)
+
+
+def _slot_cotangents(
+    probs: torch.Tensor, counts: torch.Tensor, img_idx: torch.Tensor, fg_idx: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Slot of each positive pair and the one-hot cotangents of all slots.
+
+    The j-th positive of every image shares slot j (pairs are image-major, so a pair's slot is
+    its index minus the index of its image's first pair).
+
+    Args:
+        probs: (N, G) probabilities the cotangents are for.
+        counts: (N,) int64 positives per image.
+        img_idx: (P,) int64 image of each pair.
+        fg_idx: (P,) int64 class of each pair.
+
+    Returns:
+        ``(slot, cot)``: (P,) int64 slots and (S, N, G) cotangents, S = ``counts.max()``, with
+        ``cot[slot[p], img_idx[p], fg_idx[p]] = 1``.
+    """
+    starts = torch.cumsum(counts, dim=0) - counts
+    slot = torch.arange(img_idx.numel(), device=probs.device) - starts[img_idx]
+    cot = probs.new_zeros((int(counts.max()), *probs.shape))
+    cot[slot, img_idx, fg_idx] = 1.0
+    return slot, cot
 
 
 def _empty(
