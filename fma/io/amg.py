@@ -35,11 +35,11 @@ magic bytes). :func:`import_amg` writes ``<image_id>.json.gz`` (or ``.json`` wit
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import os
 import re
 import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +62,8 @@ from fma.io.sam_masks import (
     load_sam_masks,
     make_record,
     mask_file_id,
+    mask_suffix,
+    open_json_bytes,
     read_json_file,
     save_sam_masks,
 )
@@ -357,11 +359,6 @@ def _parse_amg_records(path: Path, recs: Any) -> tuple[np.ndarray, list[dict[str
     return masks, out, h, w
 
 
-def _load_json(path: Path) -> Any:
-    """The parsed JSON of a plain or gzip'd file (SamMaskError naming the file if unreadable)."""
-    return read_json_file(path)
-
-
 def _scores(recs: list[dict[str, Any]], key: str) -> np.ndarray:
     vals = []
     for r in recs:
@@ -395,7 +392,7 @@ def read_amg_json(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: amg.py mask file not found")
-    doc = _load_json(path)
+    doc = read_json_file(path)
     if isinstance(doc, dict) and doc.get("format") == SAM_FORMAT:
         masks = load_sam_masks(path)
     else:
@@ -427,13 +424,9 @@ def _json_kind(path: Path) -> str:
     Looks at the first bytes only, after gunzipping when the file starts with gzip's magic.
     """
     try:
-        with open(path, "rb") as f:
+        with open_json_bytes(path) as f:
             head = f.read(64)
-            if head[:2] == b"\x1f\x8b":
-                f.seek(0)
-                with gzip.GzipFile(fileobj=f) as gz:
-                    head = gz.read(64)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise SamMaskError(f"{path}: unreadable mask file ({exc}); delete it and re-run") from exc
     return "amg_coco_rle" if head.lstrip().startswith(b"[") else "fma"
 
@@ -545,7 +538,7 @@ def _records_from_folder(folder: Path) -> tuple[list[dict[str, Any]], int, int]:
 
 
 def _records_from_json(path: Path) -> tuple[list[dict[str, Any]], int, int]:
-    doc = _load_json(path)
+    doc = read_json_file(path)
     if isinstance(doc, dict) and doc.get("format") == SAM_FORMAT:
         return list(doc.get("masks", [])), int(doc["height"]), int(doc["width"])
     masks, recs, h, w = _parse_amg_records(path, doc)
@@ -620,7 +613,7 @@ def import_amg(
     ids = list(found) if image_ids is None else list(dict.fromkeys(image_ids))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = MASK_SUFFIXES[0] if compress else MASK_SUFFIXES[1]
+    suffix = mask_suffix(compress)
     report = run_per_image(
         ids,
         _import_one,

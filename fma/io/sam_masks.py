@@ -24,13 +24,15 @@ pycocotools is imported lazily, inside the RLE functions.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import json
 import os
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -49,6 +51,8 @@ __all__ = [
     "load_sam_masks",
     "make_record",
     "mask_file_id",
+    "mask_suffix",
+    "open_json_bytes",
     "read_json_file",
     "read_sam_records",
     "save_sam_masks",
@@ -82,6 +86,11 @@ def find_mask_file(folder: str | os.PathLike, image_id: str) -> Path | None:
     return None
 
 
+def mask_suffix(compress: bool) -> str:
+    """The suffix a writer uses: ``.json.gz`` when ``compress``, else ``.json``."""
+    return MASK_SUFFIXES[0] if compress else MASK_SUFFIXES[1]
+
+
 def mask_file_id(path: str | os.PathLike) -> str:
     """The image id of a mask file name: ``a.json.gz`` and ``a.json`` -> ``a``."""
     name = Path(path).name
@@ -91,11 +100,28 @@ def mask_file_id(path: str | os.PathLike) -> str:
     return Path(name).stem
 
 
+@contextlib.contextmanager
+def open_json_bytes(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Binary stream of a file's JSON text, gunzipped when the file starts with gzip's magic.
+
+    The content decides, not the name. Errors (OSError, EOFError, zlib.error) come from
+    ``open`` / ``read`` as Python raises them.
+    """
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == _GZIP_MAGIC
+        f.seek(0)
+        if not gzipped:
+            yield f
+            return
+        with gzip.GzipFile(fileobj=f) as gz:
+            yield gz
+
+
 def read_json_file(path: str | os.PathLike) -> Any:
     """Parse a JSON file, gunzipping it first when it starts with the gzip magic bytes.
 
     The content decides, not the name: a plain file named ``.json.gz`` and a gzip'd file
-    named ``.json`` both read.
+    named ``.json`` both read (:func:`open_json_bytes`).
 
     Raises:
         FileNotFoundError: no such file.
@@ -105,10 +131,8 @@ def read_json_file(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: SAM mask file not found; run tools/gen_sam_masks.py")
     try:
-        data = path.read_bytes()
-        if data[:2] == _GZIP_MAGIC:
-            data = gzip.decompress(data)
-        return json.loads(data)
+        with open_json_bytes(path) as f:
+            return json.loads(f.read())
     except (OSError, EOFError, zlib.error, ValueError) as exc:
         raise SamMaskError(f"{path}: unreadable mask file ({exc}); delete it and re-run") from exc
 

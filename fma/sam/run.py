@@ -35,7 +35,14 @@ from typing import Any
 
 from fma.datasets.layout import IMAGE_SUFFIXES, DatasetLayout
 from fma.io.manifest import Manifest, producer_info, read_manifest, write_manifest
-from fma.io.sam_masks import FORMAT, MASK_SUFFIXES, VERSION, find_mask_file, save_sam_masks
+from fma.io.sam_masks import (
+    FORMAT,
+    MASK_SUFFIXES,
+    VERSION,
+    find_mask_file,
+    mask_suffix,
+    save_sam_masks,
+)
 from fma.sam.presets import get_preset, get_superpixel_preset
 from fma.sam.show import level_panel, read_image_rgb, write_level_panels
 from fma.stage import StageReport, run_per_image, shard_ids
@@ -269,7 +276,7 @@ def run_sam_masks(
     out_dir = masks_dir(work_dir, images.split)
     rank, world, local_rank, own_group = _init_dist(launcher, dist_timeout_s)
     ids = shard_ids(shard_ids(images.ids, shard_index, shard_count), rank, world)
-    suffix = MASK_SUFFIXES[0] if compress else MASK_SUFFIXES[1]
+    suffix = mask_suffix(compress)
 
     # Settings recorded in (and checked against) the manifest.
     ckpt_path: Path | None = None

@@ -119,7 +119,8 @@ def _load_pair(
     mask_path = mask_io.find_mask_file(mask_dir, image_id)
     if mask_path is None:
         raise FileNotFoundError(
-            f"{mask_dir}: no mask file {image_id}.json.gz or {image_id}.json; "
+            f"{mask_dir}: no mask file "
+            f"{' or '.join(image_id + suffix for suffix in mask_io.MASK_SUFFIXES)}; "
             "run tools/gen_sam_masks.py for it"
         )
     cam = cam_io.load_cam(cam_path)
