@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from fma.datasets.layout import IMAGE_SUFFIXES
 from fma.io.atomic import write_text_atomic
 
 __all__ = [
@@ -50,9 +51,6 @@ __all__ = [
 
 IMAGE_LABELS_FORMAT = "image_labels"
 IMAGE_LABELS_VERSION = 1
-
-# Suffixes stripped from image ids given in custom label files ("img1.jpg" -> "img1").
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 class ImageLabelsError(ValueError):
@@ -331,9 +329,10 @@ def parse_class_tokens(
 
 
 def _image_id(raw: str) -> str:
+    """An image id from a custom label file: a known image suffix is stripped ("a.jpg" -> "a")."""
     raw = raw.strip()
     p = Path(raw)
-    return p.stem if p.suffix.lower() in _IMAGE_SUFFIXES else raw
+    return p.stem if p.suffix.lower() in IMAGE_SUFFIXES else raw
 
 
 def _finish(

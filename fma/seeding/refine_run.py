@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from fma.datasets.layout import IMAGE_SUFFIXES
 from fma.datasets.meta import bitwise_palette, get_dataset_meta
 from fma.io.amg import load_masks_any, mask_layout
 from fma.io.label_maps import read_label_map, write_label_map
@@ -42,7 +43,6 @@ __all__ = [
 
 FORMAT = "label_maps"
 VERSION = 1
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 @dataclasses.dataclass
