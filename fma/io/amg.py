@@ -45,9 +45,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from fma.io.atomic import write_bytes_atomic, write_text_atomic
+from fma.io.label_maps import read_image_array
 from fma.io.manifest import Manifest, producer_info, write_manifest
 from fma.io.sam_masks import (
     FORMAT as SAM_FORMAT,
@@ -114,15 +115,7 @@ def _mask_files(folder: Path) -> list[Path]:
 
 
 def _read_mask_png(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            arr = np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise SamMaskError(
-            f"{path}: not a readable mask PNG ({exc}); re-create or remove it"
-        ) from exc
+    mode, arr = read_image_array(path, SamMaskError, "mask PNG")
     if mode == "1":
         warnings.warn(
             f"{path}: 1-bit mask PNG read as its bits; the official SEPL code reads such files as "

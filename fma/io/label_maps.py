@@ -17,11 +17,38 @@ from PIL import Image, UnidentifiedImageError
 
 from fma.io.atomic import write_bytes_atomic
 
-__all__ = ["LabelMapError", "encode_label_png", "read_label_map", "write_label_map"]
+__all__ = [
+    "LabelMapError",
+    "encode_label_png",
+    "read_image_array",
+    "read_label_map",
+    "write_label_map",
+]
 
 
 class LabelMapError(ValueError):
     """A label-map file cannot be read or holds values that are not labels."""
+
+
+def read_image_array(
+    path: str | os.PathLike, error: type[Exception], what: str
+) -> tuple[str, np.ndarray]:
+    """Decode an image file as it is stored (no mode conversion).
+
+    Args:
+        path: image file.
+        error: exception class raised when the file cannot be decoded.
+        what: what the file should be, for the message (e.g. ``"image"``, ``"mask PNG"``).
+
+    Returns:
+        ``(mode, array)``: the PIL mode and the pixel array.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.mode, np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise error(f"{path}: not a readable {what} ({exc}); re-create or remove it") from exc
 
 
 def read_label_map(
@@ -51,15 +78,7 @@ def read_label_map(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: label map not found")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            mode = img.mode
-            arr = np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise LabelMapError(
-            f"{path}: not a readable image ({exc}); re-create or remove it"
-        ) from exc
+    mode, arr = read_image_array(path, LabelMapError, "image")
     if mode in ("P", "L"):
         lab = arr.astype(np.uint8, copy=False)
     elif mode in ("I;16", "I;16B", "I", "1"):
