@@ -6,13 +6,13 @@ integer corners x0..x1, y0..y1 covers pixel rows y0..y1-1 and columns x0..x1-1.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from tool_modules import load_tool
 
 from fma.datasets.labels import load_image_labels
 from fma.datasets.meta import COCO14
@@ -24,19 +24,11 @@ from fma.datasets.prepare import (
 )
 from fma.io import read_manifest
 
-REPO = Path(__file__).resolve().parents[2]
 IMG1, IMG2, IMG3 = (
     "COCO_val2014_000000000001",
     "COCO_val2014_000000000002",
     "COCO_val2014_000000000003",
 )
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _rect(x0: int, y0: int, x1: int, y1: int) -> list[list[int]]:
@@ -151,7 +143,7 @@ def test_annotation_to_rle_forms():
 
 def test_prepare_coco_outputs_class_mode(tmp_path):
     root, ann = _setup(tmp_path)
-    rc = _tool("prepare_coco").main(
+    rc = load_tool("prepare_coco").main(
         [
             "--ann",
             str(ann),
@@ -226,6 +218,6 @@ def test_prepare_coco_lists_every_problem(tmp_path, capsys):
     assert "annotation 42 refers to unknown image 9" in text
     assert f"{root / 'val2014' / (IMG2 + '.jpg')}: missing image" in text
     assert not (root / "SegmentationClass").exists() and not (root / "cls_labels").exists()
-    rc = _tool("prepare_coco").main(["--ann", str(ann), "--split", "val", "--root", str(root)])
+    rc = load_tool("prepare_coco").main(["--ann", str(ann), "--split", "val", "--root", str(root)])
     assert rc == 1
     assert "6 problem(s)" in capsys.readouterr().err

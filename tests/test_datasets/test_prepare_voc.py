@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from tool_modules import load_tool
 
 from fma.datasets.labels import load_image_labels
 from fma.datasets.meta import VOC12
 from fma.datasets.prepare import prepare_voc, voc_default_splits
 from fma.io import write_label_map
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _reference_labels(png: Path) -> list[int]:
@@ -36,7 +27,7 @@ def _reference_labels(png: Path) -> list[int]:
 def test_prepare_voc_real_data(voc_mini, tmp_path, capsys):
     root = voc_mini / "VOC2012"
     out = tmp_path / "cls"
-    rc = _tool("prepare_voc").main(
+    rc = load_tool("prepare_voc").main(
         [str(root), "--out", str(out), "--workers", "2", "--no-progress"]
     )
     assert rc == 0
@@ -125,7 +116,7 @@ def test_synthetic_every_problem_listed_by_name(tmp_path, capsys):
     (root / "SegmentationClass" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     write_label_map(root / "SegmentationClass" / "small.png", _lab([6], 8, 8), VOC12.palette)
     out = tmp_path / "out"
-    rc = _tool("prepare_voc").main(
+    rc = load_tool("prepare_voc").main(
         [str(root), "--out", str(out), "--workers", "1", "--no-progress"]
     )
     assert rc == 1
@@ -187,6 +178,6 @@ def test_synthetic_train_aug_from_mmseg_aug_txt(tmp_path):
 def test_read_only_root_needs_out(tmp_path, capsys):
     root = _make_voc(tmp_path / "VOC2012", {"a": _lab([1])}, {"b": _lab([2])})
     (root / "cls_labels").write_text("a file where the output folder should be")
-    rc = _tool("prepare_voc").main([str(root), "--workers", "1", "--no-progress"])
+    rc = load_tool("prepare_voc").main([str(root), "--workers", "1", "--no-progress"])
     assert rc == 2
     assert "pass --out DIR" in capsys.readouterr().err

@@ -3,7 +3,6 @@ same CAM files as a single-process run on the same checkpoint and images."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -13,19 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tool_modules import load_tool
 
 from fma.io import read_manifest
 from fma.io.cams import load_cam
 
 REPO = Path(__file__).resolve().parents[2]
 LEAF = "fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py"
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _free_port() -> int:
@@ -62,12 +55,12 @@ default_hooks = dict(checkpoint=dict(interval=1), logger=dict(interval=1))
 def test_two_process_cams_equal_single(tmp_path, synth_voc, tiny_clip_cfg) -> None:
     cfg = _cfg(tmp_path, synth_voc, tiny_clip_cfg)
     work = tmp_path / "work"
-    assert _tool("train").main([str(cfg), "--work-dir", str(work)]) == 0
+    assert load_tool("train").main([str(cfg), "--work-dir", str(work)]) == 0
     ckpt = work / "iter_1.pth"
 
     single = tmp_path / "cams_single"
     test_args = [str(cfg), str(ckpt), "--work-dir", str(work)]
-    assert _tool("test").main([*test_args, "--out", str(single)]) == 0
+    assert load_tool("test").main([*test_args, "--out", str(single)]) == 0
 
     dist = tmp_path / "cams_dist"
     # Two CPU ranks on gloo (CUDA hidden so that a GPU machine runs the same CPU path).

@@ -3,23 +3,16 @@ uninterrupted 5-iteration run, and checkpoints hold only the prompt learner's st
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import torch
+from tool_modules import load_tool
 
 from fma._compat import mmengine_checkpoint_globals
 
 REPO = Path(__file__).resolve().parents[2]
 LEAF = "fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py"
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _cfg(tmp_path: Path, voc: Path, tiny: dict) -> Path:
@@ -54,7 +47,7 @@ def _load(path: Path) -> dict:
 
 def _train(cfg: Path, work: Path, iters: int, resume: bool = False) -> None:
     argv = [str(cfg), "--work-dir", str(work), "--cfg-options", f"train_cfg.max_iters={iters}"]
-    assert _tool("train").main(argv + (["--resume"] if resume else [])) == 0
+    assert load_tool("train").main(argv + (["--resume"] if resume else [])) == 0
 
 
 def test_resume_matches_uninterrupted(tmp_path, synth_voc, tiny_clip_cfg) -> None:

@@ -3,25 +3,18 @@ configs for two iterations on the tiny CLIP and a synthetic VOC tree."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 from mmengine.config import Config
+from tool_modules import load_tool
 
 from fma.io import read_manifest
 from fma.io.cams import load_cam
 
 REPO = Path(__file__).resolve().parents[2]
 STAGE1 = sorted((REPO / "configs" / "stage1").glob("*.py"))
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.parametrize("path", STAGE1, ids=[p.stem for p in STAGE1])
@@ -76,11 +69,11 @@ default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))
 def test_train_then_cams(tmp_path, synth_voc, tiny_clip_cfg, leaf: str, seeds: bool) -> None:
     cfg = _small_cfg(tmp_path, leaf, synth_voc, tiny_clip_cfg, seeds)
     work = tmp_path / "work"
-    assert _tool("train").main([str(cfg), "--work-dir", str(work)]) == 0
+    assert load_tool("train").main([str(cfg), "--work-dir", str(work)]) == 0
     ckpt = work / "iter_2.pth"
     assert ckpt.is_file()
 
-    assert _tool("test").main([str(cfg), str(ckpt), "--work-dir", str(work)]) == 0
+    assert load_tool("test").main([str(cfg), str(ckpt), "--work-dir", str(work)]) == 0
     cam_dir = work / "cams" / "train"
     man = read_manifest(cam_dir, format="cams", version=1, dataset="voc12", split="train")
     assert man.count == 6

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
 from pathlib import Path
 
 import pytest
 from rle_sizes import uncompressed_rle_pickle_size
+from tool_modules import load_tool
 
 from fma.io import read_manifest
 from fma.io.sam_masks import find_mask_file, read_sam_records
 from fma.sam.run import run_sam_masks
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = dict(source="sam", model_type="tiny", preset="fast", device="cpu",
             preset_overrides=dict(points_per_side=4))  # fmt: skip
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("gen_sam_masks_tool", REPO / "tools" /
-                                                  "gen_sam_masks.py")  # fmt: skip
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _names(folder: Path) -> list[str]:
@@ -63,7 +54,7 @@ def test_plain_json_then_compressed_rerun_keeps_both(tmp_path, write_images):
 def test_tool_no_compress_flag(tmp_path, write_images, write_config):
     write_images(tmp_path / "imgs", 2)
     cfg = write_config(tmp_path / "cfg.py", image_dir=str(tmp_path / "imgs"), **TINY)
-    tool = _tool()
+    tool = load_tool("gen_sam_masks")
     assert tool.main([str(cfg), "--work-dir", str(tmp_path / "a"), "--no-progress",
                       "--no-compress"]) == 0  # fmt: skip
     assert _names(tmp_path / "a" / "masks" / "all") == ["img_000.json", "img_001.json"]

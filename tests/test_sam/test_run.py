@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tool_modules import load_tool
 
 from fma.io import read_manifest
 from fma.io.sam_masks import load_sam_masks, read_sam_records
@@ -21,13 +21,6 @@ TOOL = REPO / "tools" / "gen_sam_masks.py"
 # The tiny model with few prompts: quick, still several masks per image.
 TINY = dict(source="sam", model_type="tiny", preset="fast", device="cpu",
             preset_overrides=dict(points_per_side=4))  # fmt: skip
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("gen_sam_masks_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _docs(folder: Path, suffix: str = ".json.gz") -> dict[str, dict]:
@@ -108,7 +101,9 @@ def test_failures_reported_by_name_and_run_goes_on(tmp_path, write_images, write
     (imgs / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
     Image.fromarray(np.zeros((4, 40, 3), np.uint8)).save(imgs / "thin.png")
     cfg = write_config(tmp_path / "cfg.py", image_dir=str(imgs), **TINY)
-    code = _tool().main([str(cfg), "--work-dir", str(tmp_path / "wd"), "--no-progress"])
+    code = load_tool("gen_sam_masks").main(
+        [str(cfg), "--work-dir", str(tmp_path / "wd"), "--no-progress"]
+    )
     out = capsys.readouterr()
     assert code == 1
     assert "2 written, 0 already done, 2 failed" in out.out
@@ -223,15 +218,15 @@ def test_superpixel_source_through_the_tool(tmp_path, write_images, write_config
     write_images(tmp_path / "imgs", 2)
     cfg = write_config(tmp_path / "sp.py", image_dir=str(tmp_path / "imgs"),
                        source="superpixels", preset="slic")  # fmt: skip
-    assert _tool().main([str(cfg), "--work-dir", str(tmp_path / "wd"), "--split", "demo",
-                         "--no-progress"]) == 0  # fmt: skip
+    argv = [str(cfg), "--work-dir", str(tmp_path / "wd"), "--split", "demo", "--no-progress"]
+    assert load_tool("gen_sam_masks").main(argv) == 0
     folder = tmp_path / "wd" / "masks" / "demo"
     recs = read_sam_records(folder / "img_000.json.gz")["masks"]  # SLIC level 0: > 255 masks
     assert {r["level"] for r in recs} == {0, 1, 2}
     man = read_manifest(folder)
     assert man.params["mask_source"] == "superpixels" and man.params["model_type"] is None
     cfg2 = write_config(tmp_path / "bad.py", image_dir=str(tmp_path / "imgs"), sourc="sam")
-    assert _tool().main([str(cfg2), "--work-dir", str(tmp_path / "wd2")]) == 2
+    assert load_tool("gen_sam_masks").main([str(cfg2), "--work-dir", str(tmp_path / "wd2")]) == 2
 
 
 # ----------------------------------------------------------------------------------------
@@ -289,7 +284,7 @@ def test_resume_after_kill(tmp_path, write_images, write_config):
 def test_tool_rejects_bad_shard(tmp_path, write_config):
     cfg = write_config(tmp_path / "c.py", image_dir=str(tmp_path))
     with pytest.raises(SystemExit):
-        _tool().parse_args([str(cfg), "--shard", "2/2"])
+        load_tool("gen_sam_masks").parse_args([str(cfg), "--shard", "2/2"])
 
 
 # ----------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 from mmengine.config import Config
 from PIL import Image
+from tool_modules import load_tool
 
 from fma.io import Manifest, read_label_map, read_manifest, write_manifest
 from fma.io.cams import CamRecord, load_cam, save_cam
@@ -22,13 +22,6 @@ from fma.seeding.seeds_run import run_seeding
 REPO = Path(__file__).resolve().parents[2]
 IDS = ["a1", "b2", "c3"]
 H, W = 24, 32
-
-
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _inputs(root: Path) -> tuple[Path, Path]:
@@ -94,7 +87,7 @@ def test_make_seeds_cli_end_to_end(tmp_path):
 
 
 def test_make_seeds_main_resume_show_and_errors(tmp_path, capsys):
-    tool = _load_tool("make_seeds")
+    tool = load_tool("make_seeds")
     cam_dir, mask_dir = _inputs(tmp_path)
     cfg = _config(tmp_path, cam_dir, mask_dir)
     work = tmp_path / "work"
@@ -119,7 +112,7 @@ def test_make_seeds_main_resume_show_and_errors(tmp_path, capsys):
 
 
 def test_default_work_dir_is_config_stem(tmp_path, monkeypatch):
-    tool = _load_tool("make_seeds")
+    tool = load_tool("make_seeds")
     cam_dir, mask_dir = _inputs(tmp_path)
     cfg = _config(tmp_path, cam_dir, mask_dir)
     monkeypatch.chdir(tmp_path)
@@ -129,7 +122,7 @@ def test_default_work_dir_is_config_stem(tmp_path, monkeypatch):
 
 
 def test_sweep_seed_gamma_prints_table(tmp_path, capsys):
-    tool = _load_tool("sweep_seed_gamma")
+    tool = load_tool("sweep_seed_gamma")
     cam_dir, mask_dir = _inputs(tmp_path)
     cfg = _config(tmp_path, cam_dir, mask_dir)
     gt = tmp_path / "gt"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from tool_modules import load_tool
 
 from fma.datasets.meta import VOC12, bitwise_palette
 from fma.io import read_label_map, read_manifest, write_label_map
@@ -24,13 +24,6 @@ from fma.seeding.sepl import refine_pseudo_label
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "refine_labels.py"
 H, W = 20, 20
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("refine_labels_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _rect(y0, y1, x0, x1):
@@ -75,8 +68,10 @@ def _write_inputs(root: Path, layout: str = "amg_folder") -> tuple[Path, Path]:
 def test_tool_refines_folder(tmp_path, capsys, layout):
     labels, masks = _write_inputs(tmp_path, layout)
     out = tmp_path / "out"
-    rc = _tool().main(["--labels", str(labels), "--masks", str(masks), "--out", str(out),
-                       "--dataset", "voc12", "--no-progress"])  # fmt: skip
+    rc = load_tool("refine_labels").main(
+        ["--labels", str(labels), "--masks", str(masks), "--out", str(out),
+         "--dataset", "voc12", "--no-progress"]
+    )  # fmt: skip
     assert rc == 0
     assert "3 written" in capsys.readouterr().out
     for image_id, (label, m) in _cases().items():
@@ -100,7 +95,7 @@ def test_tool_refines_folder(tmp_path, capsys, layout):
 def test_tool_method_keep_ignore_and_resume(tmp_path, capsys):
     labels, masks = _write_inputs(tmp_path)
     out = tmp_path / "out"
-    tool = _tool()
+    tool = load_tool("refine_labels")
     args = ["--labels", str(labels), "--masks", str(masks), "--out", str(out), "--num-classes",
             "21", "--method", "max_iou_imp", "--keep-ignore", "--no-progress"]  # fmt: skip
     assert tool.main(args) == 0
@@ -120,8 +115,10 @@ def test_size_mismatch_names_both_files(tmp_path, capsys):
     write_label_map(labels / "img_x.png", np.zeros((10, 12), np.uint8))
     write_amg_folder(masks / "img_x", np.ones((1, 12, 10), bool))
     out = tmp_path / "out"
-    rc = _tool().main(["--labels", str(labels), "--masks", str(masks), "--out", str(out),
-                       "--dataset", "voc12", "--no-progress"])  # fmt: skip
+    rc = load_tool("refine_labels").main(
+        ["--labels", str(labels), "--masks", str(masks), "--out", str(out),
+         "--dataset", "voc12", "--no-progress"]
+    )  # fmt: skip
     assert rc == 1
     err = capsys.readouterr().err
     assert "img_x" in err and str(labels / "img_x.png") in err and str(masks / "img_x") in err
@@ -133,7 +130,7 @@ def test_size_mismatch_names_both_files(tmp_path, capsys):
 def test_missing_masks_and_unknown_classes(tmp_path, capsys):
     labels, masks = _write_inputs(tmp_path)
     write_label_map(labels / "img_y.png", np.zeros((H, W), np.uint8))
-    tool = _tool()
+    tool = load_tool("refine_labels")
     base = ["--labels", str(labels), "--masks", str(masks), "--no-progress"]
     assert tool.main([*base, "--out", str(tmp_path / "o1"), "--num-classes", "21"]) == 1
     err = capsys.readouterr().err
@@ -148,7 +145,7 @@ def test_show_dir_panels(tmp_path, capsys):
     images.mkdir()
     Image.fromarray(np.full((H, W, 3), 90, np.uint8)).save(images / "img_a.jpg")
     show = tmp_path / "show"
-    rc = _tool().main(["--labels", str(labels), "--masks", str(masks), "--out",
+    rc = load_tool("refine_labels").main(["--labels", str(labels), "--masks", str(masks), "--out",
                        str(tmp_path / "out"), "--dataset", "voc12", "--show-dir", str(show),
                        "--images", str(images), "--num-show", "1", "--no-progress"])  # fmt: skip
     assert rc == 0

@@ -4,7 +4,6 @@ config, and the COCO cls / seg configs end to end (train 2 iterations, then CAM 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tool_modules import load_tool
 
 import fma  # noqa: F401  (torchvision compatibility hooks before open_clip)
 from fma.io import read_manifest
@@ -36,13 +36,6 @@ TINY_OPTIONS = [
     "train_cfg.max_iters=2",
     "default_hooks.logger.interval=1",
 ]
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _load_cams(folder: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -88,14 +81,15 @@ def voc_ckpt(voc, tmp_path_factory) -> tuple[Path, list[str]]:
     ]
     work = tmp_path_factory.mktemp("voc_work")
     assert (
-        _tool("train").main([str(VOC_CLS), "--work-dir", str(work), "--cfg-options", *options]) == 0
+        load_tool("train").main([str(VOC_CLS), "--work-dir", str(work), "--cfg-options", *options])
+        == 0
     )
     return work / "iter_2.pth", options
 
 
 def _test(ckpt: Path, options: list[str], out: Path, *extra: str) -> dict:
     argv = [str(VOC_CLS), str(ckpt), "--work-dir", str(ckpt.parent), "--out", str(out), *extra]
-    assert _tool("test").main([*argv, "--cfg-options", *options]) == 0
+    assert load_tool("test").main([*argv, "--cfg-options", *options]) == 0
     return _load_cams(out)
 
 
@@ -134,7 +128,7 @@ def test_tta_defaults_without_config_values(tmp_path) -> None:
     cfg.write_text(f"_base_ = [{str(VOC_CLS)!r}]\ntta = None\n")
     ckpt = tmp_path / "x.pth"
     ckpt.write_bytes(b"")
-    test = _tool("test")
+    test = load_tool("test")
     built = test.build_cfg(test.parse_args([str(cfg), str(ckpt), "--tta"]))
     assert built.model.tta is True  # PromptCLIP's DEFAULT_TTA
     built = test.build_cfg(test.parse_args([str(VOC_CLS), str(ckpt), "--tta"]))
@@ -233,7 +227,8 @@ def test_coco_configs_end_to_end(tmp_path, config: Path) -> None:
         options.append(f"train_dataloader.dataset.seed_dir={seeds}")
     work = tmp_path / "work"
     assert (
-        _tool("train").main([str(config), "--work-dir", str(work), "--cfg-options", *options]) == 0
+        load_tool("train").main([str(config), "--work-dir", str(work), "--cfg-options", *options])
+        == 0
     )
     ckpt = work / "iter_2.pth"
     assert ckpt.is_file()
@@ -247,7 +242,7 @@ def test_coco_configs_end_to_end(tmp_path, config: Path) -> None:
     assert [r["step"] for r in logged if loss_key in r] == [1, 2]
     assert all(np.isfinite(r[loss_key]) for r in logged if loss_key in r)
 
-    assert _tool("test").main([str(config), str(ckpt), "--work-dir", str(work),
+    assert load_tool("test").main([str(config), str(ckpt), "--work-dir", str(work),
                                "--cfg-options", *options]) == 0  # fmt: skip
     cam_dir = work / "cams" / "train"
     man = read_manifest(cam_dir, format="cams", version=1, dataset="coco14", split="train")
