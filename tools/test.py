@@ -1,4 +1,12 @@
-"""Stage I CAM inference (mmengine Runner), with mmseg's tools/test.py contract.
+"""Stage I CAM inference or stage II evaluation (mmengine Runner), with mmseg's contract.
+
+Stage II configs (``configs/stage2/``, mmseg scope): single-scale evaluation by default,
+``--tta`` for mmseg's multi-scale + flip test, ``--out DIR`` for ``<img_id>.png`` palette
+predictions, ``--show-dir DIR`` for image | prediction | ground truth panels; metrics with
+per-class IoU and the seeds the checkpoint was trained on go to
+``<work_dir>/metrics_<split>[_tta].json``.
+
+Stage I:
 
 Writes ``<out>/<img_id>.npz`` CAM files plus a ``cams`` manifest through ``CAMMetric``; ``--out``
 defaults to ``<work_dir>/cams/<split>`` (``cams_tta`` with ``--tta``). With ground-truth paths
@@ -25,18 +33,24 @@ from mmengine.runner import Runner
 from fma._compat import mmengine_checkpoint_globals
 from fma.apis.config import tool_work_dir
 from fma.apis.dist import prepare_cpu_dist
+from fma.apis.stage2 import apply_test_options, check_cuda_ops, is_stage2
 from fma.io.manifest import file_sha256
 from fma.models.prompt_clip import tta_settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Stage I CAM inference")
-    p.add_argument("config", type=Path, help="config file (configs/stage1/*.py)")
-    p.add_argument("checkpoint", type=Path, help="prompt checkpoint written by tools/train.py")
+    p = argparse.ArgumentParser(description="Stage I CAM inference or stage II evaluation")
+    p.add_argument(
+        "config", type=Path, help="config file (configs/stage1/*.py, configs/stage2/*.py)"
+    )
+    p.add_argument("checkpoint", type=Path, help="checkpoint written by tools/train.py")
     p.add_argument("--work-dir", help="where logs go (default work_dirs/<stem>)")
-    p.add_argument("--out", help="CAM output folder (default <work_dir>/cams/<split>)")
-    p.add_argument("--tta", action="store_true", help="multi-scale + flip CAM fusion")
-    p.add_argument("--show-dir", help="folder for image + CAM overlay panels (<img_id>.png)")
+    p.add_argument(
+        "--out",
+        help="stage I: CAM folder (default <work_dir>/cams/<split>); stage II: prediction PNGs",
+    )
+    p.add_argument("--tta", action="store_true", help="multi-scale + flip test (CAM fusion)")
+    p.add_argument("--show-dir", help="folder for panels (<img_id>.png)")
     p.add_argument("--show-num", type=int, default=20, help="panels written (per process)")
     p.add_argument(
         "--cfg-options", nargs="+", action=DictAction, default={},
@@ -65,6 +79,16 @@ def build_cfg(args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     cfg.work_dir = str(tool_work_dir(args.config, cfg, args.work_dir))
     cfg.load_from = str(args.checkpoint)
+    if is_stage2(cfg):
+        apply_test_options(
+            cfg,
+            config=args.config,
+            out=args.out,
+            tta=args.tta,
+            show_dir=args.show_dir,
+            show_num=args.show_num,
+        )
+        return cfg
     split = cfg.test_dataloader.dataset.get("split", "test")
     if args.out is not None:
         cfg.test_evaluator.output_dir = args.out
@@ -89,6 +113,8 @@ def build_cfg(args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = build_cfg(args)
+    if is_stage2(cfg):
+        check_cuda_ops(cfg)
     prepare_cpu_dist(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     with mmengine_checkpoint_globals():  # the checkpoint holds mmengine's own objects

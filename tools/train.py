@@ -1,11 +1,16 @@
-"""Train stage I prompts (mmengine Runner), with mmseg's tools/train.py contract.
+"""Train stage I prompts or a stage II segmenter (mmengine Runner), with mmseg's contract.
 
-The work dir defaults to ``work_dirs/<config stem>``; checkpoints hold only the prompt contexts.
+The work dir defaults to ``work_dirs/<config stem>``. Stage I checkpoints hold only the prompt
+contexts. Stage II configs (``configs/stage2/``, mmseg scope) get their backbone weights checked
+(and downloaded with a sha256 check when missing and known) and a CUDA run without compiled mmcv
+ops is refused before training.
 
-Example::
+Examples::
 
     python tools/train.py configs/stage1/fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py \\
         --cfg-options model.clip.pretrained=pretrains/clip/ViT-B-16.pt
+    bash tools/dist_train.sh \\
+        configs/stage2/mask2former_swin-l-in22k_2xb2-80k_voc12aug-seed-512x512.py 2
 """
 
 import fma  # noqa: F401, I001  (first: sets up the package before anything else)
@@ -20,14 +25,21 @@ from mmengine.runner import Runner
 from fma._compat import mmengine_checkpoint_globals
 from fma.apis.config import tool_work_dir
 from fma.apis.dist import prepare_cpu_dist
+from fma.apis.stage2 import check_cuda_ops, is_stage2, resolve_pretrained
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Train stage I prompts")
-    p.add_argument("config", type=Path, help="train config file (configs/stage1/*.py)")
+    p = argparse.ArgumentParser(description="Train stage I prompts or a stage II segmenter")
+    p.add_argument(
+        "config", type=Path, help="config file (configs/stage1/*.py, configs/stage2/*.py)"
+    )
     p.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<stem>)")
     p.add_argument("--resume", action="store_true", help="resume from the latest checkpoint")
     p.add_argument("--amp", action="store_true", help="automatic mixed precision")
+    p.add_argument(
+        "--no-download", action="store_true",
+        help="stage II: never download missing backbone weights (stop and say where to put them)",
+    )  # fmt: skip
     p.add_argument(
         "--cfg-options", nargs="+", action=DictAction, default={},
         help="override config entries, e.g. train_cfg.max_iters=10",
@@ -61,6 +73,9 @@ def build_cfg(args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = build_cfg(args)
+    if is_stage2(cfg):
+        check_cuda_ops(cfg)
+        resolve_pretrained(cfg, download=not args.no_download)
     prepare_cpu_dist(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     with mmengine_checkpoint_globals():  # --resume reads this run's own checkpoints

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fma.io.atomic import atomic_path
+from fma.io.download import download_verified
 
 __all__ = [
     "DEFAULT_CHECKPOINT_DIR",
@@ -155,25 +155,7 @@ def download_checkpoint(
     if target.is_file():
         verify_checkpoint(target, expected)
         return target
-    from tqdm import tqdm
-
-    h = hashlib.sha256()
-    with atomic_path(target) as tmp, opener(url) as response, open(tmp, "wb") as out:
-        total = getattr(response, "length", None) or None
-        bar = tqdm(total=total, unit="B", unit_scale=True, desc=info.filename, disable=not progress)
-        while block := response.read(1 << 20):
-            out.write(block)
-            h.update(block)
-            bar.update(len(block))
-        bar.close()
-        out.flush()
-        got = h.hexdigest()
-        if expected is not None and got != expected.lower():
-            raise ValueError(
-                f"download of {url}: sha256 {got} does not match the expected {expected}; "
-                "the file was discarded. Retry, or fetch it by hand and check the hash."
-            )
-    return target
+    return download_verified(url, target, sha256=expected, opener=opener, progress=progress)
 
 
 def resolve_checkpoint(

@@ -1,0 +1,107 @@
+# Stage II base (tools/train.py, tools/test.py): Mask2Former Swin-L (ImageNet-22k, 384 pretrain)
+# trained on VOC 2012 train_aug with a seed folder as labels (the leaf's seed_dir), evaluated on the
+# val ground truth. Consumes data/VOCdevkit/VOC2012 + seeds; produces checkpoints, logs and
+# metrics_*.json (naming the seeds) in the work dir. Restates every value mmseg's ADE20K config
+# derives from its own variables (classes, class weights, crop size, pipelines, loaders).
+_base_ = ["mmseg::mask2former/mask2former_swin-l-in22k-384x384-pre_8xb2-160k_ade20k-640x640.py"]
+custom_imports = dict(imports=["mmdet.models", "fma.mmseg_ext"], allow_failed_imports=False)
+
+num_classes = 21
+crop_size = (512, 512)
+data_root = "data/VOCdevkit/VOC2012"
+seed_dir = None  # the leaf sets the folder of seed PNGs (absolute, or relative to the cwd)
+# Offline: put the file here; tools/train.py downloads it (sha256-checked) when it is missing.
+pretrained = "checkpoints/swin_large_patch4_window12_384_22k_20220412-6580f57d.pth"
+
+data_preprocessor = dict(size=crop_size)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(init_cfg=dict(type="Pretrained", checkpoint=pretrained)),
+    decode_head=dict(
+        num_classes=num_classes,
+        loss_cls=dict(class_weight=[1.0] * num_classes + [0.1]),  # no-object weight last
+    ),
+)
+
+# Upstream Mask2Former 512x512 recipe: short side from 0.5-2.0 x 512, crop, flip, photometric.
+train_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadAnnotations", reduce_zero_label=False),
+    dict(
+        type="RandomChoiceResize",
+        scales=[256, 307, 358, 409, 460, 512, 563, 614, 665, 716, 768, 819, 870, 921, 972, 1024],
+        resize_type="ResizeShortestEdge",
+        max_size=2048,
+    ),
+    dict(type="RandomCrop", crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type="RandomFlip", prob=0.5),
+    dict(type="PhotoMetricDistortion"),
+    dict(type="PackSegInputs"),
+]
+test_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="Resize", scale=(2048, 512), keep_ratio=True),
+    dict(type="LoadAnnotations", reduce_zero_label=False),
+    dict(type="PackSegInputs"),
+]
+tta_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(
+        type="TestTimeAug",
+        transforms=[
+            [
+                dict(type="Resize", scale_factor=0.5, keep_ratio=True),
+                dict(type="Resize", scale_factor=0.75, keep_ratio=True),
+                dict(type="Resize", scale_factor=1.0, keep_ratio=True),
+                dict(type="Resize", scale_factor=1.25, keep_ratio=True),
+                dict(type="Resize", scale_factor=1.5, keep_ratio=True),
+                dict(type="Resize", scale_factor=1.75, keep_ratio=True),
+            ],
+            [
+                dict(type="RandomFlip", prob=0.0, direction="horizontal"),
+                dict(type="RandomFlip", prob=1.0, direction="horizontal"),
+            ],
+            [dict(type="LoadAnnotations", reduce_zero_label=False)],
+            [dict(type="PackSegInputs")],
+        ],
+    ),
+]
+tta_model = dict(type="SegTTAModel")
+
+# Total batch 4 as in the paper: 2 GPUs x 2 images (one GPU: batch_size=4).
+train_dataloader = dict(
+    _delete_=True,  # replaces mmseg's ADE20K loader whole
+    batch_size=2,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type="InfiniteSampler", shuffle=True),
+    dataset=dict(
+        type="VOCSeedDataset",
+        data_root=data_root,
+        split="train_aug",
+        seed_dir=seed_dir,
+        pipeline=train_pipeline,
+    ),
+)
+val_dataloader = dict(
+    _delete_=True,
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=dict(type="VOCSeedDataset", data_root=data_root, split="val", pipeline=test_pipeline),
+)
+test_dataloader = val_dataloader
+val_evaluator = dict(_delete_=True, type="SegMetric", dataset="voc12", split="val")
+test_evaluator = val_evaluator
+
+optim_wrapper = dict(type="OptimWrapper")
+param_scheduler = [dict(type="PolyLR", eta_min=0, power=0.9, begin=0, end=80000, by_epoch=False)]
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=80000, val_interval=5000)
+default_hooks = dict(
+    checkpoint=dict(
+        type="CheckpointHook", by_epoch=False, interval=5000, save_best="mIoU", max_keep_ckpts=2
+    )
+)
+custom_hooks = [dict(type="SeedProvenanceHook")]
+randomness = dict(seed=0)

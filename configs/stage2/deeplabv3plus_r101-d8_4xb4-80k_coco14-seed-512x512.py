@@ -1,0 +1,8 @@
+# Stage II (tools/train.py, tools/test.py): DeepLabV3+ R101 on COCO 2014 train seeds (81 classes),
+# 80k iterations, total batch 16 (4 GPUs x 4), 512x512 crops, best checkpoint by val mIoU (the
+# cheaper comparison). Consumes the fine seeds of configs/seeding/sams-fine_coco14.py (seed_dir);
+# produces work_dirs/deeplabv3plus_r101-d8_4xb4-80k_coco14-seed-512x512/ (checkpoints,
+# best_mIoU_iter_*.pth, metrics_*.json naming the seeds).
+_base_ = ["../_base_/stage2/deeplabv3plus_r101_coco14.py"]
+seed_dir = "work_dirs/sams-fine_coco14/seeds/train"
+train_dataloader = dict(dataset=dict(seed_dir=seed_dir))

@@ -1,0 +1,278 @@
+"""Stage II (MMSegmentation) settings applied by ``tools/train.py`` and ``tools/test.py``.
+
+A stage II config is an mmseg config (``default_scope='mmseg'``) that loads the ``fma.mmseg_ext``
+plug-in. Before the Runner is built the tools:
+
+* resolve the backbone weights of every ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``:
+  an existing file is used as it is (mmengine loads it with torch's ``weights_only=True``); a
+  missing file whose name is in :data:`PRETRAINED` is downloaded from its official URL and checked
+  against the sha256 prefix in its OpenMMLab file name; any other missing file stops the run with
+  the path to fill;
+* refuse a CUDA run of a deformable-attention model without mmcv's compiled ops (one message
+  with the install command), before anything is loaded;
+* at test time set the prediction folder, panels, TTA (mmseg's ``tta_model`` + ``tta_pipeline``)
+  and the metrics file ``<work_dir>/metrics_<split>.json`` with the protocol it used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "PRETRAINED",
+    "PretrainedWeights",
+    "apply_test_options",
+    "check_cuda_ops",
+    "is_stage2",
+    "pretrained_paths",
+    "resolve_pretrained",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedWeights:
+    """A backbone weight file the stage II configs name."""
+
+    url: str  # official download URL
+    sha256: str  # the sha256 prefix OpenMMLab writes into the file name (<name>-<sha256[:8]>.pth)
+    note: str  # what it is
+
+
+PRETRAINED: dict[str, PretrainedWeights] = {
+    "swin_large_patch4_window12_384_22k_20220412-6580f57d.pth": PretrainedWeights(
+        "https://download.openmmlab.com/mmsegmentation/v0.5/pretrain/swin/"
+        "swin_large_patch4_window12_384_22k_20220412-6580f57d.pth",
+        "6580f57d",
+        "Swin-L, ImageNet-22k, 384x384 (mmseg's Mask2Former Swin-L configs)",
+    ),
+    "resnet101_v1c-e67eebb6.pth": PretrainedWeights(
+        "https://download.openmmlab.com/pretrain/third_party/resnet101_v1c-e67eebb6.pth",
+        "e67eebb6",
+        "ResNet-101-V1c, ImageNet-1k (open-mmlab://resnet101_v1c)",
+    ),
+}
+
+
+def is_stage2(cfg: Any) -> bool:
+    """True for an mmseg config (stage II); stage I configs use ``default_scope='fma'``."""
+    return cfg.get("default_scope") == "mmseg"
+
+
+def _walk(node: Any) -> Iterator[dict]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            yield from _walk(value)
+
+
+def pretrained_paths(cfg: Any) -> list[str]:
+    """Local checkpoint paths of the ``Pretrained`` init configs in ``cfg.model``."""
+    model = cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model)
+    out = []
+    for node in _walk(model):
+        init = node.get("init_cfg")
+        if isinstance(init, dict) and init.get("type") == "Pretrained":
+            ckpt = str(init.get("checkpoint", ""))
+            if ckpt and "://" not in ckpt and ckpt not in out:
+                out.append(ckpt)
+    return out
+
+
+def resolve_pretrained(
+    cfg: Any, *, download: bool = True, opener: Callable[[str], Any] | None = None
+) -> list[Path]:
+    """Make sure every local backbone weight file of ``cfg`` exists.
+
+    Args:
+        cfg: the stage II config.
+        download: fetch known files (:data:`PRETRAINED`) that are missing.
+        opener: URL opener for the download (tests pass a fake one).
+
+    Returns:
+        The weight files, all present.
+
+    Raises:
+        FileNotFoundError: a file is missing and cannot be downloaded; the message names the
+            path, the URL and the config key to change.
+    """
+    from fma.io.download import download_verified
+
+    found = []
+    for ckpt in pretrained_paths(cfg):
+        path = Path(ckpt).expanduser()
+        if path.is_file():
+            found.append(path)
+            continue
+        known = PRETRAINED.get(path.name)
+        if known is None:
+            raise FileNotFoundError(
+                f"backbone weights {path} not found; put the file there or set the config's "
+                "model...init_cfg.checkpoint (e.g. --cfg-options "
+                "model.backbone.init_cfg.checkpoint=PATH)"
+            )
+        where = f"download {known.url} (sha256 {known.sha256}...) and save it as {path}"
+        if not download:
+            raise FileNotFoundError(f"backbone weights {path} not found: {where}")
+        kwargs = {"opener": opener} if opener is not None else {}
+        try:
+            download_verified(known.url, path, sha256=known.sha256, **kwargs)
+        except OSError as exc:
+            raise FileNotFoundError(
+                f"backbone weights {path} not found and the download failed ({exc}): {where}"
+            ) from exc
+        found.append(path)
+    return found
+
+
+def _uses_deformable_attention(cfg: Any) -> bool:
+    text = repr(cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else cfg.model)
+    return "MSDeformAttnPixelDecoder" in text or "MultiScaleDeformableAttention" in text
+
+
+def check_cuda_ops(cfg: Any, cuda: bool | None = None) -> None:
+    """Stop a CUDA run of a deformable-attention model when mmcv has no compiled ops.
+
+    Checked from the config, before anything is built; ``SeedProvenanceHook`` checks the built
+    model again (for runs started by mmseg's own tools).
+
+    Raises:
+        RuntimeError: with the command that installs the full mmcv.
+    """
+    import torch
+
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if not cuda or not _uses_deformable_attention(cfg):
+        return
+    from fma.mmseg_ext.hooks import FULL_MMCV_HINT, MmcvOpsMissingError, compiled_ops_missing
+
+    if compiled_ops_missing():
+        raise MmcvOpsMissingError(
+            "this config uses multi-scale deformable attention (Mask2Former's pixel decoder), "
+            "whose CUDA kernel is a compiled mmcv op, but the installed mmcv has no compiled ops "
+            f"(mmcv-lite). Install the full mmcv: {FULL_MMCV_HINT}"
+        )
+
+
+def _tta_scales(cfg: Any) -> list[float]:
+    scales = []
+    for node in _walk(cfg.get("tta_pipeline", [])):
+        if node.get("type") == "Resize" and "scale_factor" in node:
+            scales.append(float(node["scale_factor"]))
+    return scales
+
+
+def apply_test_options(
+    cfg: Any,
+    *,
+    config: str | os.PathLike,
+    out: str | None,
+    tta: bool,
+    show_dir: str | None,
+    show_num: int,
+    metrics_file: str | None = None,
+) -> None:
+    """Set the stage II test options on ``cfg`` in place (see the module docstring).
+
+    ``out`` gets ``<img_id>.png`` palette predictions; the metrics go to ``metrics_file``
+    (default ``<work_dir>/metrics_<split>.json``, ``metrics_<split>_tta.json`` with TTA).
+    """
+    split = cfg.test_dataloader.dataset.get("split", "test")
+    if tta:
+        if "tta_pipeline" not in cfg or "tta_model" not in cfg:
+            raise KeyError(f"{config} has no tta_pipeline / tta_model; --tta needs both")
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+        protocol = {"mode": "ms_flip", "scales": _tta_scales(cfg), "flip": True}
+    else:
+        protocol = {"mode": "ss", "scales": [1.0], "flip": False}
+    evaluator = cfg.test_evaluator
+    evaluator.protocol = protocol
+    evaluator.split = split
+    evaluator.config = str(config)
+    evaluator.tool = "tools/test.py"
+    if out is not None:
+        evaluator.output_dir = str(out)
+    if show_dir is not None:
+        evaluator.show_dir = str(show_dir)
+        evaluator.show_num = show_num
+    name = f"metrics_{split}_tta.json" if tta else f"metrics_{split}.json"
+    evaluator.metrics_file = str(metrics_file or Path(cfg.work_dir) / name)
+
+
+#: Where the PASCAL VOC evaluation server expects segmentation results (comp6: own training data).
+VOC_SERVER_SUBDIR = Path("results") / "VOC2012" / "Segmentation" / "comp6_test_cls"
+
+
+def _drop_annotations(pipeline: list) -> list:
+    """``pipeline`` without ``LoadAnnotations`` (also inside ``TestTimeAug`` transform lists)."""
+    out = []
+    for step in pipeline:
+        if isinstance(step, list):
+            kept = _drop_annotations(step)
+            if kept:
+                out.append(kept)
+            continue
+        if step.get("type") == "LoadAnnotations":
+            continue
+        if step.get("type") == "TestTimeAug":
+            step = dict(step, transforms=_drop_annotations(step["transforms"]))
+        out.append(step)
+    return out
+
+
+def apply_export_options(cfg: Any, *, out_root: str | os.PathLike, split: str, tta: bool) -> Path:
+    """Turn a stage II test config into a label-free prediction run for the VOC server.
+
+    Returns:
+        The folder of the palette PNGs,
+        ``<out_root>/results/VOC2012/Segmentation/comp6_test_cls``.
+    """
+    if tta:
+        cfg.tta_pipeline = _drop_annotations(cfg.tta_pipeline)
+    dataset = cfg.test_dataloader.dataset
+    dataset.split = split
+    dataset.with_labels = False
+    dataset.pipeline = _drop_annotations(dataset.pipeline)
+    folder = Path(out_root) / VOC_SERVER_SUBDIR
+    cfg.test_evaluator = dict(
+        type="SegMetric", format_only=True, output_dir=str(folder), dataset="voc12", split=split
+    )
+    if tta:
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    return folder
+
+
+def make_server_archive(out_root: str | os.PathLike, expected_ids: list[str]) -> Path:
+    """Pack ``<out_root>/results`` into ``<out_root>/results.tar.gz`` for upload.
+
+    Raises:
+        FileNotFoundError: a prediction of ``expected_ids`` is missing (names the first ids).
+    """
+    import tarfile
+
+    from fma.io.atomic import atomic_path
+
+    out_root = Path(out_root)
+    folder = out_root / VOC_SERVER_SUBDIR
+    missing = [i for i in expected_ids if not (folder / f"{i}.png").is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{folder}: {len(missing)} of {len(expected_ids)} predictions missing "
+            f"({', '.join(missing[:10])}); re-run the export"
+        )
+    archive = out_root / "results.tar.gz"
+    with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
+        for image_id in sorted(expected_ids):
+            name = (VOC_SERVER_SUBDIR / f"{image_id}.png").as_posix()
+            tar.add(folder / f"{image_id}.png", arcname=name)
+    return archive

@@ -1,0 +1,36 @@
+"""Stage II plug-in for MMSegmentation, loaded by configs through ``custom_imports``.
+
+``custom_imports = dict(imports=['mmdet.models', 'fma.mmseg_ext'], allow_failed_imports=False)``
+registers into mmseg's own registry nodes (no fork, no vendored code):
+
+* datasets :class:`VOCSeedDataset` and :class:`COCOObjectDataset` (seed folders as labels);
+* the metric :class:`SegMetric` (confusion-matrix mIoU, per-class table, palette PNGs, panels,
+  metrics JSON naming its seeds);
+* the hook :class:`SeedProvenanceHook` (seeds in logs, checkpoints and metrics; bit-exact
+  resume; a clear error for CUDA runs without compiled mmcv ops).
+
+``import fma`` comes first so that the compatibility layer is in place before ``mmcv.ops`` or
+torchvision load, also when mmseg's own ``tools/train.py`` imports this package.
+"""
+
+import fma  # noqa: F401, I001  (first: compatibility hooks before mmcv / torchvision)
+
+from fma.mmseg_ext.datasets import COCOObjectDataset, VOCSeedDataset, resolve_seed_dir
+from fma.mmseg_ext.hooks import (
+    MmcvOpsMissingError,
+    SeedProvenanceHook,
+    check_compiled_ops,
+    describe_seeds,
+)
+from fma.mmseg_ext.metrics import SegMetric
+
+__all__ = [
+    "COCOObjectDataset",
+    "MmcvOpsMissingError",
+    "SeedProvenanceHook",
+    "SegMetric",
+    "VOCSeedDataset",
+    "check_compiled_ops",
+    "describe_seeds",
+    "resolve_seed_dir",
+]

@@ -1,0 +1,106 @@
+"""Every stage II config loads, restates what mmseg's ADE20K/VOC bases derive from their own
+variables, and reads its seeds from one clearly named folder."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from stage2_helpers import REPO, STAGE2, TINY
+
+pytest.importorskip("mmseg", reason="stage II needs mmsegmentation (pip install fma[seg])")
+
+from mmengine.config import Config
+
+LEAVES = {
+    "mask2former_swin-l-in22k_2xb2-80k_voc12aug-seed-512x512.py": (
+        21, "VOCSeedDataset", "train_aug", "work_dirs/sams-fine_voc12/seeds/train_aug", 80000, 2
+    ),
+    "mask2former_swin-l-in22k_2xb2-100k_coco14-seed-512x512.py": (
+        81, "COCOObjectDataset", "train", "work_dirs/sams-fine_coco14/seeds/train", 100000, 2
+    ),
+    "deeplabv3plus_r101-d8_4xb4-40k_voc12aug-seed-512x512.py": (
+        21, "VOCSeedDataset", "train_aug", "work_dirs/sams-fine_voc12/seeds/train_aug", 40000, 4
+    ),
+    "deeplabv3plus_r101-d8_4xb4-80k_coco14-seed-512x512.py": (
+        81, "COCOObjectDataset", "train", "work_dirs/sams-fine_coco14/seeds/train", 80000, 4
+    ),
+}  # fmt: skip
+
+
+def _pipelines(cfg) -> dict[str, list]:
+    return {
+        "train": cfg.train_dataloader.dataset.pipeline,
+        "val": cfg.val_dataloader.dataset.pipeline,
+        "test": cfg.test_dataloader.dataset.pipeline,
+        "tta": cfg.tta_pipeline[1]["transforms"][2],
+    }
+
+
+def test_every_stage2_config_is_checked():
+    listed = set(LEAVES) | {p.name for p in TINY.values()}
+    assert {p.name for p in STAGE2.glob("*.py")} == listed
+
+
+@pytest.mark.parametrize("name", sorted(LEAVES))
+def test_leaf_restates_dataset_values(name):
+    classes, dataset_type, split, seeds, iters, batch = LEAVES[name]
+    cfg = Config.fromfile(STAGE2 / name)
+    assert cfg.default_scope == "mmseg"
+    assert "fma.mmseg_ext" in cfg.custom_imports.imports
+    assert cfg.custom_imports.allow_failed_imports is False
+    head = cfg.model.decode_head
+    assert head.num_classes == classes
+    if "mask2former" in name:
+        assert "mmdet.models" in cfg.custom_imports.imports
+        assert head.loss_cls.class_weight == [1.0] * classes + [0.1]
+        assert cfg.model.backbone.embed_dims == 192 and cfg.model.backbone.depths == [2, 2, 18, 2]
+        assert cfg.model.backbone.init_cfg.checkpoint.endswith("_22k_20220412-6580f57d.pth")
+    else:
+        assert cfg.model.auxiliary_head.num_classes == classes
+        assert cfg.model.backbone.depth == 101
+    assert tuple(cfg.data_preprocessor.size) == (512, 512)
+    assert tuple(cfg.model.data_preprocessor.size) == (512, 512)
+    crops = [t for t in cfg.train_dataloader.dataset.pipeline if t.type == "RandomCrop"]
+    assert [tuple(t.crop_size) for t in crops] == [(512, 512)]
+    for stage, pipeline in _pipelines(cfg).items():
+        loads = [t for t in pipeline if t["type"] == "LoadAnnotations"]
+        assert [t["reduce_zero_label"] for t in loads] == [False], stage
+    train = cfg.train_dataloader.dataset
+    assert train.type == dataset_type and train.split == split and train.seed_dir == seeds
+    assert cfg.train_dataloader.batch_size == batch
+    val = cfg.val_dataloader.dataset
+    assert val.type == dataset_type and val.split == "val" and val.get("seed_dir") is None
+    assert cfg.val_evaluator.type == "SegMetric" and cfg.test_evaluator.type == "SegMetric"
+    assert cfg.train_cfg.max_iters == iters and cfg.param_scheduler[0].end == iters
+    assert cfg.default_hooks.checkpoint.save_best == "mIoU"
+    assert [h.type for h in cfg.custom_hooks] == ["SeedProvenanceHook"]
+
+
+def _base_chain(path: Path) -> list[str]:
+    """The ``_base_`` chain of an fma config down to (and including) the first mmseg:: file."""
+    chain = [str(path.relative_to(REPO))]
+    tree = ast.parse(path.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and node.targets[0].id == "_base_":
+            bases = ast.literal_eval(node.value)
+            assert len(bases) == 1, path
+            if bases[0].startswith("mmseg::"):
+                return [*chain, bases[0]]
+            return chain + _base_chain((path.parent / bases[0]).resolve())
+    return chain
+
+
+@pytest.mark.parametrize("name", sorted(LEAVES) + sorted(p.name for p in TINY.values()))
+def test_inheritance_depth_at_most_three(name):
+    chain = _base_chain(STAGE2 / name)
+    assert len(chain) <= 3 and chain[-1].startswith("mmseg::"), chain
+
+
+@pytest.mark.parametrize("net", sorted(TINY))
+def test_tiny_configs_are_small_and_random(net):
+    cfg = Config.fromfile(TINY[net])
+    assert tuple(cfg.model.data_preprocessor.size) == (64, 64)
+    assert cfg.model.backbone.init_cfg is None
+    assert cfg.train_cfg.max_iters == 2 and cfg.train_dataloader.num_workers == 0

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Multi-GPU / multi-node evaluation with torchrun, as mmseg users know it:
+#   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [tools/test.py options]
+# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT (the same on every node).
+set -euo pipefail
+CONFIG=$1
+CHECKPOINT=$2
+GPUS=$3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
+exec "$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$GPUS" --master_port="$PORT" \
+    "$(dirname "$0")/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
