@@ -8,7 +8,10 @@
   :class:`~fma.mmseg_ext.metrics.SegMetric`, which writes it into its metrics JSON.
 * It stores torch's RNG state in each checkpoint and restores it on ``--resume`` at the first
   resumed iteration (after mmengine has replayed the data loader), so a resumed run continues
-  bit for bit like an uninterrupted one (Mask2Former samples points with ``torch.rand``).
+  bit for bit like an uninterrupted one (Mask2Former samples points with ``torch.rand``). Two
+  states are kept: after the training iteration and after the validation that may follow it
+  (building the validation loader draws from torch's RNG); the resume picks the one an
+  uninterrupted run would have, from the iteration and ``val_interval``.
 * Before the run it refuses a CUDA run of a model with deformable attention when mmcv's compiled
   ops are missing (see :func:`check_compiled_ops`), instead of failing at the first forward.
 """
@@ -119,11 +122,13 @@ def describe_seeds(dataset: Any) -> dict[str, Any]:
 class SeedProvenanceHook(Hook):
     """Record the training seeds in logs, checkpoints and metrics; keep resumes bit-exact."""
 
-    priority = "VERY_LOW"
+    priority = "LOW"  # before CheckpointHook (VERY_LOW), which saves in after_train_iter
 
     def __init__(self) -> None:
         self.seeds: dict[str, Any] | None = None
         self.checkpoint: str | None = None
+        self._rng_train: torch.Tensor | None = None  # torch RNG after the last train iteration
+        self._rng_val: torch.Tensor | None = None  # ... and after the validation that followed
         self._rng_to_restore: torch.Tensor | None = None
 
     def before_run(self, runner: Any) -> None:
@@ -140,15 +145,30 @@ class SeedProvenanceHook(Hook):
         meta = checkpoint.setdefault("meta", {})
         if self.seeds is not None:
             meta["fma_seeds"] = self.seeds
-        meta["fma_torch_rng"] = torch.get_rng_state()
+        if self._rng_train is not None:
+            meta["fma_torch_rng"] = {"train": self._rng_train, "val": self._rng_val}
+
+    def after_train_iter(
+        self, runner: Any, batch_idx: int, data_batch: Any = None, outputs: Any = None
+    ) -> None:
+        self._rng_train, self._rng_val = torch.get_rng_state(), None
+
+    def after_val_epoch(self, runner: Any, metrics: dict | None = None) -> None:
+        if self._rng_train is not None:
+            self._rng_val = torch.get_rng_state()
 
     def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         meta = checkpoint.get("meta", {})
         if self.seeds is None and "fma_seeds" in meta:
             self.seeds = meta["fma_seeds"]
         self.checkpoint = getattr(runner, "_load_from", None)
-        if getattr(runner, "_resume", False) and "fma_torch_rng" in meta:
-            self._rng_to_restore = meta["fma_torch_rng"]
+        states = meta.get("fma_torch_rng")
+        if getattr(runner, "_resume", False) and isinstance(states, dict):
+            done = int(meta.get("iter", 0))
+            interval = getattr(getattr(runner, "train_loop", None), "val_interval", 0) or 0
+            validated = interval > 0 and done % interval == 0
+            state = states["val"] if validated and states.get("val") is not None else None
+            self._rng_to_restore = state if state is not None else states["train"]
 
     def before_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None) -> None:
         if self._rng_to_restore is not None:

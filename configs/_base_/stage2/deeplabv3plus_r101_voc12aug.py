@@ -94,4 +94,9 @@ default_hooks = dict(
     )
 )
 custom_hooks = [dict(type="SeedProvenanceHook")]
+# No fixed visualizer name (mmseg names it "visualizer"): each run then gets its own instance,
+# named after the run, so several runs in one process (tests, the pipeline) keep their logs apart.
+visualizer = dict(
+    _delete_=True, type="SegLocalVisualizer", vis_backends=[dict(type="LocalVisBackend")]
+)
 randomness = dict(seed=0)
