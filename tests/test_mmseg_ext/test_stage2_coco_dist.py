@@ -1,0 +1,114 @@
+"""Stage II beyond the VOC fixture: a COCO-layout fixture trains and evaluates with 81 classes,
+and two CPU processes (torchrun, gloo) train, and evaluate a checkpoint to the same metrics as
+one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from stage2_helpers import REPO, TINY, data_options, run_tool
+
+pytest.importorskip("mmseg", reason="stage II needs mmsegmentation (pip install fma[seg])")
+
+from fma.datasets.meta import COCO14
+from fma.io import write_label_map
+
+pytestmark = pytest.mark.slow
+
+
+def _coco_tree(root: Path) -> Path:
+    """COCO 2014 layout of tools/prepare_coco.py with 4 train and 2 val images, labels up to 80."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 2)):
+        ids = [f"COCO_{split}2014_{i:012d}" for i in range(n)]
+        for k, image_id in enumerate(ids):
+            label = np.zeros((48, 64), dtype=np.uint8)
+            label[8:30, 10:40] = 80 if k % 2 == 0 else 1 + k
+            label[32:, 40:] = 17
+            img = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+            img[label == 80] = (200, 30, 30)
+            (root / f"{split}2014").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(root / f"{split}2014" / f"{image_id}.jpg")
+            write_label_map(root / "SegmentationClass" / split / f"{image_id}.png", label)
+        (root / "ImageSets").mkdir(exist_ok=True)
+        (root / "ImageSets" / f"{split}.txt").write_text("\n".join(ids) + "\n")
+    return root
+
+
+def test_coco_fixture_trains_and_evaluates_81_classes(tmp_path):
+    coco = _coco_tree(tmp_path / "coco2014")
+    work = tmp_path / "work"
+    seeds = coco / "SegmentationClass" / "train"
+    opts = [
+        "train_dataloader.dataset.type=COCOObjectDataset", "train_dataloader.dataset.split=train",
+        f"train_dataloader.dataset.data_root={coco}", f"train_dataloader.dataset.seed_dir={seeds}",
+        "val_dataloader.dataset.type=COCOObjectDataset", "val_dataloader.dataset.split=val",
+        f"val_dataloader.dataset.data_root={coco}", "val_evaluator.dataset=coco14",
+        "model.decode_head.num_classes=81", "model.auxiliary_head.num_classes=81",
+    ]  # fmt: skip
+    argv = [TINY["deeplabv3plus"], "--work-dir", work, "--cfg-options", *opts]
+    assert run_tool("train", argv) == 0
+    metrics = json.loads((work / "metrics_val_iter_2.json").read_text())
+    assert metrics["num_classes"] == 81 and metrics["dataset"] == "coco14"
+    assert metrics["class_names"] == list(COCO14.class_names)
+    assert metrics["n_images"] == 2 and metrics["trained_on"][0]["dir"] == str(seeds)
+    assert metrics["recall"]["toothbrush"] is not None  # class 80 is in the val ground truth
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(tool: str, args: list, cwd: Path) -> str:
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "CUDA_VISIBLE_DEVICES": "",
+        "PYTHONPATH": str(REPO),
+    }
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+        str(REPO / "tools" / f"{tool}.py"), *map(str, args), "--launcher", "pytorch",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.skipif(
+    not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+    reason="torch.distributed with the gloo backend is not available in this torch build",
+)
+def test_two_processes_train_and_evaluate_like_one(stage2_voc, tmp_path):
+    voc, seeds = stage2_voc["voc"], stage2_voc["seeds_no_255"]
+    config = TINY["deeplabv3plus"]
+    gloo = "env_cfg.dist_cfg.backend=gloo"
+    work = tmp_path / "dist_train"
+    log = _torchrun(
+        "train", [config, "--work-dir", work, "--cfg-options", *data_options(voc, seeds), gloo],
+        tmp_path,
+    )  # fmt: skip
+    assert "Distributed training: True" in log and (work / "iter_2.pth").is_file()
+    ckpt = work / "iter_2.pth"
+    test_opts = ["--cfg-options", f"test_dataloader.dataset.data_root={voc}", gloo]
+    single, double = tmp_path / "single", tmp_path / "double"
+    assert run_tool("test", [config, ckpt, "--work-dir", single, *test_opts]) == 0
+    log = _torchrun("test", [config, ckpt, "--work-dir", double, *test_opts], tmp_path)
+    assert "Iter(test) [3/3]" in log and "Iter(test) [6/6]" not in log  # 3 images per rank
+    a = json.loads((single / "metrics_val.json").read_text())
+    b = json.loads((double / "metrics_val.json").read_text())
+    assert a["n_images"] == b["n_images"] == 6
+    for key in ("mIoU", "aAcc", "IoU", "precision", "recall", "pixels", "trained_on"):
+        assert a[key] == b[key], key
