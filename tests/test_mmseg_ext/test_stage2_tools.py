@@ -135,3 +135,30 @@ def test_export_voc_test_layout_palette_and_archive(trained, stage2_voc, tmp_pat
         assert names == [f"results/VOC2012/Segmentation/comp6_test_cls/{i}.png" for i in ids]
         member = tar.extractfile(names[0]).read()
     assert member == (folder / "synth_000.png").read_bytes()
+
+
+def test_readme_cpu_smoke_run_as_written(tmp_path):
+    """The README's stage II CPU smoke commands run unchanged (from a folder that looks like the
+    repository root: configs/ and tools/ linked, work_dirs/ fresh)."""
+    import os
+    import subprocess
+    import sys
+
+    from stage2_helpers import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("**CPU smoke run**") :]
+    block = section[section.index("```bash") + len("```bash") : section.index("```\n", 10)]
+    for name in ("configs", "tools"):
+        (tmp_path / name).symlink_to(REPO / name)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    work = tmp_path / "work_dirs" / "deeplabv3plus_r18-tiny_1xb2-cpu_voc12-seed-64x64"
+    metrics = json.loads((work / "metrics_train.json").read_text())
+    assert metrics["n_images"] == 8 and metrics["trained_on"][0]["dir"].endswith("pseudo_labels")
+    assert len(list((tmp_path / "work_dirs" / "stage2_panels").glob("*.png"))) == 8
