@@ -5,17 +5,14 @@ one process."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from stage2_helpers import REPO, TINY, data_options, run_tool
+from stage2_helpers import TINY, data_options, run_tool
+from tool_modules import torchrun_tool
 
 pytest.importorskip("mmseg", reason="stage II needs mmsegmentation (pip install fma[seg])")
 
@@ -64,29 +61,6 @@ def test_coco_fixture_trains_and_evaluates_81_classes(tmp_path):
     assert metrics["recall"]["toothbrush"] is not None  # class 80 is in the val ground truth
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _torchrun(tool: str, args: list, cwd: Path) -> str:
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        "PYTHONPATH": str(REPO),
-    }
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        str(REPO / "tools" / f"{tool}.py"), *map(str, args), "--launcher", "pytorch",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    return proc.stdout + proc.stderr
-
-
 @pytest.mark.skipif(
     not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
     reason="torch.distributed with the gloo backend is not available in this torch build",
@@ -96,7 +70,7 @@ def test_two_processes_train_and_evaluate_like_one(stage2_voc, tmp_path):
     config = TINY["deeplabv3plus"]
     gloo = "env_cfg.dist_cfg.backend=gloo"
     work = tmp_path / "dist_train"
-    log = _torchrun(
+    log = torchrun_tool(
         "train", [config, "--work-dir", work, "--cfg-options", *data_options(voc, seeds), gloo],
         tmp_path,
     )  # fmt: skip
@@ -105,7 +79,7 @@ def test_two_processes_train_and_evaluate_like_one(stage2_voc, tmp_path):
     test_opts = ["--cfg-options", f"test_dataloader.dataset.data_root={voc}", gloo]
     single, double = tmp_path / "single", tmp_path / "double"
     assert run_tool("test", [config, ckpt, "--work-dir", single, *test_opts]) == 0
-    log = _torchrun("test", [config, ckpt, "--work-dir", double, *test_opts], tmp_path)
+    log = torchrun_tool("test", [config, ckpt, "--work-dir", double, *test_opts], tmp_path)
     assert "Iter(test) [3/3]" in log and "Iter(test) [6/6]" not in log  # 3 images per rank
     a = json.loads((single / "metrics_val.json").read_text())
     b = json.loads((double / "metrics_val.json").read_text())

@@ -3,28 +3,18 @@ same CAM files as a single-process run on the same checkpoint and images."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from tool_modules import load_tool
+from tool_modules import load_tool, torchrun_tool
 
 from fma.io import read_manifest
 from fma.io.cams import load_cam
 
 REPO = Path(__file__).resolve().parents[2]
 LEAF = "fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cfg(tmp_path: Path, voc: Path, tiny: dict) -> Path:
@@ -63,21 +53,7 @@ def test_two_process_cams_equal_single(tmp_path, synth_voc, tiny_clip_cfg) -> No
     assert load_tool("test").main([*test_args, "--out", str(single)]) == 0
 
     dist = tmp_path / "cams_dist"
-    # Two CPU ranks on gloo (CUDA hidden so that a GPU machine runs the same CPU path).
-    env = {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "CUDA_VISIBLE_DEVICES": "",
-        "PYTHONPATH": str(REPO),
-    }
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-        str(REPO / "tools" / "test.py"), *test_args, "--out", str(dist), "--launcher", "pytorch",
-    ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
-    log = proc.stdout + proc.stderr
+    log = torchrun_tool("test", [*test_args, "--out", dist], tmp_path, timeout=300)
     # A real 2-rank run: each rank's test loop covered 3 of the 6 images.
     assert "Distributed training: True" in log and "Iter(test) [3/3]" in log
     assert "Iter(test) [6/6]" not in log
