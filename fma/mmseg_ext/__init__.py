@@ -1,6 +1,6 @@
 """Stage II plug-in for MMSegmentation, loaded by configs through ``custom_imports``.
 
-``custom_imports = dict(imports=['mmdet.models', 'fma.mmseg_ext'], allow_failed_imports=False)``
+``custom_imports = dict(imports=['fma.mmseg_ext', 'mmdet.models'], allow_failed_imports=False)``
 registers into mmseg's own registry nodes (no fork, no vendored code):
 
 * datasets :class:`VOCSeedDataset` and :class:`COCOObjectDataset` (seed folders as labels);

@@ -5,7 +5,9 @@
 # value mmseg's ADE20K config derives from its own variables (classes, class weights, crop size,
 # pipelines, loaders).
 _base_ = ["mmseg::mask2former/mask2former_swin-l-in22k-384x384-pre_8xb2-160k_ade20k-640x640.py"]
-custom_imports = dict(imports=["mmdet.models", "fma.mmseg_ext"], allow_failed_imports=False)
+# fma.mmseg_ext first: its first import (fma) installs the compatibility layer before mmdet
+# loads mmcv.ops, also when mmseg's own tools/train.py reads this config.
+custom_imports = dict(imports=["fma.mmseg_ext", "mmdet.models"], allow_failed_imports=False)
 
 num_classes = 81
 crop_size = (512, 512)
