@@ -25,6 +25,7 @@ run writes) and ``files_by_suffix`` (what the folder holds).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import os
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from fma.datasets.layout import IMAGE_SUFFIXES, DatasetLayout
-from fma.io.manifest import Manifest, producer_info, read_manifest, write_manifest
+from fma.io.manifest import Manifest, folder_lock, producer_info, read_manifest, write_manifest
 from fma.io.sam_masks import (
     FORMAT,
     MASK_SUFFIXES,
@@ -292,40 +293,51 @@ def run_sam_masks(
         shard=f"{shard_index}/{shard_count}" if shard_count > 1 else None,
         file_suffix=suffix,
     )
-    _check_settings(out_dir, params)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _warn_other_suffix(out_dir, ids, suffix)
-    if rank == 0:
-        _write_manifest(out_dir, images, params, config_path, finished=False, failed=0)
+    # One writer per folder: an unsharded run holds the folder's lock until it returns, so a
+    # concurrent run fails at once naming it. Shards and ranks share the folder: each holds the
+    # lock only while it checks the manifest and (rank 0) writes it, so a run with other
+    # settings started at the same time is refused by the manifest of the one before it.
+    cooperative = shard_count > 1 or world > 1
+    lock = contextlib.ExitStack()
+    lock.enter_context(folder_lock(out_dir, wait_s=60.0 if cooperative else 0.0))
+    try:
+        _check_settings(out_dir, params)
+        _warn_other_suffix(out_dir, ids, suffix)
+        if rank == 0:
+            _write_manifest(out_dir, images, params, config_path, finished=False, failed=0)
+        if cooperative:
+            lock.close()
 
-    generator = _make_generator(source, preset_obj, model_type, ckpt_path, device, local_rank,
-                                tiny_seed)  # fmt: skip
-    where = f" [rank {rank}/{world}]" if world > 1 else ""
-    where += f" [shard {shard_index}/{shard_count}]" if shard_count > 1 else ""
-    report = run_per_image(
-        ids,
-        _call_job,
-        (_ImageJob(generator, out_dir, images.path, min_image_side, suffix),),
-        output_path=lambda i: find_mask_file(out_dir, i) or out_dir / f"{i}{suffix}",
-        desc=f"{source} masks {images.split}{where}",
-        progress=progress,
-    )
-    report.failed = _gather_failures(report.failed, world)
-    if world > 1:
-        import torch.distributed as dist
+        generator = _make_generator(source, preset_obj, model_type, ckpt_path, device, local_rank,
+                                    tiny_seed)  # fmt: skip
+        where = f" [rank {rank}/{world}]" if world > 1 else ""
+        where += f" [shard {shard_index}/{shard_count}]" if shard_count > 1 else ""
+        report = run_per_image(
+            ids,
+            _call_job,
+            (_ImageJob(generator, out_dir, images.path, min_image_side, suffix),),
+            output_path=lambda i: find_mask_file(out_dir, i) or out_dir / f"{i}{suffix}",
+            desc=f"{source} masks {images.split}{where}",
+            progress=progress,
+        )
+        report.failed = _gather_failures(report.failed, world)
+        if world > 1:
+            import torch.distributed as dist
 
-        dist.barrier()  # every shard is done before the final manifest
-    if rank == 0:
-        _write_manifest(out_dir, images, params, config_path, finished=True,
-                        failed=len(report.failed))  # fmt: skip
-    if show_dir is not None:
-        write_level_panels(out_dir, ids, images.path, show_dir, num_show)
-    if world > 1:
-        dist.barrier()
-    if own_group:
-        import torch.distributed as dist
+            dist.barrier()  # every shard is done before the final manifest
+        if rank == 0:
+            _write_manifest(out_dir, images, params, config_path, finished=True,
+                            failed=len(report.failed))  # fmt: skip
+        if show_dir is not None:
+            write_level_panels(out_dir, ids, images.path, show_dir, num_show)
+        if world > 1:
+            dist.barrier()
+        if own_group:
+            import torch.distributed as dist
 
-        dist.destroy_process_group()
+            dist.destroy_process_group()
+    finally:
+        lock.close()
     return SamRunResult(out_dir, report, rank, world, len(images.ids), rank == 0)
 
 

@@ -26,7 +26,14 @@ from fma.datasets.layout import IMAGE_SUFFIXES
 from fma.datasets.meta import bitwise_palette, get_dataset_meta
 from fma.io.amg import load_masks_any, mask_layout
 from fma.io.label_maps import read_label_map, write_label_map
-from fma.io.manifest import Manifest, ManifestError, producer_info, read_manifest, write_manifest
+from fma.io.manifest import (
+    Manifest,
+    ManifestError,
+    folder_lock,
+    producer_info,
+    read_manifest,
+    write_manifest,
+)
 from fma.io.sam_masks import SamMaskError
 from fma.seeding.sepl import METHODS, refine_pseudo_label
 from fma.stage import StageReport, run_per_image
@@ -245,55 +252,55 @@ def refine_label_dir(
         "keep_ignore": bool(keep_ignore),
         "max_area_ratio": max_area_ratio,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_resume(out_dir, params)
+    with folder_lock(out_dir):
+        _check_resume(out_dir, params)
 
-    def manifest(complete: bool) -> Manifest:
-        return Manifest(
-            format=FORMAT,
-            version=VERSION,
-            count=_count_outputs(out_dir, ids),
-            dataset=dataset,
-            split=split,
-            class_names=class_names,
-            producer=producer_info("fma.seeding.refine_run.refine_label_dir"),
-            params={**params, "complete": complete, "images": len(ids)},
-        )
+        def manifest(complete: bool) -> Manifest:
+            return Manifest(
+                format=FORMAT,
+                version=VERSION,
+                count=_count_outputs(out_dir, ids),
+                dataset=dataset,
+                split=split,
+                class_names=class_names,
+                producer=producer_info("fma.seeding.refine_run.refine_label_dir"),
+                params={**params, "complete": complete, "images": len(ids)},
+            )
 
-    write_manifest(out_dir, manifest(False))
-    job = _Job(
-        str(labels_dir), str(masks_dir), str(out_dir), method, num_classes, bool(keep_ignore),
-        max_area_ratio, int(ignore_index), palette,
-    )  # fmt: skip
-    start = time.perf_counter()
-    report = run_per_image(
-        ids,
-        refine_one,
-        (job,),
-        output_path=lambda i: out_dir / f"{i}.png",
-        workers=workers,
-        desc=f"SEPL {method}",
-        progress=progress,
-    )
-    seconds = time.perf_counter() - start
-    write_manifest(out_dir, manifest(report.ok and _count_outputs(out_dir, ids) == len(ids)))
-    result = RefineResult(report=report, out_dir=out_dir, seconds=seconds)
-    if show_dir is not None and num_show > 0:
-        result.panels = write_refine_panels(
-            [i for i in ids if i not in report.failed],
-            labels_dir,
-            masks_dir,
-            out_dir,
-            show_dir,
-            num_classes=num_classes,
-            palette=palette,
-            images_dir=images_dir,
-            num_show=num_show,
-            seed=seed,
-            ignore_index=ignore_index,
+        write_manifest(out_dir, manifest(False))
+        job = _Job(
+            str(labels_dir), str(masks_dir), str(out_dir), method, num_classes, bool(keep_ignore),
+            max_area_ratio, int(ignore_index), palette,
+        )  # fmt: skip
+        start = time.perf_counter()
+        report = run_per_image(
+            ids,
+            refine_one,
+            (job,),
+            output_path=lambda i: out_dir / f"{i}.png",
+            workers=workers,
+            desc=f"SEPL {method}",
             progress=progress,
         )
-    return result
+        seconds = time.perf_counter() - start
+        write_manifest(out_dir, manifest(report.ok and _count_outputs(out_dir, ids) == len(ids)))
+        result = RefineResult(report=report, out_dir=out_dir, seconds=seconds)
+        if show_dir is not None and num_show > 0:
+            result.panels = write_refine_panels(
+                [i for i in ids if i not in report.failed],
+                labels_dir,
+                masks_dir,
+                out_dir,
+                show_dir,
+                num_classes=num_classes,
+                palette=palette,
+                images_dir=images_dir,
+                num_show=num_show,
+                seed=seed,
+                ignore_index=ignore_index,
+                progress=progress,
+            )
+        return result
 
 
 # ---------------------------------------------------------------------------------------------
