@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fma.io.atomic import write_json_atomic
+from fma.io.atomic import make_output_dir, output_error, write_json_atomic
 from fma.version import __version__
 
 __all__ = [
@@ -84,10 +84,12 @@ def folder_lock(
     """
     import fcntl  # POSIX only; imported here so the module still imports elsewhere
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_output_dir(directory)
     path = directory / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise output_error(exc, directory) from exc
     try:
         deadline = time.monotonic() + wait_s
         while True:
@@ -101,8 +103,11 @@ def folder_lock(
                         "folder; wait for it to finish, or choose another output folder"
                     ) from None
                 time.sleep(poll_s)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        except OSError as exc:
+            raise output_error(exc, path) from exc
         try:
             yield path
         finally:
