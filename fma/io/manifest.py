@@ -217,7 +217,9 @@ def read_manifest(
         manifest = Manifest(**{k: v for k, v in data.items() if k in fields})
     except (OSError, ValueError, TypeError) as exc:
         raise ManifestError(
-            f"{path}: unreadable manifest ({exc}); delete the folder and re-run."
+            f"{path}: unreadable manifest ({exc}). The per-image files next to it are not "
+            "affected: delete only this manifest.json and rerun the producing tool with the same "
+            "settings; it skips the finished files and writes a new manifest."
         ) from exc
     checks = dict(expect)
     if format is not None:

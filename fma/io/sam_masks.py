@@ -249,6 +249,8 @@ def save_sam_masks(
 def read_sam_records(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a mask file, plain or gzip'd JSON (see :func:`read_json_file`).
 
+    Checks the format name and version, and that the stored ``image_id`` is the file name's.
+
     Returns:
         The JSON document (records stay RLE-encoded).
     """
@@ -260,6 +262,12 @@ def read_sam_records(path: str | os.PathLike) -> dict[str, Any]:
     if doc.get("version") != VERSION:
         raise SamMaskError(
             f"{path}: mask format version {doc.get('version')!r}, this fma reads {VERSION}"
+        )
+    stored, named = doc.get("image_id"), mask_file_id(path)
+    if stored is not None and str(stored) != named:
+        raise SamMaskError(
+            f"{path}: holds the masks of image {stored!r}, but its name says {named!r} (a file "
+            "copied or renamed by hand?); regenerate it with tools/gen_sam_masks.py"
         )
     return doc
 

@@ -34,6 +34,8 @@ from fma.io.manifest import (
     read_manifest,
     write_manifest,
 )
+from fma.io.sam_masks import FORMAT as MASKS_FORMAT
+from fma.io.sam_masks import VERSION as MASKS_VERSION
 from fma.io.sam_masks import SamMaskError
 from fma.seeding.sepl import METHODS, refine_pseudo_label
 from fma.stage import StageReport, run_per_image
@@ -89,7 +91,9 @@ class _Job:
 def refine_one(image_id: str, job: _Job) -> None:
     """Refine one image and write ``<out_dir>/<image_id>.png`` (module-level: picklable)."""
     label_path = Path(job.labels_dir) / f"{image_id}.png"
-    label = read_label_map(label_path, num_classes=job.num_classes, ignore_index=job.ignore_index)
+    label = read_label_map(
+        label_path, num_classes=job.num_classes, ignore_index=job.ignore_index, palette=job.palette
+    )
     sam = load_masks_any(job.masks_dir, image_id, image_size=label.shape)
     if sam.shape != label.shape:
         mask_path = mask_layout(job.masks_dir, image_id)[1]
@@ -111,7 +115,7 @@ def refine_one(image_id: str, job: _Job) -> None:
 
 
 def _mask_source(masks_dir: Path, first_id: str | None) -> str:
-    manifest = read_manifest(masks_dir, required=False)
+    manifest = read_manifest(masks_dir, format=MASKS_FORMAT, version=MASKS_VERSION, required=False)
     if manifest is not None and manifest.params.get("mask_source"):
         return str(manifest.params["mask_source"])
     if first_id is None:
@@ -373,8 +377,8 @@ def write_refine_panels(
 
         it = tqdm(ids, desc="compare", unit="img", leave=False)
     for n, image_id in enumerate(it):
-        a = read_label_map(labels_dir / f"{image_id}.png")
-        b = read_label_map(out_dir / f"{image_id}.png")
+        a = read_label_map(labels_dir / f"{image_id}.png", palette=palette)
+        b = read_label_map(out_dir / f"{image_id}.png", palette=palette)
         changed[n] = float(np.mean(a != b)) if a.shape == b.shape else 1.0
     order = np.argsort(-changed, kind="stable")
     most = [int(j) for j in order[:num_show]]
@@ -386,8 +390,8 @@ def write_refine_panels(
     for group, picks in (("changed", most), ("sample", sample)):
         for rank, j in enumerate(picks, start=1):
             image_id = ids[j]
-            label = read_label_map(labels_dir / f"{image_id}.png")
-            refined = read_label_map(out_dir / f"{image_id}.png")
+            label = read_label_map(labels_dir / f"{image_id}.png", palette=pal)
+            refined = read_label_map(out_dir / f"{image_id}.png", palette=pal)
             sam = load_masks_any(masks_dir, image_id, image_size=label.shape)
             panels, titles = [], []
             if images_dir is not None:

@@ -369,6 +369,7 @@ def _sweep_one(
     options: list[SamsOptions],
     num_classes: int,
     threads: int,
+    palette: np.ndarray | None = None,
 ) -> np.ndarray:
     """(G, C, C + 1) confusion matrices of one image for every option set."""
     from fma.evaluation.confusion import confusion_matrix
@@ -376,7 +377,7 @@ def _sweep_one(
     _set_threads(threads)
     cam, masks, _ = _load_pair(image_id, cam_dir, mask_dir, num_classes)
     gt_path = Path(gt_dir) / f"{image_id}.png"
-    gt = read_label_map(gt_path, num_classes=num_classes)
+    gt = read_label_map(gt_path, num_classes=num_classes, palette=palette)
     if gt.shape != masks.shape:
         raise ValueError(f"{gt_path}: ground truth is {gt.shape}, masks are {masks.shape}")
     index = index_masks(masks.masks)
@@ -436,11 +437,11 @@ def sweep_gamma(
     cam_dir, mask_dir, gt_dir = Path(cam_dir), Path(mask_dir), Path(gt_dir)
     if not gt_dir.is_dir():
         raise FileNotFoundError(f"{gt_dir}: ground-truth folder not found")
-    class_names, _ = _label_space(dataset, data_root)
+    class_names, palette = _label_space(dataset, data_root)
     ds_key = DatasetLayout.of(dataset, data_root or ".").dataset
     _, ids = _check_inputs(cam_dir, mask_dir, ds_key, split, class_names, image_ids)
     C = len(class_names)
-    args = (str(cam_dir), str(mask_dir), str(gt_dir), options, C, 1 if workers > 0 else 0)
+    args = (str(cam_dir), str(mask_dir), str(gt_dir), options, C, 1 if workers > 0 else 0, palette)
     total = np.zeros((len(options), C, C + 1), dtype=np.int64)
     bar = tqdm(total=len(ids), desc="gamma sweep", unit="img", disable=not progress)
     try:
