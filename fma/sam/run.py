@@ -175,13 +175,20 @@ class _ImageJob:
     """Per-image work: read, generate, write (called by :func:`fma.stage.run_per_image`)."""
 
     def __init__(
-        self, generator: Any, out_dir: Path, image_path: Any, min_side: int, suffix: str
+        self,
+        generator: Any,
+        out_dir: Path,
+        image_path: Any,
+        min_side: int,
+        suffix: str,
+        max_pixels: int | None = None,
     ) -> None:
         self.generator = generator
         self.out_dir = out_dir
         self.image_path = image_path
         self.min_side = min_side
         self.suffix = suffix
+        self.max_pixels = max_pixels
 
     def __call__(self, image_id: str) -> None:
         try:
@@ -190,6 +197,12 @@ class _ImageJob:
             if min(h, w) < self.min_side:
                 raise ValueError(
                     f"image is {w}x{h} px, smaller than min_image_side={self.min_side}"
+                )
+            if self.max_pixels is not None and h * w > self.max_pixels:
+                raise ValueError(
+                    f"{self.image_path(image_id)}: image is {w}x{h} = {h * w} px, above "
+                    f"max_image_pixels={self.max_pixels} (mask memory grows with the pixel "
+                    "count); downscale it, or raise sam_masks.max_image_pixels"
                 )
             records = self.generator.generate(image)
             save_sam_masks(self.out_dir / f"{image_id}{self.suffix}", image_id, h, w, records)
@@ -222,6 +235,7 @@ def run_sam_masks(
     device: str = "auto",
     compress: bool = True,
     min_image_side: int = 8,
+    max_image_pixels: int | None = 40_000_000,
     shard: str | Sequence[int] | None = None,
     launcher: str = "none",
     show_dir: str | os.PathLike | None = None,
@@ -251,6 +265,8 @@ def run_sam_masks(
         compress: write ``<id>.json.gz`` (gzip'd JSON, default) or plain ``<id>.json``. Files
             of either suffix already in the folder count as done (see the module docstring).
         min_image_side: images with a shorter side are reported as failures.
+        max_image_pixels: images with more pixels are reported as failures naming the image
+            (default 40 MP; None: no limit).
         shard: ``"i/n"`` or ``(i, n)``: process only the i-th of n disjoint shards.
         launcher: ``"none"`` or ``"pytorch"`` (torch.distributed; shards by rank).
         show_dir: write level panels (PNG) of this process's images here.
@@ -312,10 +328,11 @@ def run_sam_masks(
                                     tiny_seed)  # fmt: skip
         where = f" [rank {rank}/{world}]" if world > 1 else ""
         where += f" [shard {shard_index}/{shard_count}]" if shard_count > 1 else ""
+        job = _ImageJob(generator, out_dir, images.path, min_image_side, suffix, max_image_pixels)
         report = run_per_image(
             ids,
             _call_job,
-            (_ImageJob(generator, out_dir, images.path, min_image_side, suffix),),
+            (job,),
             output_path=lambda i: find_mask_file(out_dir, i) or out_dir / f"{i}{suffix}",
             desc=f"{source} masks {images.split}{where}",
             progress=progress,
