@@ -34,9 +34,10 @@ from fma.io.manifest import (
     read_manifest,
     write_manifest,
 )
+from fma.io.mask_paint import MaskSource, dense_source, paint_masks, rle_source
 from fma.io.sam_masks import FORMAT as MASKS_FORMAT
 from fma.io.sam_masks import VERSION as MASKS_VERSION
-from fma.io.sam_masks import SamMaskError
+from fma.io.sam_masks import SamMaskError, read_sam_records
 from fma.seeding.sepl import METHODS, refine_pseudo_label
 from fma.stage import StageReport, run_per_image
 
@@ -318,17 +319,35 @@ def mask_colors(masks: np.ndarray, seed: int = 0) -> np.ndarray:
     """
     masks = np.asarray(masks, dtype=bool)
     k, h, w = masks.shape
+    areas = masks.reshape(k, h * w).sum(1)
+    return _paint_colors(dense_source(masks), areas, h, w, seed)
+
+
+def _paint_colors(source: MaskSource, areas: np.ndarray, h: int, w: int, seed: int) -> np.ndarray:
+    """:func:`mask_colors` from masks decoded in batches (memory: a few H x W arrays)."""
+    k = len(areas)
     out = np.zeros((h * w, 3), dtype=np.uint8)
     if k == 0:
         return out.reshape(h, w, 3)
     colors = np.random.default_rng(seed).integers(40, 256, size=(k, 3), dtype=np.uint8)
-    area = masks.reshape(k, -1).sum(1)
-    order = np.argsort(-area, kind="stable")  # large first, so the smallest ends on top
-    ranks = np.arange(1, k + 1, dtype=np.uint16)[:, None]
-    top = (masks.reshape(k, -1)[order].astype(np.uint16) * ranks).max(axis=0)
-    hit = top > 0
-    out[hit] = colors[order][top[hit] - 1]
+    order = np.argsort(-np.asarray(areas), kind="stable")  # large first: the smallest on top
+    top = paint_masks(source, order, h, w).reshape(-1)
+    hit = top >= 0
+    out[hit] = colors[top[hit]]
     return out.reshape(h, w, 3)
+
+
+def _panel_masks(masks_dir: Path, image_id: str, shape: tuple[int, int], seed: int) -> tuple:
+    """(H, W, 3) mask colours and mask count; fma mask files are painted straight from RLE."""
+    kind, path = mask_layout(masks_dir, image_id)
+    if kind != "fma":
+        sam = load_masks_any(masks_dir, image_id, image_size=shape)
+        return mask_colors(sam.masks, seed), len(sam)
+    doc = read_sam_records(path)
+    h, w = int(doc["height"]), int(doc["width"])
+    rles = [r["segmentation"] for r in doc["masks"]]
+    areas = np.asarray([int(r["area"]) for r in doc["masks"]], dtype=np.int64)
+    return _paint_colors(rle_source(rles, h, w), areas, h, w, seed), len(rles)
 
 
 def _find_image(images_dir: Path, image_id: str) -> Path | None:
@@ -392,19 +411,19 @@ def write_refine_panels(
             image_id = ids[j]
             label = read_label_map(labels_dir / f"{image_id}.png", palette=pal)
             refined = read_label_map(out_dir / f"{image_id}.png", palette=pal)
-            sam = load_masks_any(masks_dir, image_id, image_size=label.shape)
+            colours, n_masks = _panel_masks(Path(masks_dir), image_id, label.shape, seed)
             panels, titles = [], []
             if images_dir is not None:
                 panels.append(panel_image(_find_image(Path(images_dir), image_id), label.shape))
                 titles.append(image_id)
             panels += [
                 colorize(label, pal, ignore_index=ignore_index),
-                mask_colors(sam.masks, seed),
+                colours,
                 colorize(refined, pal, ignore_index=ignore_index),
             ]
             titles += [
                 "pseudo label",
-                f"SAM masks ({len(sam)})",
+                f"SAM masks ({n_masks})",
                 f"refined ({100 * changed[j]:.1f}% changed)",
             ]
             path = show_dir / f"{group}_{rank:02d}_{image_id}.png"

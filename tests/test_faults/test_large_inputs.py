@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from fma.io import write_label_map
@@ -80,3 +81,94 @@ def test_an_image_above_the_pixel_limit_is_reported_by_name(tmp_path):
     assert res.report.done == ["ok"]
     msg = res.report.failed["big"]
     assert "big.png: image is 50x40 = 2000 px, above max_image_pixels=1000" in msg
+
+
+def _old_mask_colors(masks: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The previous dense implementation: (K, H*W) ranks, max over masks."""
+    k, h, w = masks.shape
+    out = np.zeros((h * w, 3), dtype=np.uint8)
+    colors = np.random.default_rng(seed).integers(40, 256, size=(k, 3), dtype=np.uint8)
+    area = masks.reshape(k, -1).sum(1)
+    order = np.argsort(-area, kind="stable")
+    ranks = np.arange(1, k + 1, dtype=np.uint16)[:, None]
+    top = (masks.reshape(k, -1)[order].astype(np.uint16) * ranks).max(axis=0)
+    out[top > 0] = colors[order][top[top > 0] - 1]
+    return out.reshape(h, w, 3)
+
+
+def _random_masks(seed: int, k: int = 12, h: int = 17, w: int = 23) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((k, h, w), bool)
+    for i in range(k):
+        y, x = rng.integers(0, h - 2), rng.integers(0, w - 2)
+        masks[i, y : y + rng.integers(1, h), x : x + rng.integers(1, w)] = True
+    masks[3] = masks[2]  # equal areas: the later mask is on top
+    return masks
+
+
+@pytest.mark.parametrize("budget", [1, 17 * 23 * 5, 2**30])
+def test_paint_masks_equals_a_per_mask_loop(budget):
+    from fma.io.mask_paint import paint_masks, rle_source
+
+    masks = _random_masks(budget % 7)
+    order = np.random.default_rng(1).permutation(len(masks))[:9]
+    want = np.full(masks.shape[1:], -1)
+    for i in order:  # reference: paint one mask after the other
+        want[masks[i]] = i
+    got = paint_masks(rle_source(encode_rle(masks), 17, 23), order, 17, 23, budget_bytes=budget)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_panels_from_rle_batches_equal_the_dense_panels(tmp_path, seed):
+    from fma.io.mask_paint import rle_source
+    from fma.io.sam_masks import load_sam_masks
+    from fma.seeding.refine_run import _paint_colors, mask_colors
+
+    masks = _random_masks(seed)
+    np.testing.assert_array_equal(mask_colors(masks, seed), _old_mask_colors(masks, seed))
+    rles = encode_rle(masks)
+    areas = masks.reshape(len(masks), -1).sum(1)
+    got = _paint_colors(rle_source(rles, 17, 23), areas, 17, 23, seed)
+    np.testing.assert_array_equal(got, _old_mask_colors(masks, seed))
+    # level panels: the file-based strip equals the strip of the decoded masks
+    from fma.sam.show import level_panel, write_level_panels
+
+    recs = [make_record(r, area=int(a), bbox=[0, 0, 1, 1], level=i % 3)
+            for i, (r, a) in enumerate(zip(rles, areas, strict=True))]  # fmt: skip
+    save_sam_masks(tmp_path / "m" / "x.json.gz", "x", 17, 23, recs)
+    img = np.random.default_rng(seed).integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "x.png")
+    (path,) = write_level_panels(tmp_path / "m", ["x"], lambda i: tmp_path / "x.png", tmp_path)
+    want = level_panel(img, load_sam_masks(tmp_path / "m" / "x.json.gz"))
+    np.testing.assert_array_equal(np.asarray(Image.open(path).convert("RGB")), want)
+
+
+_PANEL_UNDER_CAP = textwrap.dedent("""
+    import resource, sys
+    cap = int(sys.argv[1]) * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    from fma.sam.show import write_level_panels
+    out = write_level_panels(sys.argv[2], ["a_big"], lambda i: sys.argv[3], sys.argv[4])
+    print(len(out), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+""")
+
+
+def test_level_panel_of_a_huge_mask_file_runs_under_a_memory_cap(tmp_path):
+    """2000x1500 px, 800 masks (2.4 GB decoded at once) under a 1 GiB address-space cap."""
+    H, W, K = 1500, 2000, 800
+    rng = np.random.default_rng(0)
+    recs = []
+    for k in range(K):
+        y0, x0 = int(rng.integers(0, H - 50)), int(rng.integers(0, W - 50))
+        rle = _rect_rle(H, W, y0, y0 + 40, x0, x0 + 30)
+        recs.append(make_record(rle, area=1200, bbox=[x0, y0, 30, 40], level=k % 3))
+    save_sam_masks(tmp_path / "masks" / "a_big.json.gz", "a_big", H, W, recs)
+    Image.fromarray(np.full((H, W, 3), 90, np.uint8)).save(tmp_path / "a_big.jpg")
+    proc = subprocess.run(
+        [sys.executable, "-c", _PANEL_UNDER_CAP, "1024", str(tmp_path / "masks"),
+         str(tmp_path / "a_big.jpg"), str(tmp_path / "show")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.split()[0] == "1" and (tmp_path / "show" / "a_big.png").is_file()
