@@ -328,6 +328,14 @@ def load_sam_masks(path: str | os.PathLike) -> SamMasks:
         )
     try:
         rles = [r["segmentation"] for r in recs]
+        # pycocotools sizes its output by the first record and writes every record into it
+        # unchecked: a record of another size would overrun the buffer (a crash, not an error)
+        bad = next((i for i, r in enumerate(rles) if list(r["size"]) != [h, w]), None)
+        if bad is not None:
+            raise SamMaskError(
+                f"{path}: mask {bad} has size {rles[bad]['size']}, the file's header says "
+                f"{[h, w]}; delete the file and re-run tools/gen_sam_masks.py"
+            )
         masks = decode_rle(rles, h, w)
         areas = _rle_areas(rles)
     except (KeyError, TypeError, ValueError) as exc:

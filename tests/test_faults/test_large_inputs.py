@@ -172,3 +172,19 @@ def test_level_panel_of_a_huge_mask_file_runs_under_a_memory_cap(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.split()[0] == "1" and (tmp_path / "show" / "a_big.png").is_file()
+
+
+def test_a_mask_record_of_another_size_is_refused_before_decoding(tmp_path):
+    import gzip
+    import json
+
+    from fma.io.sam_masks import SamMaskError, load_sam_masks
+
+    masks = np.ones((2, 6, 8), bool)
+    recs = [make_record(r, area=48, bbox=[0, 0, 8, 6]) for r in encode_rle(masks)]
+    save_sam_masks(tmp_path / "x.json.gz", "x", 6, 8, recs)
+    doc = json.loads(gzip.decompress((tmp_path / "x.json.gz").read_bytes()))
+    doc["masks"][1]["segmentation"] = encode_rle(np.ones((1, 600, 800), bool))[0]
+    (tmp_path / "x.json.gz").write_bytes(gzip.compress(json.dumps(doc).encode()))
+    with pytest.raises(SamMaskError, match=r"x\.json\.gz: mask 1 has size \[600, 800\]"):
+        load_sam_masks(tmp_path / "x.json.gz")
