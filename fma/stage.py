@@ -6,7 +6,14 @@ It gives every offline stage the same behaviour:
   are written atomically by the per-image function, so an existing file is a complete file);
 * work runs in this process or in ``workers`` spawned processes, with a tqdm progress bar;
 * an image that fails is reported by name with its error and the run goes on; the caller decides
-  what a failure means (the tools exit non-zero at the end).
+  what a failure means (the tools exit non-zero at the end). With workers, an image whose worker
+  dies (a segfault, the out-of-memory killer) is a failure of that image only
+  (:mod:`fma.stage_workers`);
+* an output the user must fix (disk full, read-only folder: :class:`fma.io.atomic.OutputError`)
+  stops the run with :class:`StageStoppedError`, and SIGINT/SIGTERM stop it with
+  :class:`StageInterrupted`; both keep every finished file, carry the report and say how to
+  resume. :func:`tool_exit` turns them (and other one-line errors) into a message and an exit
+  code for the tools.
 
 The per-image function must be a module-level function (picklable) taking ``(image_id, *args)``
 and writing its own output.
@@ -15,16 +22,25 @@ and writing its own output.
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing as mp
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-__all__ = ["StageReport", "run_per_image", "shard_ids"]
+from fma.io.atomic import OutputError
+from fma.io.manifest import FolderLockedError
+from fma.stage_workers import StopRun, run_in_workers, stop_signals
+
+__all__ = [
+    "StageInterrupted",
+    "StageReport",
+    "StageStoppedError",
+    "run_per_image",
+    "shard_ids",
+    "tool_exit",
+]
 
 
 @dataclasses.dataclass
@@ -57,16 +73,52 @@ def shard_ids(ids: Sequence[str], index: int, count: int) -> list[str]:
     return list(ids[index::count])
 
 
-def _call(fn: Callable[..., Any], image_id: str, args: tuple[Any, ...]) -> str | None:
+_RESUME = "rerun the same command to resume (finished images are skipped)"
+
+
+class StageInterrupted(StopRun):
+    """SIGINT/SIGTERM stopped the run; ``report`` holds what was finished (all of it kept)."""
+
+    def __init__(self, signum: int, report: StageReport) -> None:
+        super().__init__(signum)
+        self.report = report
+
+    def __str__(self) -> str:
+        return (
+            f"stopped by {self.args[0]}: {len(self.report.done)} images written in this run "
+            f"and {len(self.report.skipped)} done before are kept; {_RESUME}"
+        )
+
+
+class StageStoppedError(RuntimeError):
+    """An output error that every further image would hit too (disk full, read-only)."""
+
+    def __init__(self, error: str, report: StageReport) -> None:
+        super().__init__(error)
+        self.report = report
+
+    def __str__(self) -> str:
+        return (
+            f"{self.args[0]}. Stopped: {len(self.report.done)} images written in this run are "
+            f"kept; after the fix, {_RESUME}"
+        )
+
+
+def _call(fn: Callable[..., Any], image_id: str, args: tuple[Any, ...]) -> tuple[str, bool] | None:
+    """None on success, else ``(message, stop_the_run)``."""
     try:
         fn(image_id, *args)
     except KeyboardInterrupt:
         raise
+    except MemoryError:
+        return "MemoryError: ran out of memory on this image", False
     except Exception as exc:  # reported by name; the run goes on
+        if isinstance(exc, OutputError):
+            return str(exc), True
         msg = f"{type(exc).__name__}: {exc}"
         if os.environ.get("FMA_DEBUG"):
             msg += "\n" + traceback.format_exc()
-        return msg
+        return msg, False
     return None
 
 
@@ -87,12 +139,17 @@ def run_per_image(
         fn: module-level per-image function; writes its output atomically.
         args: extra positional arguments (picklable when ``workers > 0``).
         output_path: id -> output file; existing files are skipped. None: nothing is skipped.
-        workers: 0 runs in this process; N > 0 uses N spawned worker processes.
+        workers: 0 runs in this process; N > 0 uses N spawned worker processes, one image
+            each at a time.
         desc: progress-bar label.
         progress: show a tqdm bar (on stderr).
 
     Returns:
         :class:`StageReport`.
+
+    Raises:
+        StageInterrupted: SIGINT or SIGTERM (workers are stopped within about a second).
+        StageStoppedError: an :class:`fma.io.atomic.OutputError` (disk full, read-only output).
     """
     from tqdm import tqdm
 
@@ -104,26 +161,50 @@ def run_per_image(
         else:
             todo.append(image_id)
     bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not progress, file=sys.stderr)
-    try:
-        if workers <= 0 or len(todo) <= 1:
-            for image_id in todo:
-                err = _call(fn, image_id, args)
-                _record(report, image_id, err)
-                bar.update(1)
+    fatal: list[str] = []
+
+    def record(image_id: str, outcome: tuple[str, bool] | None) -> bool:
+        if outcome is None:
+            report.done.append(image_id)
         else:
-            ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                futures = {pool.submit(_call, fn, i, args): i for i in todo}
-                for fut in as_completed(futures):
-                    _record(report, futures[fut], fut.result())
-                    bar.update(1)
+            report.failed[image_id] = outcome[0]
+            if outcome[1]:
+                fatal.append(outcome[0])
+        bar.update(1)
+        return not fatal
+
+    try:
+        with stop_signals():
+            if workers <= 0 or len(todo) <= 1:
+                for image_id in todo:
+                    if not record(image_id, _call(fn, image_id, args)):
+                        break
+            else:
+                run_in_workers(todo, _call, fn, args, workers, record)
+    except StopRun as exc:
+        raise StageInterrupted(exc.signum, report) from None
     finally:
         bar.close()
+    if fatal:
+        raise StageStoppedError(fatal[0], report)
     return report
 
 
-def _record(report: StageReport, image_id: str, err: str | None) -> None:
-    if err is None:
-        report.done.append(image_id)
-    else:
-        report.failed[image_id] = err
+def tool_exit(main: Callable[[], int]) -> int:
+    """Run a tool's ``main`` and turn a stop or an output problem into one line and a code.
+
+    Returns:
+        ``main()``'s code; 128 + the signal number after SIGINT/SIGTERM; 1 for a full disk, a
+        read-only output folder, a file in the way or a folder locked by another run.
+    """
+    try:
+        return main()
+    except StageInterrupted as exc:
+        print(f"\n{exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except StopRun as exc:
+        print(f"\nstopped by {exc.args[0]}; {_RESUME}", file=sys.stderr)
+        return 128 + exc.signum
+    except (StageStoppedError, OutputError, FolderLockedError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -26,6 +26,7 @@ from fma.evaluation import (
     write_show_panels,
 )
 from fma.io import write_json_atomic
+from fma.stage import tool_exit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -92,4 +93,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(tool_exit(main))

@@ -27,6 +27,7 @@ from mmengine.config import DictAction
 from fma.apis import ConfigSectionError, load_section, tool_work_dir
 
 from fma.sam.run import parse_shard, run_sam_masks
+from fma.stage import tool_exit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -88,4 +89,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(tool_exit(main))

@@ -26,6 +26,7 @@ from fma.apis import ConfigSectionError, load_section, tool_work_dir
 
 from fma.io import ManifestError
 from fma.seeding.seeds_run import run_seeding
+from fma.stage import tool_exit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -89,4 +90,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(tool_exit(main))

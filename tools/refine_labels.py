@@ -20,6 +20,7 @@ from pathlib import Path
 
 from fma.seeding.refine_run import refine_label_dir
 from fma.seeding.sepl import METHODS
+from fma.stage import tool_exit
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -104,4 +105,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(tool_exit(main))

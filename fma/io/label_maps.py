@@ -1,9 +1,13 @@
 """Label-map PNGs: seeds, pseudo labels, predictions and ground truth.
 
 Convention: an (H, W) uint8 array, 0 = background, 1..C-1 = classes, 255 = ignore, stored as an
-8-bit palette PNG (mode ``P``) with the dataset palette. Readers accept palette (indices are the
-labels) and greyscale (values are the labels) PNGs; RGB colour PNGs are mapped back through a
-palette when one is given.
+8-bit palette PNG (mode ``P``) with the dataset palette. Readers accept greyscale PNGs (values are
+the labels) and palette PNGs; RGB colour PNGs are mapped back through a palette when one is given.
+
+A palette PNG's indices are taken as labels only when every index it uses has the dataset's
+colour or the grey-ramp colour ``(i, i, i)``. Otherwise (e.g. a colourised prediction quantised
+back to mode ``P``, whose indices are arbitrary) its colours are mapped back through the
+dataset palette, and a colour that is not in it is an error naming the file.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from fma.datasets.meta import bitwise_palette
 from fma.io.atomic import write_bytes_atomic
 
 __all__ = [
@@ -43,10 +48,20 @@ def read_image_array(
     Returns:
         ``(mode, array)``: the PIL mode and the pixel array.
     """
+    mode, arr, _ = _read_image(path, error, what)
+    return mode, arr
+
+
+def _read_image(
+    path: str | os.PathLike, error: type[Exception], what: str
+) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """``(mode, array, palette)``; palette: (N, 3) uint8 of a mode ``P`` image, else None."""
     try:
         with Image.open(path) as img:
             img.load()
-            return img.mode, np.asarray(img)
+            pal = img.getpalette() if img.mode == "P" else None
+            pal_arr = None if pal is None else np.asarray(pal, np.uint8).reshape(-1, 3)
+            return img.mode, np.asarray(img), pal_arr
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise error(f"{path}: not a readable {what} ({exc}); re-create or remove it") from exc
 
@@ -65,7 +80,9 @@ def read_label_map(
             in uint8); ``RGB`` only together with ``palette``.
         num_classes: when given, every value must be < num_classes or equal to ignore_index.
         ignore_index: the ignore value allowed beside the classes.
-        palette: (N, 3) uint8 colours; maps an RGB PNG back to indices.
+        palette: (N, 3) uint8 dataset colours (default: the VOC colour map, which COCO shares);
+            maps an RGB PNG back to indices, and decides whether a palette PNG's indices are
+            labels (see the module docstring).
 
     Returns:
         (H, W) uint8 label array.
@@ -78,8 +95,11 @@ def read_label_map(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: label map not found")
-    mode, arr = read_image_array(path, LabelMapError, "image")
-    if mode in ("P", "L"):
+    mode, arr, file_pal = _read_image(path, LabelMapError, "image")
+    if mode == "P":
+        ref = bitwise_palette() if palette is None else np.asarray(palette, dtype=np.uint8)
+        lab = _palette_labels(arr.astype(np.uint8, copy=False), file_pal, ref, path)
+    elif mode == "L":
         lab = arr.astype(np.uint8, copy=False)
     elif mode in ("I;16", "I;16B", "I", "1"):
         if arr.size and (arr.min() < 0 or arr.max() > 255):
@@ -101,6 +121,34 @@ def read_label_map(
                 f"(nor ignore {ignore_index}); wrong dataset, or a colour image saved as grey?"
             )
     return lab
+
+
+def _palette_labels(
+    idx: np.ndarray, file_pal: np.ndarray | None, ref: np.ndarray, path: Path
+) -> np.ndarray:
+    """Labels of a palette image: its indices when their colours are the dataset's or grey,
+    else its colours mapped through the dataset palette ``ref``."""
+    if file_pal is None or idx.size == 0:
+        return idx
+    used = np.flatnonzero(np.bincount(idx.reshape(-1), minlength=256))
+    known = used[used < len(file_pal)]  # indices beyond a short palette: nothing to compare
+    colours = file_pal[known].astype(np.int64)
+    grey = (colours == known[:, None]).all(1)
+    in_ref = known < len(ref)
+    dataset = np.zeros_like(grey)
+    dataset[in_ref] = (colours[in_ref] == ref[known[in_ref]]).all(1)
+    if (grey | dataset).all():
+        return idx
+    lut = np.zeros((256, 3), np.uint8)
+    lut[: len(file_pal)] = file_pal[:256]
+    try:
+        return _rgb_to_index(lut[idx], ref, path)
+    except LabelMapError as exc:
+        raise LabelMapError(
+            f"{exc}: this palette PNG's palette is neither the dataset's nor a grey ramp, so its "
+            "indices are not labels and its colours are not the dataset's; save labels as "
+            "class indices (write_label_map, or an 'L' PNG)"
+        ) from None
 
 
 def _rgb_to_index(rgb: np.ndarray, palette: np.ndarray, path: Path) -> np.ndarray:

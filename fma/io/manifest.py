@@ -5,37 +5,117 @@ producer (tool, config and its hash, git commit, ``fma`` version) and the file c
 stage-specific ``params`` (mask source, preset, checkpoint sha256, ...). Readers call
 :func:`read_manifest` with what they expect; a mismatch raises :class:`ManifestError` naming the
 folder, the field, the value expected and the value found.
+
+One writer per folder: a stage holds :func:`folder_lock` on its output folder while it checks
+the folder's manifest against its settings and writes files, so two runs with different
+settings can never both pass the check and mix their files. The lock is an advisory
+``flock`` on ``<folder>/.fma.lock`` that records the holder's pid; the kernel releases it when
+the holder exits, however it dies, so a killed run never leaves a stale lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import hashlib
 import json
 import os
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fma.io.atomic import write_json_atomic
+from fma.io.atomic import make_output_dir, output_error, write_json_atomic
 from fma.version import __version__
 
 __all__ = [
+    "LOCK_NAME",
     "MANIFEST_NAME",
+    "FolderLockedError",
     "Manifest",
     "ManifestError",
     "file_sha256",
+    "folder_lock",
     "producer_info",
     "read_manifest",
     "write_manifest",
 ]
 
 MANIFEST_NAME = "manifest.json"
+#: Lock file of an output folder (hidden, so per-image globs never see it).
+LOCK_NAME = ".fma.lock"
 
 
 class ManifestError(ValueError):
     """A folder's manifest is missing, unreadable or does not match what the reader expects."""
+
+
+class FolderLockedError(RuntimeError):
+    """Another process holds the output folder's lock."""
+
+
+def _lock_holder(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return "unknown"
+    return text or "unknown"
+
+
+@contextlib.contextmanager
+def folder_lock(
+    directory: str | os.PathLike, *, wait_s: float = 0.0, poll_s: float = 0.1
+) -> Iterator[Path]:
+    """Hold an exclusive lock on an output folder (created when missing) for the ``with`` body.
+
+    Args:
+        directory: the output folder.
+        wait_s: how long to wait for another holder to finish; 0 fails at once.
+        poll_s: retry interval while waiting.
+
+    Yields:
+        The lock file ``<directory>/.fma.lock`` (it holds the holder's pid and stays behind).
+
+    Raises:
+        FolderLockedError: another process holds the lock after ``wait_s`` seconds; the message
+            names the folder and the holder's pid.
+    """
+    import fcntl  # POSIX only; imported here so the module still imports elsewhere
+
+    directory = make_output_dir(directory)
+    path = directory / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise output_error(exc, directory) from exc
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise FolderLockedError(
+                        f"{directory}: another run (pid {_lock_holder(path)}) is writing to this "
+                        "folder; wait for it to finish, or choose another output folder"
+                    ) from None
+                time.sleep(poll_s)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        except OSError as exc:
+            raise output_error(exc, path) from exc
+        try:
+            yield path
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 @dataclasses.dataclass
@@ -137,7 +217,9 @@ def read_manifest(
         manifest = Manifest(**{k: v for k, v in data.items() if k in fields})
     except (OSError, ValueError, TypeError) as exc:
         raise ManifestError(
-            f"{path}: unreadable manifest ({exc}); delete the folder and re-run."
+            f"{path}: unreadable manifest ({exc}). The per-image files next to it are not "
+            "affected: delete only this manifest.json and rerun the producing tool with the same "
+            "settings; it skips the finished files and writes a new manifest."
         ) from exc
     checks = dict(expect)
     if format is not None:

@@ -52,6 +52,7 @@ __all__ = [
     "make_record",
     "mask_file_id",
     "mask_suffix",
+    "max_decode_bytes",
     "open_json_bytes",
     "read_json_file",
     "read_sam_records",
@@ -66,6 +67,24 @@ MASK_SUFFIXES = (".json.gz", ".json")
 #: compression time, which stays under 15 ms for 500 masks, far below mask generation.
 GZIP_LEVEL = 9
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Environment variable: the most memory (MiB) one image's decoded (K, H, W) mask stack may take.
+MAX_DECODE_ENV = "FMA_MAX_DECODE_MB"
+_DEFAULT_MAX_DECODE_MB = 4096
+
+
+def max_decode_bytes() -> int:
+    """Limit on the bytes of one image's decoded mask stack (``FMA_MAX_DECODE_MB``, MiB).
+
+    Decoding K masks of H x W pixels takes K * H * W bytes (twice that while pycocotools'
+    output is transposed); pycocotools does not check its allocation, so a stack beyond the
+    machine's memory crashes the process instead of raising. Default 4096 MiB.
+    """
+    raw = os.environ.get(MAX_DECODE_ENV, "")
+    try:
+        mb = float(raw) if raw.strip() else _DEFAULT_MAX_DECODE_MB
+    except ValueError:
+        raise ValueError(f"{MAX_DECODE_ENV}={raw!r}: expected a number of MiB") from None
+    return int(mb * 2**20)
 
 
 class SamMaskError(ValueError):
@@ -249,6 +268,8 @@ def save_sam_masks(
 def read_sam_records(path: str | os.PathLike) -> dict[str, Any]:
     """Read and validate a mask file, plain or gzip'd JSON (see :func:`read_json_file`).
 
+    Checks the format name and version, and that the stored ``image_id`` is the file name's.
+
     Returns:
         The JSON document (records stay RLE-encoded).
     """
@@ -260,6 +281,12 @@ def read_sam_records(path: str | os.PathLike) -> dict[str, Any]:
     if doc.get("version") != VERSION:
         raise SamMaskError(
             f"{path}: mask format version {doc.get('version')!r}, this fma reads {VERSION}"
+        )
+    stored, named = doc.get("image_id"), mask_file_id(path)
+    if stored is not None and str(stored) != named:
+        raise SamMaskError(
+            f"{path}: holds the masks of image {stored!r}, but its name says {named!r} (a file "
+            "copied or renamed by hand?); regenerate it with tools/gen_sam_masks.py"
         )
     return doc
 
@@ -284,7 +311,7 @@ class SamMasks:
 
 
 def load_sam_masks(path: str | os.PathLike) -> SamMasks:
-    """Read a mask file and decode every mask.
+    """Read a mask file and decode every mask (at most :func:`max_decode_bytes` of them).
 
     Returns:
         :class:`SamMasks` with (K, H, W) bool masks in file order.
@@ -292,8 +319,23 @@ def load_sam_masks(path: str | os.PathLike) -> SamMasks:
     doc = read_sam_records(path)
     recs = doc["masks"]
     h, w = int(doc["height"]), int(doc["width"])
+    need, limit = len(recs) * h * w, max_decode_bytes()
+    if need > limit:
+        raise SamMaskError(
+            f"{path}: decoding its {len(recs)} masks of {w}x{h} px needs {need / 2**20:.0f} MiB, "
+            f"above the limit of {limit / 2**20:.0f} MiB ({MAX_DECODE_ENV}); make fewer masks "
+            f"or downscale the image, or raise {MAX_DECODE_ENV} if the machine has the memory"
+        )
     try:
         rles = [r["segmentation"] for r in recs]
+        # pycocotools sizes its output by the first record and writes every record into it
+        # unchecked: a record of another size would overrun the buffer (a crash, not an error)
+        bad = next((i for i, r in enumerate(rles) if list(r["size"]) != [h, w]), None)
+        if bad is not None:
+            raise SamMaskError(
+                f"{path}: mask {bad} has size {rles[bad]['size']}, the file's header says "
+                f"{[h, w]}; delete the file and re-run tools/gen_sam_masks.py"
+            )
         masks = decode_rle(rles, h, w)
         areas = _rle_areas(rles)
     except (KeyError, TypeError, ValueError) as exc:

@@ -25,6 +25,7 @@ run writes) and ``files_by_suffix`` (what the folder holds).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import os
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from fma.datasets.layout import IMAGE_SUFFIXES, DatasetLayout
-from fma.io.manifest import Manifest, producer_info, read_manifest, write_manifest
+from fma.io.manifest import Manifest, folder_lock, producer_info, read_manifest, write_manifest
 from fma.io.sam_masks import (
     FORMAT,
     MASK_SUFFIXES,
@@ -174,13 +175,20 @@ class _ImageJob:
     """Per-image work: read, generate, write (called by :func:`fma.stage.run_per_image`)."""
 
     def __init__(
-        self, generator: Any, out_dir: Path, image_path: Any, min_side: int, suffix: str
+        self,
+        generator: Any,
+        out_dir: Path,
+        image_path: Any,
+        min_side: int,
+        suffix: str,
+        max_pixels: int | None = None,
     ) -> None:
         self.generator = generator
         self.out_dir = out_dir
         self.image_path = image_path
         self.min_side = min_side
         self.suffix = suffix
+        self.max_pixels = max_pixels
 
     def __call__(self, image_id: str) -> None:
         try:
@@ -189,6 +197,12 @@ class _ImageJob:
             if min(h, w) < self.min_side:
                 raise ValueError(
                     f"image is {w}x{h} px, smaller than min_image_side={self.min_side}"
+                )
+            if self.max_pixels is not None and h * w > self.max_pixels:
+                raise ValueError(
+                    f"{self.image_path(image_id)}: image is {w}x{h} = {h * w} px, above "
+                    f"max_image_pixels={self.max_pixels} (mask memory grows with the pixel "
+                    "count); downscale it, or raise sam_masks.max_image_pixels"
                 )
             records = self.generator.generate(image)
             save_sam_masks(self.out_dir / f"{image_id}{self.suffix}", image_id, h, w, records)
@@ -221,6 +235,7 @@ def run_sam_masks(
     device: str = "auto",
     compress: bool = True,
     min_image_side: int = 8,
+    max_image_pixels: int | None = 40_000_000,
     shard: str | Sequence[int] | None = None,
     launcher: str = "none",
     show_dir: str | os.PathLike | None = None,
@@ -250,6 +265,8 @@ def run_sam_masks(
         compress: write ``<id>.json.gz`` (gzip'd JSON, default) or plain ``<id>.json``. Files
             of either suffix already in the folder count as done (see the module docstring).
         min_image_side: images with a shorter side are reported as failures.
+        max_image_pixels: images with more pixels are reported as failures naming the image
+            (default 40 MP; None: no limit).
         shard: ``"i/n"`` or ``(i, n)``: process only the i-th of n disjoint shards.
         launcher: ``"none"`` or ``"pytorch"`` (torch.distributed; shards by rank).
         show_dir: write level panels (PNG) of this process's images here.
@@ -292,40 +309,52 @@ def run_sam_masks(
         shard=f"{shard_index}/{shard_count}" if shard_count > 1 else None,
         file_suffix=suffix,
     )
-    _check_settings(out_dir, params)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _warn_other_suffix(out_dir, ids, suffix)
-    if rank == 0:
-        _write_manifest(out_dir, images, params, config_path, finished=False, failed=0)
+    # One writer per folder: an unsharded run holds the folder's lock until it returns, so a
+    # concurrent run fails at once naming it. Shards and ranks share the folder: each holds the
+    # lock only while it checks the manifest and (rank 0) writes it, so a run with other
+    # settings started at the same time is refused by the manifest of the one before it.
+    cooperative = shard_count > 1 or world > 1
+    lock = contextlib.ExitStack()
+    lock.enter_context(folder_lock(out_dir, wait_s=60.0 if cooperative else 0.0))
+    try:
+        _check_settings(out_dir, params)
+        _warn_other_suffix(out_dir, ids, suffix)
+        if rank == 0:
+            _write_manifest(out_dir, images, params, config_path, finished=False, failed=0)
+        if cooperative:
+            lock.close()
 
-    generator = _make_generator(source, preset_obj, model_type, ckpt_path, device, local_rank,
-                                tiny_seed)  # fmt: skip
-    where = f" [rank {rank}/{world}]" if world > 1 else ""
-    where += f" [shard {shard_index}/{shard_count}]" if shard_count > 1 else ""
-    report = run_per_image(
-        ids,
-        _call_job,
-        (_ImageJob(generator, out_dir, images.path, min_image_side, suffix),),
-        output_path=lambda i: find_mask_file(out_dir, i) or out_dir / f"{i}{suffix}",
-        desc=f"{source} masks {images.split}{where}",
-        progress=progress,
-    )
-    report.failed = _gather_failures(report.failed, world)
-    if world > 1:
-        import torch.distributed as dist
+        generator = _make_generator(source, preset_obj, model_type, ckpt_path, device, local_rank,
+                                    tiny_seed)  # fmt: skip
+        where = f" [rank {rank}/{world}]" if world > 1 else ""
+        where += f" [shard {shard_index}/{shard_count}]" if shard_count > 1 else ""
+        job = _ImageJob(generator, out_dir, images.path, min_image_side, suffix, max_image_pixels)
+        report = run_per_image(
+            ids,
+            _call_job,
+            (job,),
+            output_path=lambda i: find_mask_file(out_dir, i) or out_dir / f"{i}{suffix}",
+            desc=f"{source} masks {images.split}{where}",
+            progress=progress,
+        )
+        report.failed = _gather_failures(report.failed, world)
+        if world > 1:
+            import torch.distributed as dist
 
-        dist.barrier()  # every shard is done before the final manifest
-    if rank == 0:
-        _write_manifest(out_dir, images, params, config_path, finished=True,
-                        failed=len(report.failed))  # fmt: skip
-    if show_dir is not None:
-        write_level_panels(out_dir, ids, images.path, show_dir, num_show)
-    if world > 1:
-        dist.barrier()
-    if own_group:
-        import torch.distributed as dist
+            dist.barrier()  # every shard is done before the final manifest
+        if rank == 0:
+            _write_manifest(out_dir, images, params, config_path, finished=True,
+                            failed=len(report.failed))  # fmt: skip
+        if show_dir is not None:
+            write_level_panels(out_dir, ids, images.path, show_dir, num_show)
+        if world > 1:
+            dist.barrier()
+        if own_group:
+            import torch.distributed as dist
 
-        dist.destroy_process_group()
+            dist.destroy_process_group()
+    finally:
+        lock.close()
     return SamRunResult(out_dir, report, rank, world, len(images.ids), rank == 0)
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fma.io.sam_masks import SamMasks, find_mask_file, load_sam_masks
+from fma.io.mask_paint import MaskSource, dense_source, paint_masks, rle_source
+from fma.io.sam_masks import SamMasks, find_mask_file, read_sam_records
 
 __all__ = ["level_panel", "read_image_rgb", "write_level_panels"]
 
@@ -102,20 +103,27 @@ def level_panel(image: np.ndarray, masks: SamMasks, alpha: float = 0.6) -> np.nd
         (H', W', 3) uint8 strip: the image, then levels in increasing order, titled with the
         level name and mask count.
     """
+    return _level_strip(image, dense_source(masks.masks), masks.levels, masks.areas, alpha)
+
+
+def _level_strip(
+    image: np.ndarray, source: MaskSource, levels: np.ndarray, areas: np.ndarray, alpha: float
+) -> np.ndarray:
+    """:func:`level_panel` from masks decoded in batches (memory: a few H x W arrays)."""
     from fma.visualization.panels import overlay, side_by_side
 
     palette = _mask_palette()
+    h, w = image.shape[:2]
     panels, titles = [image], ["image"]
-    levels = sorted(set(masks.levels.tolist()) | {0, 1, 2}) if len(masks) else [0, 1, 2]
-    for level in levels:
-        sel = np.nonzero(masks.levels == level)[0]
-        label = np.full(image.shape[:2], 255, dtype=np.int64)
+    uniq = sorted(set(levels.tolist()) | {0, 1, 2}) if len(levels) else [0, 1, 2]
+    for level in uniq:
+        sel = np.nonzero(levels == level)[0]
+        label = np.full((h, w), 255, dtype=np.int64)
         if sel.size:
-            order = sel[np.argsort(masks.areas[sel], kind="stable")]  # smallest first
-            stack = masks.masks[order]
-            covered = stack.any(0)
-            first = stack.argmax(0)  # smallest mask covering each pixel
-            label[covered] = order[first[covered]] % 254
+            order = sel[np.argsort(areas[sel], kind="stable")]  # smallest first ...
+            top = paint_masks(source, order[::-1], h, w)  # ... painted last, so on top
+            covered = top >= 0
+            label[covered] = top[covered] % 254
         panels.append(overlay(image, label, palette, alpha))
         titles.append(f"{level} {_LEVEL_NAMES.get(level, '')} ({sel.size})")
     return side_by_side(panels, titles)
@@ -150,7 +158,13 @@ def write_level_panels(
         src = find_mask_file(out_dir, image_id)
         if src is None:
             continue
-        panel = level_panel(read_image_rgb(image_path(image_id)), load_sam_masks(src))
+        doc = read_sam_records(src)
+        h, w = int(doc["height"]), int(doc["width"])
+        rles = [r["segmentation"] for r in doc["masks"]]
+        levels = np.asarray([r.get("level", -1) for r in doc["masks"]], dtype=np.int8)
+        areas = np.asarray([int(r["area"]) for r in doc["masks"]], dtype=np.int64)
+        image = read_image_rgb(image_path(image_id))
+        panel = _level_strip(image, rle_source(rles, h, w), levels, areas, 0.6)
         dst = Path(show_dir) / f"{image_id}.png"
         save_png(dst, panel)
         written.append(dst)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fma.io.sam_masks import encode_rle, make_record
+from fma.io.sam_masks import make_record
 from fma.sam.presets import SuperpixelPreset, get_superpixel_preset
 
 __all__ = ["SuperpixelGenerator", "segments_to_records"]
@@ -40,16 +40,56 @@ def _segment_boxes(labels: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return areas, boxes
 
 
-def segments_to_records(labels: np.ndarray, level: int, *, chunk: int = 64) -> list[dict[str, Any]]:
+def _segment_rles(labels: np.ndarray, ids: np.ndarray) -> list[dict[str, Any]]:
+    """COCO compressed RLE of every segment in ``ids``, built from its runs (no mask stack).
+
+    COCO RLE runs over the pixels in column-major order, zeros first. Sorting the column-major
+    positions by segment id (stable, so positions stay ascending) lists each segment's pixels;
+    a run of ones starts wherever the position is not the previous one plus one. Memory: a few
+    (H * W,) int64 arrays whatever the segment count; the result equals :func:`encode_rle` on
+    the dense masks (tested).
+    """
+    from pycocotools import mask as mask_utils
+
+    h, w = labels.shape
+    flat = labels.T.reshape(-1)  # column-major, as COCO RLE counts
+    order = np.argsort(flat, kind="stable")
+    seg = flat[order]
+    starts = np.ones(order.size, dtype=bool)
+    starts[1:] = (seg[1:] != seg[:-1]) | (order[1:] != order[:-1] + 1)
+    first = np.flatnonzero(starts)
+    run_pos = order[first]
+    run_len = np.diff(np.append(first, order.size))
+    run_seg = seg[first]
+    del flat, order, seg, starts, first
+    lo = np.searchsorted(run_seg, ids, side="left")
+    hi = np.searchsorted(run_seg, ids, side="right")
+    n = h * w
+    rles = []
+    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+        pos, length = run_pos[a:b], run_len[a:b]
+        ends = pos + length
+        counts = np.empty(2 * (b - a) + 1, dtype=np.int64)
+        counts[0:-1:2] = pos - np.concatenate([[0], ends[:-1]])  # zeros before each run
+        counts[1::2] = length
+        counts[-1] = n - ends[-1]  # trailing zeros (COCO omits an empty last run)
+        if counts[-1] == 0:
+            counts = counts[:-1]
+        rle = mask_utils.frPyObjects({"size": [h, w], "counts": counts.tolist()}, h, w)
+        rles.append({"size": [h, w], "counts": rle["counts"].decode("ascii")})
+    return rles
+
+
+def segments_to_records(labels: np.ndarray, level: int) -> list[dict[str, Any]]:
     """Mask records of every segment of a label map.
 
     Args:
         labels: (H, W) int segment ids 0..n-1.
         level: level stored in every record.
-        chunk: segments encoded per batch (memory: chunk * H * W bytes).
 
     Returns:
-        one record per non-empty segment, by segment id.
+        one record per non-empty segment, by segment id. Memory is a few H x W arrays whatever
+        the number of segments (the RLE is built from runs, see :func:`_segment_rles`).
     """
     labels = np.asarray(labels)
     if labels.ndim != 2:
@@ -62,20 +102,17 @@ def segments_to_records(labels: np.ndarray, level: int, *, chunk: int = 64) -> l
     areas, boxes = _segment_boxes(labels, n)
     ids = np.nonzero(areas)[0]
     records: list[dict[str, Any]] = []
-    for s in range(0, len(ids), chunk):
-        part = ids[s : s + chunk]
-        masks = labels[None, :, :] == part[:, None, None]
-        for seg, rle in zip(part.tolist(), encode_rle(masks), strict=True):
-            x0, y0, x1, y1 = boxes[seg].tolist()
-            records.append(
-                make_record(
-                    rle,
-                    area=int(areas[seg]),
-                    bbox=[x0, y0, x1 - x0, y1 - y0],
-                    crop_box=[0, 0, w, h],
-                    level=level,
-                )
+    for seg, rle in zip(ids.tolist(), _segment_rles(labels, ids), strict=True):
+        x0, y0, x1, y1 = boxes[seg].tolist()
+        records.append(
+            make_record(
+                rle,
+                area=int(areas[seg]),
+                bbox=[x0, y0, x1 - x0, y1 - y0],
+                crop_box=[0, 0, w, h],
+                level=level,
             )
+        )
     return records
 
 

@@ -26,8 +26,18 @@ from fma.datasets.layout import IMAGE_SUFFIXES
 from fma.datasets.meta import bitwise_palette, get_dataset_meta
 from fma.io.amg import load_masks_any, mask_layout
 from fma.io.label_maps import read_label_map, write_label_map
-from fma.io.manifest import Manifest, ManifestError, producer_info, read_manifest, write_manifest
-from fma.io.sam_masks import SamMaskError
+from fma.io.manifest import (
+    Manifest,
+    ManifestError,
+    folder_lock,
+    producer_info,
+    read_manifest,
+    write_manifest,
+)
+from fma.io.mask_paint import MaskSource, dense_source, paint_masks, rle_source
+from fma.io.sam_masks import FORMAT as MASKS_FORMAT
+from fma.io.sam_masks import VERSION as MASKS_VERSION
+from fma.io.sam_masks import SamMaskError, read_sam_records
 from fma.seeding.sepl import METHODS, refine_pseudo_label
 from fma.stage import StageReport, run_per_image
 
@@ -82,7 +92,9 @@ class _Job:
 def refine_one(image_id: str, job: _Job) -> None:
     """Refine one image and write ``<out_dir>/<image_id>.png`` (module-level: picklable)."""
     label_path = Path(job.labels_dir) / f"{image_id}.png"
-    label = read_label_map(label_path, num_classes=job.num_classes, ignore_index=job.ignore_index)
+    label = read_label_map(
+        label_path, num_classes=job.num_classes, ignore_index=job.ignore_index, palette=job.palette
+    )
     sam = load_masks_any(job.masks_dir, image_id, image_size=label.shape)
     if sam.shape != label.shape:
         mask_path = mask_layout(job.masks_dir, image_id)[1]
@@ -104,7 +116,7 @@ def refine_one(image_id: str, job: _Job) -> None:
 
 
 def _mask_source(masks_dir: Path, first_id: str | None) -> str:
-    manifest = read_manifest(masks_dir, required=False)
+    manifest = read_manifest(masks_dir, format=MASKS_FORMAT, version=MASKS_VERSION, required=False)
     if manifest is not None and manifest.params.get("mask_source"):
         return str(manifest.params["mask_source"])
     if first_id is None:
@@ -245,55 +257,55 @@ def refine_label_dir(
         "keep_ignore": bool(keep_ignore),
         "max_area_ratio": max_area_ratio,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _check_resume(out_dir, params)
+    with folder_lock(out_dir):
+        _check_resume(out_dir, params)
 
-    def manifest(complete: bool) -> Manifest:
-        return Manifest(
-            format=FORMAT,
-            version=VERSION,
-            count=_count_outputs(out_dir, ids),
-            dataset=dataset,
-            split=split,
-            class_names=class_names,
-            producer=producer_info("fma.seeding.refine_run.refine_label_dir"),
-            params={**params, "complete": complete, "images": len(ids)},
-        )
+        def manifest(complete: bool) -> Manifest:
+            return Manifest(
+                format=FORMAT,
+                version=VERSION,
+                count=_count_outputs(out_dir, ids),
+                dataset=dataset,
+                split=split,
+                class_names=class_names,
+                producer=producer_info("fma.seeding.refine_run.refine_label_dir"),
+                params={**params, "complete": complete, "images": len(ids)},
+            )
 
-    write_manifest(out_dir, manifest(False))
-    job = _Job(
-        str(labels_dir), str(masks_dir), str(out_dir), method, num_classes, bool(keep_ignore),
-        max_area_ratio, int(ignore_index), palette,
-    )  # fmt: skip
-    start = time.perf_counter()
-    report = run_per_image(
-        ids,
-        refine_one,
-        (job,),
-        output_path=lambda i: out_dir / f"{i}.png",
-        workers=workers,
-        desc=f"SEPL {method}",
-        progress=progress,
-    )
-    seconds = time.perf_counter() - start
-    write_manifest(out_dir, manifest(report.ok and _count_outputs(out_dir, ids) == len(ids)))
-    result = RefineResult(report=report, out_dir=out_dir, seconds=seconds)
-    if show_dir is not None and num_show > 0:
-        result.panels = write_refine_panels(
-            [i for i in ids if i not in report.failed],
-            labels_dir,
-            masks_dir,
-            out_dir,
-            show_dir,
-            num_classes=num_classes,
-            palette=palette,
-            images_dir=images_dir,
-            num_show=num_show,
-            seed=seed,
-            ignore_index=ignore_index,
+        write_manifest(out_dir, manifest(False))
+        job = _Job(
+            str(labels_dir), str(masks_dir), str(out_dir), method, num_classes, bool(keep_ignore),
+            max_area_ratio, int(ignore_index), palette,
+        )  # fmt: skip
+        start = time.perf_counter()
+        report = run_per_image(
+            ids,
+            refine_one,
+            (job,),
+            output_path=lambda i: out_dir / f"{i}.png",
+            workers=workers,
+            desc=f"SEPL {method}",
             progress=progress,
         )
-    return result
+        seconds = time.perf_counter() - start
+        write_manifest(out_dir, manifest(report.ok and _count_outputs(out_dir, ids) == len(ids)))
+        result = RefineResult(report=report, out_dir=out_dir, seconds=seconds)
+        if show_dir is not None and num_show > 0:
+            result.panels = write_refine_panels(
+                [i for i in ids if i not in report.failed],
+                labels_dir,
+                masks_dir,
+                out_dir,
+                show_dir,
+                num_classes=num_classes,
+                palette=palette,
+                images_dir=images_dir,
+                num_show=num_show,
+                seed=seed,
+                ignore_index=ignore_index,
+                progress=progress,
+            )
+        return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,17 +319,35 @@ def mask_colors(masks: np.ndarray, seed: int = 0) -> np.ndarray:
     """
     masks = np.asarray(masks, dtype=bool)
     k, h, w = masks.shape
+    areas = masks.reshape(k, h * w).sum(1)
+    return _paint_colors(dense_source(masks), areas, h, w, seed)
+
+
+def _paint_colors(source: MaskSource, areas: np.ndarray, h: int, w: int, seed: int) -> np.ndarray:
+    """:func:`mask_colors` from masks decoded in batches (memory: a few H x W arrays)."""
+    k = len(areas)
     out = np.zeros((h * w, 3), dtype=np.uint8)
     if k == 0:
         return out.reshape(h, w, 3)
     colors = np.random.default_rng(seed).integers(40, 256, size=(k, 3), dtype=np.uint8)
-    area = masks.reshape(k, -1).sum(1)
-    order = np.argsort(-area, kind="stable")  # large first, so the smallest ends on top
-    ranks = np.arange(1, k + 1, dtype=np.uint16)[:, None]
-    top = (masks.reshape(k, -1)[order].astype(np.uint16) * ranks).max(axis=0)
-    hit = top > 0
-    out[hit] = colors[order][top[hit] - 1]
+    order = np.argsort(-np.asarray(areas), kind="stable")  # large first: the smallest on top
+    top = paint_masks(source, order, h, w).reshape(-1)
+    hit = top >= 0
+    out[hit] = colors[top[hit]]
     return out.reshape(h, w, 3)
+
+
+def _panel_masks(masks_dir: Path, image_id: str, shape: tuple[int, int], seed: int) -> tuple:
+    """(H, W, 3) mask colours and mask count; fma mask files are painted straight from RLE."""
+    kind, path = mask_layout(masks_dir, image_id)
+    if kind != "fma":
+        sam = load_masks_any(masks_dir, image_id, image_size=shape)
+        return mask_colors(sam.masks, seed), len(sam)
+    doc = read_sam_records(path)
+    h, w = int(doc["height"]), int(doc["width"])
+    rles = [r["segmentation"] for r in doc["masks"]]
+    areas = np.asarray([int(r["area"]) for r in doc["masks"]], dtype=np.int64)
+    return _paint_colors(rle_source(rles, h, w), areas, h, w, seed), len(rles)
 
 
 def _find_image(images_dir: Path, image_id: str) -> Path | None:
@@ -366,8 +396,8 @@ def write_refine_panels(
 
         it = tqdm(ids, desc="compare", unit="img", leave=False)
     for n, image_id in enumerate(it):
-        a = read_label_map(labels_dir / f"{image_id}.png")
-        b = read_label_map(out_dir / f"{image_id}.png")
+        a = read_label_map(labels_dir / f"{image_id}.png", palette=palette)
+        b = read_label_map(out_dir / f"{image_id}.png", palette=palette)
         changed[n] = float(np.mean(a != b)) if a.shape == b.shape else 1.0
     order = np.argsort(-changed, kind="stable")
     most = [int(j) for j in order[:num_show]]
@@ -379,21 +409,21 @@ def write_refine_panels(
     for group, picks in (("changed", most), ("sample", sample)):
         for rank, j in enumerate(picks, start=1):
             image_id = ids[j]
-            label = read_label_map(labels_dir / f"{image_id}.png")
-            refined = read_label_map(out_dir / f"{image_id}.png")
-            sam = load_masks_any(masks_dir, image_id, image_size=label.shape)
+            label = read_label_map(labels_dir / f"{image_id}.png", palette=pal)
+            refined = read_label_map(out_dir / f"{image_id}.png", palette=pal)
+            colours, n_masks = _panel_masks(Path(masks_dir), image_id, label.shape, seed)
             panels, titles = [], []
             if images_dir is not None:
                 panels.append(panel_image(_find_image(Path(images_dir), image_id), label.shape))
                 titles.append(image_id)
             panels += [
                 colorize(label, pal, ignore_index=ignore_index),
-                mask_colors(sam.masks, seed),
+                colours,
                 colorize(refined, pal, ignore_index=ignore_index),
             ]
             titles += [
                 "pseudo label",
-                f"SAM masks ({len(sam)})",
+                f"SAM masks ({n_masks})",
                 f"refined ({100 * changed[j]:.1f}% changed)",
             ]
             path = show_dir / f"{group}_{rank:02d}_{image_id}.png"

@@ -26,7 +26,14 @@ from fma.datasets.layout import DatasetLayout
 from fma.io import cams as cam_io
 from fma.io import sam_masks as mask_io
 from fma.io.label_maps import read_label_map, write_label_map
-from fma.io.manifest import Manifest, ManifestError, producer_info, read_manifest, write_manifest
+from fma.io.manifest import (
+    Manifest,
+    ManifestError,
+    folder_lock,
+    producer_info,
+    read_manifest,
+    write_manifest,
+)
 from fma.seeding.sams import (
     DEFAULT_PRIORITY,
     BgMethod,
@@ -260,38 +267,38 @@ def run_seeding(
         "mask_dir": str(mask_dir),
         "complete": False,
     }
-    _check_existing(out_dir, params)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(
-        format=SEEDS_FORMAT, version=SEEDS_VERSION, count=0, dataset=ds_key, split=split,
-        class_names=class_names, producer=producer_info(tool, config), params=params,
-    )  # fmt: skip
-    write_manifest(out_dir, manifest)
-    report = run_per_image(
-        ids,
-        _seed_one,
-        (str(cam_dir), str(mask_dir), str(out_dir), options, palette, len(class_names),
-         1 if workers > 0 else 0),
-        output_path=lambda i: out_dir / f"{i}.png",
-        workers=workers,
-        desc=f"seeds {split or ''}".strip(),
-        progress=progress,
-    )  # fmt: skip
-    manifest.count = sum(1 for i in ids if (out_dir / f"{i}.png").is_file())
-    params.update(complete=report.ok and manifest.count == len(ids), images=len(ids))
-    write_manifest(out_dir, manifest)
-    if show_dir is not None and num_show > 0:
-        image_path = None
-        if data_root is not None:
-            layout = DatasetLayout.of(dataset, data_root)
-            image_path = lambda i: layout.image_path(split or "", i)  # noqa: E731
-        done = [i for i in ids if i not in report.failed]
-        step = max(1, len(done) // num_show)
-        write_seed_panels(
-            done[::step][:num_show], cam_dir, mask_dir, show_dir, options, palette,
-            image_path=image_path, num_classes=len(class_names),
+    with folder_lock(out_dir):
+        _check_existing(out_dir, params)
+        manifest = Manifest(
+            format=SEEDS_FORMAT, version=SEEDS_VERSION, count=0, dataset=ds_key, split=split,
+            class_names=class_names, producer=producer_info(tool, config), params=params,
         )  # fmt: skip
-    return report
+        write_manifest(out_dir, manifest)
+        report = run_per_image(
+            ids,
+            _seed_one,
+            (str(cam_dir), str(mask_dir), str(out_dir), options, palette, len(class_names),
+             1 if workers > 0 else 0),
+            output_path=lambda i: out_dir / f"{i}.png",
+            workers=workers,
+            desc=f"seeds {split or ''}".strip(),
+            progress=progress,
+        )  # fmt: skip
+        manifest.count = sum(1 for i in ids if (out_dir / f"{i}.png").is_file())
+        params.update(complete=report.ok and manifest.count == len(ids), images=len(ids))
+        write_manifest(out_dir, manifest)
+        if show_dir is not None and num_show > 0:
+            image_path = None
+            if data_root is not None:
+                layout = DatasetLayout.of(dataset, data_root)
+                image_path = lambda i: layout.image_path(split or "", i)  # noqa: E731
+            done = [i for i in ids if i not in report.failed]
+            step = max(1, len(done) // num_show)
+            write_seed_panels(
+                done[::step][:num_show], cam_dir, mask_dir, show_dir, options, palette,
+                image_path=image_path, num_classes=len(class_names),
+            )  # fmt: skip
+        return report
 
 
 def _mask_colors(k: int) -> np.ndarray:
@@ -362,6 +369,7 @@ def _sweep_one(
     options: list[SamsOptions],
     num_classes: int,
     threads: int,
+    palette: np.ndarray | None = None,
 ) -> np.ndarray:
     """(G, C, C + 1) confusion matrices of one image for every option set."""
     from fma.evaluation.confusion import confusion_matrix
@@ -369,7 +377,7 @@ def _sweep_one(
     _set_threads(threads)
     cam, masks, _ = _load_pair(image_id, cam_dir, mask_dir, num_classes)
     gt_path = Path(gt_dir) / f"{image_id}.png"
-    gt = read_label_map(gt_path, num_classes=num_classes)
+    gt = read_label_map(gt_path, num_classes=num_classes, palette=palette)
     if gt.shape != masks.shape:
         raise ValueError(f"{gt_path}: ground truth is {gt.shape}, masks are {masks.shape}")
     index = index_masks(masks.masks)
@@ -429,11 +437,11 @@ def sweep_gamma(
     cam_dir, mask_dir, gt_dir = Path(cam_dir), Path(mask_dir), Path(gt_dir)
     if not gt_dir.is_dir():
         raise FileNotFoundError(f"{gt_dir}: ground-truth folder not found")
-    class_names, _ = _label_space(dataset, data_root)
+    class_names, palette = _label_space(dataset, data_root)
     ds_key = DatasetLayout.of(dataset, data_root or ".").dataset
     _, ids = _check_inputs(cam_dir, mask_dir, ds_key, split, class_names, image_ids)
     C = len(class_names)
-    args = (str(cam_dir), str(mask_dir), str(gt_dir), options, C, 1 if workers > 0 else 0)
+    args = (str(cam_dir), str(mask_dir), str(gt_dir), options, C, 1 if workers > 0 else 0, palette)
     total = np.zeros((len(options), C, C + 1), dtype=np.int64)
     bar = tqdm(total=len(ids), desc="gamma sweep", unit="img", disable=not progress)
     try:

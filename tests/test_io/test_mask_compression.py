@@ -74,11 +74,11 @@ def test_reader_detects_gzip_by_content_not_name(tmp_path):
     masks = np.eye(4, dtype=bool)[None].repeat(2, 0)
     masks[1] = ~masks[1]
     recs = _records(masks)
-    save_sam_masks(tmp_path / "src.json", "x", 4, 4, recs)
-    text = (tmp_path / "src.json").read_bytes()
-    (tmp_path / "gz_named_plain.json").write_bytes(gzip.compress(text))
-    (tmp_path / "plain_named_gz.json.gz").write_bytes(text)
-    for name in ("gz_named_plain.json", "plain_named_gz.json.gz"):
+    for image_id, name, pack in (("gz_named_plain", "gz_named_plain.json", gzip.compress),
+                                 ("plain_named_gz", "plain_named_gz.json.gz", bytes)):  # fmt: skip
+        save_sam_masks(tmp_path / "src.json", image_id, 4, 4, recs)
+        text = (tmp_path / "src.json").read_bytes()
+        (tmp_path / name).write_bytes(pack(text))
         assert np.array_equal(load_sam_masks(tmp_path / name).masks, masks), name
         assert read_json_file(tmp_path / name) == json.loads(text)
     # a truncated gzip stream and gzip'd non-JSON are reported with the file name

@@ -10,6 +10,7 @@ from rle_sizes import uncompressed_rle_pickle_size
 from tool_modules import load_tool
 
 from fma.io import read_manifest
+from fma.io.manifest import LOCK_NAME
 from fma.io.sam_masks import find_mask_file, read_sam_records
 from fma.sam.run import run_sam_masks
 
@@ -18,7 +19,7 @@ TINY = dict(source="sam", model_type="tiny", preset="fast", device="cpu",
 
 
 def _names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name != "manifest.json")
+    return sorted(p.name for p in folder.iterdir() if p.name not in ("manifest.json", LOCK_NAME))
 
 
 def test_plain_json_then_compressed_rerun_keeps_both(tmp_path, write_images):

@@ -12,6 +12,7 @@ from PIL import Image
 from tool_modules import load_tool
 
 from fma.io import read_manifest
+from fma.io.manifest import LOCK_NAME
 from fma.io.sam_masks import load_sam_masks, read_sam_records
 from fma.sam.run import parse_shard, run_sam_masks
 from fma.sam.show import read_image_rgb
@@ -267,7 +268,7 @@ def test_resume_after_kill(tmp_path, write_images, write_config):
     folder = wd / "masks" / "all"
     # Two complete files; the third exists only as a hidden temporary file.
     assert sorted(_docs(folder)) == ids[:2]
-    leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != LOCK_NAME]
     assert len(leftovers) == 1 and leftovers[0].startswith(".img_002.json.gz.")
     for i in ids[:2]:
         load_sam_masks(folder / f"{i}.json.gz")

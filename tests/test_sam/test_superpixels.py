@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fma.io.sam_masks import decode_rle, load_sam_masks, save_sam_masks
+from fma.io.sam_masks import decode_rle, encode_rle, load_sam_masks, save_sam_masks
 from fma.sam.superpixels import SuperpixelGenerator, segments_to_records
 
 
@@ -26,9 +26,26 @@ def test_segments_to_records_hand_built():
     masks = decode_rle([r["segmentation"] for r in recs], 3, 5)
     for m, seg in zip(masks, (0, 1, 3), strict=True):
         assert np.array_equal(m, labels == seg)
-    assert segments_to_records(labels, 0, chunk=1) == segments_to_records(labels, 0)
+    dense = encode_rle(labels[None] == np.array([0, 1, 3])[:, None, None])
+    assert [r["segmentation"] for r in recs] == dense
     with pytest.raises(ValueError):
         segments_to_records(labels - 1, 0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_run_built_rle_equals_the_dense_encoding(seed):
+    """The run-based RLE of every segment is byte-identical to pycocotools on the dense mask,
+    for segments that touch the first pixel, the last pixel, or wrap from column to column."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(1, 30)), int(rng.integers(1, 30))
+    n = int(rng.integers(1, 12))
+    labels = rng.integers(0, n, (h, w))
+    if seed % 2:  # blocky segments: long runs across column ends
+        labels = np.repeat(np.repeat(labels[: h // 3 + 1, : w // 3 + 1], 3, 0), 3, 1)[:h, :w]
+    recs = segments_to_records(labels, 0)
+    ids = np.unique(labels)
+    assert [r["segmentation"] for r in recs] == encode_rle(labels[None] == ids[:, None, None])
+    assert [r["area"] for r in recs] == [int((labels == i).sum()) for i in ids]
 
 
 def _quadrants(h: int = 48, w: int = 64) -> np.ndarray:
