@@ -204,7 +204,7 @@ class VocPrepareResult:
 
 def voc_default_splits(root: str | os.PathLike) -> list[str]:
     """Splits whose list file exists: ``train``, ``val`` and, with SegmentationClassAug,
-    ``train_aug`` (``train_aug.txt`` or mmseg's ``aug.txt``)."""
+    ``train_aug`` (``train_aug.txt`` or mmseg's ``trainaug.txt``)."""
     layout = DatasetLayout.of("voc12", root)
     out = [s for s in ("train", "val") if layout.split_file(s).is_file()]
     if layout.labels_dir("train_aug").is_dir() and layout.split_file("train_aug").is_file():
@@ -286,7 +286,9 @@ def prepare_voc(
         if split not in VOC_SPLITS:
             result.layout_problems.append(f"unknown VOC split {split!r}; use {VOC_SPLITS}")
         elif not layout.split_file(split).is_file():
-            result.layout_problems.append(f"{layout.split_file(split)}: missing split file")
+            result.layout_problems.append(
+                f"{layout.split_file(split)}: missing split file{layout.split_hint(split)}"
+            )
         elif not layout.labels_dir(split).is_dir():
             result.layout_problems.append(f"{layout.labels_dir(split)}: missing folder")
         else:
