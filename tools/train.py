@@ -53,6 +53,7 @@ def build_cfg(args: argparse.Namespace) -> Config:
     cfg.work_dir = str(tool_work_dir(args.config, cfg, args.work_dir))
     if args.amp:
         cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.pop("amp", None)  # CudaAmpOptimWrapper's switch, not AmpOptimWrapper's
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
     cfg.resume = args.resume
     return cfg
