@@ -12,7 +12,8 @@ Layouts (``ROOT`` is the ``--data-root`` argument):
 
 ``coco14`` (written by tools/prepare_coco.py next to the COCO images)::
 
-    ROOT/<split>2014/<id>.jpg                COCO's own image folders (train2014, val2014)
+    ROOT/<split>2014/<id>.jpg                COCO's own image folders (train2014, val2014;
+                                             train2017/val2017 when no <split>2014 exists)
     ROOT/SegmentationClass/<split>/<id>.png  81-class index maps
     ROOT/ImageSets/<split>.txt
     ROOT/cls_labels/<split>.json
@@ -78,10 +79,12 @@ class DatasetLayout:
         return ""
 
     def images_dir(self, split: str) -> Path:
+        """Image folder of ``split``; COCO uses ``<split>2017`` when ``<split>2014`` is absent."""
         if self.dataset == "voc12":
             return self.root / "JPEGImages"
         if self.dataset == "coco14":
-            return self.root / f"{split}2014"
+            coco14, coco17 = self.root / f"{split}2014", self.root / f"{split}2017"
+            return coco17 if not coco14.is_dir() and coco17.is_dir() else coco14
         return self.root / "images"
 
     def labels_dir(self, split: str) -> Path:
