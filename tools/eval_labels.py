@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     layout = DatasetLayout.of(args.dataset, args.data_root)
     gt_dir = args.gt_dir if args.gt_dir is not None else layout.labels_dir(args.split)
     try:
-        _, palette = dataset_label_space(args.dataset, args.data_root)
+        class_names, palette = dataset_label_space(args.dataset, args.data_root)
         result = evaluate_dataset_split(
             args.pred_dir,
             args.dataset,
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         _warn_missing_images(layout, args.split, result.per_image or [])
         paths = write_show_panels(
             result, args.pred_dir, gt_dir, lambda i: layout.image_path(args.split, i),
-            args.show_dir, palette, num_show=args.num_show,
+            args.show_dir, palette, num_show=args.num_show, class_names=class_names,
         )  # fmt: skip
         print(f"wrote {len(paths)} panels to {args.show_dir}")
     miou = result.metrics["mIoU"]

@@ -340,6 +340,7 @@ def refine_label_dir(
             seed=seed,
             ignore_index=ignore_index,
             progress=progress,
+            class_names=class_names,
         )
     return result
 
@@ -390,18 +391,20 @@ def write_refine_panels(
     seed: int = 0,
     ignore_index: int = 255,
     progress: bool = True,
+    class_names: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write image | pseudo label | SAM masks | refined panels.
 
     The ``num_show`` images with the largest fraction of changed pixels are written as
     ``changed_01_<id>.png`` (most changed first), then ``num_show`` random other images
     (``numpy.random.default_rng(seed)``) as ``sample_01_<id>.png``. Without ``images_dir`` the
-    image column is left out.
+    image column is left out. A legend under each panel names the colour of every label in the
+    pseudo label or the refined label (``class_names``; None shows the ids).
 
     Returns:
         Paths of the written panels.
     """
-    from fma.visualization.panels import colorize, panel_image, save_png, side_by_side
+    from fma.visualization.panels import add_legend, colorize, panel_image, save_png, side_by_side
 
     labels_dir, out_dir, show_dir = Path(labels_dir), Path(out_dir), Path(show_dir)
     ids = [i for i in ids if (out_dir / f"{i}.png").is_file()]
@@ -445,6 +448,8 @@ def write_refine_panels(
                 f"refined ({100 * changed[j]:.1f}% changed)",
             ]
             path = show_dir / f"{group}_{rank:02d}_{image_id}.png"
-            save_png(path, side_by_side(panels, titles))
+            panel = side_by_side(panels, titles)
+            panel = add_legend(panel, [label, refined], class_names, pal, ignore_index=ignore_index)
+            save_png(path, panel)
             written.append(path)
     return written

@@ -20,6 +20,7 @@ from fma.io.manifest import Manifest, ManifestError, write_manifest
 from fma.io.sam_masks import encode_rle, make_record, save_sam_masks
 from fma.seeding.refine_run import mask_colors, refine_label_dir
 from fma.seeding.sepl import refine_pseudo_label
+from fma.visualization.panels import legend_layout, title_height
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "refine_labels.py"
@@ -207,6 +208,14 @@ def test_show_dir_panels(tmp_path, capsys):
         panel = np.asarray(img)
     assert panel.shape[1] == 4 * W + 3 * 4  # image | pseudo | masks | refined, gap 4
     assert "wrote 2 panels" in capsys.readouterr().out
+    # legend of the labels in the pseudo label (0, 3) and the refined label (3 floods it)
+    texts = ["0 background", "3 bird"]
+    origins, swatch, height = legend_layout(texts, panel.shape[1])
+    assert panel.shape[0] == title_height() + H + height
+    for (x, y), v in zip(origins, (0, 3), strict=True):
+        np.testing.assert_array_equal(
+            panel[title_height() + H + y + swatch // 2, x + swatch // 2], VOC12.palette[v]
+        )
 
 
 def test_mask_colors_smallest_on_top():
