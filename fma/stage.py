@@ -142,7 +142,8 @@ def run_per_image(
         workers: 0 runs in this process; N > 0 uses N spawned worker processes, one image
             each at a time.
         desc: progress-bar label.
-        progress: show a tqdm bar (on stderr).
+        progress: show a tqdm bar (on stderr); when every output exists, one line saying so
+            instead.
 
     Returns:
         :class:`StageReport`.
@@ -160,6 +161,10 @@ def run_per_image(
             report.skipped.append(image_id)
         else:
             todo.append(image_id)
+    if not todo:  # one line instead of an empty progress bar
+        if progress:
+            print(f"{desc}: nothing to do, all {len(image_ids)} images done", file=sys.stderr)
+        return report
     bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not progress, file=sys.stderr)
     fatal: list[str] = []
 

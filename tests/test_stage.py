@@ -35,6 +35,19 @@ def test_run_per_image_skips_and_reports(tmp_path, workers):
     assert (tmp_path / "c.txt").read_text() == "C"
 
 
+def test_rerun_with_nothing_to_do_says_so_in_one_line(tmp_path, capsys):
+    args = (str(tmp_path),)
+    out = lambda i: tmp_path / f"{i}.txt"  # noqa: E731
+    run_per_image(["a", "b"], _write_upper, args, output_path=out, desc="SAMS", progress=True)
+    first = capsys.readouterr().err
+    assert "SAMS" in first and "2/2" in first  # the progress bar of the first run
+    rep = run_per_image(["a", "b"], _write_upper, args, output_path=out, desc="SAMS")
+    assert rep.skipped == ["a", "b"] and rep.ok
+    assert capsys.readouterr().err == "SAMS: nothing to do, all 2 images done\n"
+    run_per_image(["a", "b"], _write_upper, args, output_path=out, progress=False)
+    assert capsys.readouterr().err == ""
+
+
 def test_shard_ids_are_disjoint_and_complete():
     ids = [str(i) for i in range(11)]
     shards = [shard_ids(ids, i, 3) for i in range(3)]

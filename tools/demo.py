@@ -29,12 +29,18 @@ def main() -> None:
     parser.add_argument("--work-dir", default="work_dirs/demo", help="output folder")
     parser.add_argument("--num-images", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--data-only", action="store_true",
+        help="write only the synthetic set (step 1), e.g. for the tiny stage I config",
+    )  # fmt: skip
     args = parser.parse_args()
 
     work = Path(args.work_dir)
     voc = make_synthetic_voc(work / "data", args.num_images, args.seed)
     pseudo = work / "data" / "pseudo_labels"
     print("[1/4] synthetic set:", voc)
+    if args.data_only:
+        return
     run_sam_masks(work, split="train", dataset="voc12", data_root=voc, source="superpixels")
     print("[2/4] superpixel masks:", work / "masks" / "train")
     folders = {"pseudo labels": pseudo}
@@ -56,6 +62,7 @@ def main() -> None:
             work / "panels" / folder.name,
             VOC12.palette,
             num_show=2,
+            class_names=VOC12.class_names,
         )
     best = max(results, key=lambda k: results[k].miou)
     print(f"[4/4] evaluation against the ground truth; per-class table of the best ({best}):")

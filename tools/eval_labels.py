@@ -53,12 +53,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _warn_missing_images(layout: DatasetLayout, split: str, scores: list) -> None:
+    """Say so when panels would show grey placeholders for lack of images."""
+    folder = layout.images_dir(split)
+    if not folder.is_dir():
+        print(f"warning: image folder {folder} not found: the panels' first column stays grey; "
+              "pass --data-root of the images (COCO: ROOT/<split>2014 or ROOT/<split>2017)",
+              file=sys.stderr)  # fmt: skip
+        return
+    missing = [s.image_id for s in scores if not layout.image_path(split, s.image_id).is_file()]
+    if missing:
+        print(f"warning: {len(missing)} of {len(scores)} images are not in {folder} (e.g. "
+              f"{missing[0]}): their panels' first column stays grey", file=sys.stderr)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     layout = DatasetLayout.of(args.dataset, args.data_root)
     gt_dir = args.gt_dir if args.gt_dir is not None else layout.labels_dir(args.split)
     try:
-        _, palette = dataset_label_space(args.dataset, args.data_root)
+        class_names, palette = dataset_label_space(args.dataset, args.data_root)
         result = evaluate_dataset_split(
             args.pred_dir,
             args.dataset,
@@ -82,9 +96,10 @@ def main(argv: list[str] | None = None) -> int:
         write_json_atomic(args.json, summary)
         print(f"wrote {args.json}")
     if args.show_dir is not None:
+        _warn_missing_images(layout, args.split, result.per_image or [])
         paths = write_show_panels(
             result, args.pred_dir, gt_dir, lambda i: layout.image_path(args.split, i),
-            args.show_dir, palette, num_show=args.num_show,
+            args.show_dir, palette, num_show=args.num_show, class_names=class_names,
         )  # fmt: skip
         print(f"wrote {len(paths)} panels to {args.show_dir}")
     miou = result.metrics["mIoU"]

@@ -56,10 +56,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+# run_sam_masks arguments this tool sets itself (command-line options), not sam_masks keys.
+TOOL_SET = (
+    "work_dir", "shard", "launcher", "show_dir", "num_show", "progress", "config_path",
+)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        cfg, kwargs = load_section(args.config, "sam_masks", args.cfg_options)
+        cfg, kwargs = load_section(
+            args.config, "sam_masks", args.cfg_options, func=run_sam_masks, reserved=TOOL_SET
+        )
     except ConfigSectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -54,10 +54,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+# run_seeding arguments this tool sets itself (command-line options), not seeding keys.
+TOOL_SET = ("workers", "progress", "show_dir", "num_show", "config", "tool")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        cfg, kwargs = load_section(args.config, "seeding", args.cfg_options)
+        cfg, kwargs = load_section(
+            args.config, "seeding", args.cfg_options, func=run_seeding, reserved=TOOL_SET
+        )
     except ConfigSectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -27,7 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ann", required=True, help="instances_<split>2014.json (or 2017)")
     parser.add_argument("--split", required=True, help="split name: train or val")
     parser.add_argument(
-        "--root", required=True, help="COCO root; images are read from ROOT/<split>2014/"
+        "--root",
+        required=True,
+        help="COCO root; images are read from ROOT/<split>2014/ (or ROOT/<split>2017/)",
     )
     parser.add_argument("--out", default=None, help="output root (default: --root)")
     parser.add_argument(

@@ -25,7 +25,7 @@ from fma.apis import ConfigSectionError, load_section
 
 from fma.datasets import DatasetLayout
 from fma.io import ManifestError, write_json_atomic
-from fma.seeding.seeds_run import sweep_gamma
+from fma.seeding.seeds_run import run_seeding, sweep_gamma
 
 PASSED = ("cam_dir", "mask_dir", "dataset", "split", "norm_first", "priority", "gather")
 
@@ -58,10 +58,16 @@ def _fmt(x: float | None) -> str:
     return "     -" if x is None else f"{x:6.2f}"
 
 
+# the seeding section is make_seeds.py's: its keys are run_seeding's arguments.
+TOOL_SET = ("workers", "progress", "show_dir", "num_show", "config", "tool")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        _, seeding = load_section(args.config, "seeding", args.cfg_options)
+        _, seeding = load_section(
+            args.config, "seeding", args.cfg_options, func=run_seeding, reserved=TOOL_SET
+        )
     except ConfigSectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

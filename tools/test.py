@@ -31,7 +31,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
-from fma.apis.config import tool_work_dir
+from fma.apis.config import merge_cfg_options, tool_work_dir
 from fma.apis.dist import prepare_cpu_dist
 from fma.apis.stage2 import apply_test_options, check_cuda_ops, is_stage2
 from fma.io.manifest import file_sha256
@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--show-num", type=int, default=20, help="panels written (per process)")
     p.add_argument(
         "--cfg-options", nargs="+", action=DictAction, default={},
-        help="override config entries, e.g. test_dataloader.dataset.indices=10",
+        help="override config entries, e.g. +test_dataloader.dataset.indices=10",
     )  # fmt: skip
     p.add_argument(
         "--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
@@ -75,8 +75,7 @@ def build_cfg(args: argparse.Namespace) -> Config:
     panels)."""
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options, exit_on_error=True)
     cfg.work_dir = str(tool_work_dir(args.config, cfg, args.work_dir))
     cfg.load_from = str(args.checkpoint)
     if is_stage2(cfg):

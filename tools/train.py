@@ -23,7 +23,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
-from fma.apis.config import tool_work_dir
+from fma.apis.config import merge_cfg_options, tool_work_dir
 from fma.apis.dist import prepare_cpu_dist
 from fma.apis.stage2 import check_cuda_ops, is_stage2, resolve_pretrained
 
@@ -60,11 +60,11 @@ def build_cfg(args: argparse.Namespace) -> Config:
     """Config with the command-line overrides applied (work dir, AMP, resume, launcher)."""
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    merge_cfg_options(cfg, args.cfg_options, exit_on_error=True)
     cfg.work_dir = str(tool_work_dir(args.config, cfg, args.work_dir))
     if args.amp:
         cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.pop("amp", None)  # CudaAmpOptimWrapper's switch, not AmpOptimWrapper's
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
     cfg.resume = args.resume
     return cfg

@@ -7,3 +7,4 @@ _base_ = [
     "../_base_/schedules/prompt_sgd-cosine.py",
     "../_base_/default_runtime.py",
 ]
+model = dict(ctx_std=0.015)  # configs/VOC/cls/cfg.py: model.ini.ctx_cfg.ctx_std = 0.015

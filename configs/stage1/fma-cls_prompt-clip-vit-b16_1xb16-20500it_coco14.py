@@ -9,6 +9,10 @@ _base_ = [
 ]
 model = dict(
     dataset="coco14",
+    ctx_std=0.015,  # configs/COCO/cls/cfg.py: model.ini.ctx_cfg.ctx_std = 0.015
+    # 4 sub-batches of 4 images, each normalised on its own (the original's
+    # loader.train.sub_iter_num = 4, configs/clip_cam/coco,cl_loss/scale/base.py).
+    sub_batches=4,
     caa=dict(sinkhorn_iters=1, power=2, box_thresh=0.6, apply_to="cam"),
 )
 param_scheduler = [

@@ -11,6 +11,13 @@ model = dict(
     bg_prompts=25,
     csc=True,
     class_token_position="front",
+    # The original copies its starting contexts from a file under
+    # pretrains/rand_ref/coop_ctx/hash_seed/std=.125/ (the "." is a middle dot; patch
+    # configs/clip_cam/_patches/ref/coop_ctx-.125.../base.py), which is not published as code.
+    # Every std in the original's code is 0.0125: the CoOpLearner default in
+    # src/libs/coop/prompt_learners.py, its earlier hard-coded nn.init.normal_(std=0.0125), and
+    # model.ini.ctx_cfg.ctx_std in configs/clip_cam/base.py; no config sets 0.125. So the folder
+    # name is read as 0.0125, not as 0.125.
     ctx_std=0.0125,
     cls_loss_weight=0.0,
     act_loss_weights=(1.0, 1.0),

@@ -12,6 +12,10 @@ model = dict(
     cls_loss_weight=0.0,
     act_loss_weights=(1.0, 1.0),
     act_positives="image",
+    ctx_std=0.015,  # configs/COCO/seg/cfg.py: model.ini.ctx_cfg.ctx_std = 0.015
+    # 8 sub-batches of 2 images, each normalised on its own (configs/COCO/seg/cfg.py:
+    # loader.train.sub_iter_num = 8).
+    sub_batches=8,
     caa=None,
 )
 train_dataloader = dict(

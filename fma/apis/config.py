@@ -1,42 +1,202 @@
-"""Config loading of the offline tools (SAM masks, seeds, sweeps).
+"""Config loading of the tools: ``--cfg-options`` checking and the offline stage sections.
 
-An offline-stage config is a Python file with one ``<section> = dict(...)`` whose keys are the
-keyword arguments of the stage function; ``--cfg-options`` overrides entries with mmengine's
-dotted syntax. The work dir follows mmseg's convention: ``--work-dir``, else the config's
-``work_dir``, else ``work_dirs/<config stem>``.
+``--cfg-options`` (every tool) overrides entries with mmengine's dotted syntax
+(``model.n_ctx=8``, ``train_dataloader.dataset.pipeline.0.type=...``). Unlike mmengine's
+``Config.merge_from_dict``, which adds any key it is given, :func:`merge_cfg_options` refuses a
+key that does not exist in the loaded config and names the nearest valid one, so a typo such as
+``modle.n_ctx=4`` is never silently ignored. A key meant to be new is written with a leading
+``+``: ``--cfg-options +model.new_option=1`` adds it (its parents are created as needed; a
+parent that holds a non-dict value, such as ``model.caa=None``, is replaced by a dict).
+
+An offline-stage config (SAM masks, seeds, sweeps) is a Python file with one
+``<section> = dict(...)`` whose keys are the keyword arguments of the stage function;
+:func:`load_section` also checks those keys against the function's parameters. The work dir
+follows mmseg's convention: ``--work-dir``, else the config's ``work_dir``, else
+``work_dirs/<config stem>``.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigSectionError", "load_section", "tool_work_dir"]
+__all__ = [
+    "NEW_KEY_PREFIX",
+    "ConfigKeyError",
+    "ConfigSectionError",
+    "check_section_keys",
+    "load_section",
+    "merge_cfg_options",
+    "tool_work_dir",
+]
+
+#: Prefix of a ``--cfg-options`` key that is added on purpose (``+model.new_option=1``).
+NEW_KEY_PREFIX = "+"
 
 
 class ConfigSectionError(ValueError):
-    """The config file lacks the section a tool reads."""
+    """The config file lacks the section a tool reads, or the section is wrong."""
+
+
+class ConfigKeyError(ConfigSectionError):
+    """A ``--cfg-options`` key or a section key that does not exist (names the nearest one)."""
+
+
+def _nearest(name: str, choices: Collection[str]) -> str | None:
+    near = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def _check_existing(cfg: Mapping[str, Any], key: str, where: str) -> None:
+    """Raise :class:`ConfigKeyError` unless the dotted ``key`` exists in ``cfg``."""
+    node: Any = getattr(cfg, "_cfg_dict", cfg)  # mmengine's Config wraps a ConfigDict (a dict)
+    parts = key.split(".")
+    for i, part in enumerate(parts):
+        path = ".".join(parts[:i])
+        if isinstance(node, Mapping):
+            if part in node:
+                node = node[part]
+                continue
+            valid = sorted(str(k) for k in node)
+            near = _nearest(part, valid)
+            guess = ".".join([*parts[:i], near, *parts[i + 1 :]]) if near else ""
+            hint = f" (did you mean {guess}?)" if near else ""
+            scope = f"under {path}" if path else "at the top level"
+            raise ConfigKeyError(
+                f"--cfg-options {key}: {'.'.join(parts[: i + 1])} does not exist in {where}{hint}. "
+                f"Valid keys {scope}: {', '.join(valid)}. To add a new key on purpose, write "
+                f"{NEW_KEY_PREFIX}{key}=..."
+            )
+        if isinstance(node, (list, tuple)) and part.isdigit():
+            if int(part) < len(node):
+                node = node[int(part)]
+                continue
+            raise ConfigKeyError(
+                f"--cfg-options {key}: {path} has {len(node)} entries in {where}, so index "
+                f"{part} does not exist"
+            )
+        shown = repr(node) if len(repr(node)) <= 60 else repr(node)[:57] + "..."
+        raise ConfigKeyError(
+            f"--cfg-options {key}: {path} is {shown} in {where}, not a dict; write "
+            f"{NEW_KEY_PREFIX}{key}=... to replace it by a dict (give all of its keys that way)"
+        )
+
+
+def _replaced_entry(cfg: Mapping[str, Any], key: str) -> str | None:
+    """The dotted prefix of ``key`` whose existing value is neither a dict nor a list (e.g.
+    ``model.caa`` = None for ``model.caa.box_thresh``), which a new key must replace."""
+    node: Any = getattr(cfg, "_cfg_dict", cfg)
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+        if not isinstance(node, (Mapping, list, tuple)):
+            return ".".join(parts[: i + 1])
+    return None
+
+
+def merge_cfg_options(
+    cfg: Any, options: Mapping[str, Any] | None, *, exit_on_error: bool = False
+) -> None:
+    """Apply ``--cfg-options`` to an mmengine ``Config`` after checking every key exists.
+
+    Args:
+        cfg: the loaded ``mmengine.config.Config`` (changed in place).
+        options: ``{dotted key: value}`` as parsed by mmengine's ``DictAction``. A key with a
+            leading ``+`` is added even when it does not exist.
+        exit_on_error: print ``error: <message>`` to stderr and exit with status 2 instead of
+            raising (for the command-line tools: no traceback for a config mistake).
+
+    Raises:
+        ConfigKeyError: a key (without ``+``) that the config does not hold; the message names
+            the nearest existing key and the valid keys at that level. Nothing is merged then.
+    """
+    if not options:
+        return
+    where = getattr(cfg, "filename", None) or "the config"
+    merged = {}
+    try:
+        for key, value in options.items():
+            if key.startswith(NEW_KEY_PREFIX):
+                key = key[len(NEW_KEY_PREFIX) :]
+                replaced = _replaced_entry(cfg, key)
+                if replaced is not None:  # mmengine merges a dict into None only with _delete_
+                    merged[f"{replaced}._delete_"] = True
+            else:
+                _check_existing(cfg, key, str(where))
+            merged[key] = value
+    except ConfigKeyError as exc:
+        if not exit_on_error:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    cfg.merge_from_dict(merged)
+
+
+def check_section_keys(
+    section: str,
+    values: Mapping[str, Any],
+    func: Callable[..., Any],
+    *,
+    reserved: Collection[str] = (),
+    where: str = "the config",
+) -> None:
+    """Raise :class:`ConfigKeyError` for a section key that ``func`` does not take.
+
+    ``reserved`` are parameters the tool sets itself (not valid in the section); the message
+    lists the valid keys (``func``'s other parameters) and the nearest one.
+    """
+    params = inspect.signature(func).parameters
+    valid = sorted(
+        n for n, p in params.items()
+        if n not in reserved and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    )  # fmt: skip
+    for key in values:
+        if key not in valid:
+            near = _nearest(key, valid)
+            hint = f" (did you mean {section}.{near}?)" if near else ""
+            raise ConfigKeyError(
+                f"{where}: {section}.{key} is not a setting of this stage{hint}. "
+                f"Valid {section} keys: {', '.join(valid)}"
+            )
 
 
 def load_section(
-    config: str | os.PathLike, section: str, cfg_options: Mapping[str, Any] | None = None
+    config: str | os.PathLike,
+    section: str,
+    cfg_options: Mapping[str, Any] | None = None,
+    *,
+    func: Callable[..., Any] | None = None,
+    reserved: Collection[str] = (),
 ) -> tuple[Any, dict[str, Any]]:
     """Load ``config``, apply ``cfg_options`` and return ``(cfg, dict(cfg.<section>))``.
 
+    With ``func``, the section's keys are checked against its parameters (minus ``reserved``).
+
     Raises:
         ConfigSectionError: the file has no ``<section> = dict(...)``.
+        ConfigKeyError: an unknown ``--cfg-options`` key or section key (a ConfigSectionError).
     """
     from mmengine.config import Config
 
     cfg = Config.fromfile(str(config))
-    if cfg_options:
-        cfg.merge_from_dict(dict(cfg_options))
     if section not in cfg:
         raise ConfigSectionError(f"{config} has no '{section} = dict(...)' section")
+    merge_cfg_options(cfg, cfg_options)
     value = cfg[section]
-    return cfg, value.to_dict() if hasattr(value, "to_dict") else dict(value)
+    out = value.to_dict() if hasattr(value, "to_dict") else dict(value)
+    if func is not None:
+        check_section_keys(section, out, func, reserved=reserved, where=str(config))
+    return cfg, out
 
 
 def tool_work_dir(config: str | os.PathLike, cfg: Any, override: str | os.PathLike | None) -> Path:

@@ -7,12 +7,13 @@ Layouts (``ROOT`` is the ``--data-root`` argument):
     ROOT/JPEGImages/<id>.jpg
     ROOT/SegmentationClass/<id>.png          ground truth (train, val)
     ROOT/SegmentationClassAug/<id>.png       SBD-augmented ground truth (train_aug), optional
-    ROOT/ImageSets/Segmentation/<split>.txt  train.txt, val.txt, train_aug.txt (or mmseg's aug.txt)
+    ROOT/ImageSets/Segmentation/<split>.txt  train.txt, val.txt, train_aug.txt (or trainaug.txt)
     ROOT/cls_labels/<split>.json             image-level labels written by tools/prepare_voc.py
 
 ``coco14`` (written by tools/prepare_coco.py next to the COCO images)::
 
-    ROOT/<split>2014/<id>.jpg                COCO's own image folders (train2014, val2014)
+    ROOT/<split>2014/<id>.jpg                COCO's own image folders (train2014, val2014;
+                                             train2017/val2017 when no <split>2014 exists)
     ROOT/SegmentationClass/<split>/<id>.png  81-class index maps
     ROOT/ImageSets/<split>.txt
     ROOT/cls_labels/<split>.json
@@ -52,21 +53,38 @@ class DatasetLayout:
         return cls(key, Path(root))
 
     def split_file(self, split: str) -> Path:
+        """List file of ``split``. VOC's ``train_aug`` falls back to ``trainaug.txt``, the name
+        mmseg's ``voc_aug.py`` converter gives the 10,582-image list; its ``aug.txt`` is only the
+        SBD remainder (without the 1,464 VOC train images) and is never used (see
+        :meth:`split_hint`)."""
         if self.dataset == "voc12":
             seg = self.root / "ImageSets" / "Segmentation"
-            aug = seg / "aug.txt"  # mmseg's name for the train_aug list
-            if split == "train_aug" and not (seg / "train_aug.txt").is_file() and aug.is_file():
-                return aug
+            mmseg = seg / "trainaug.txt"
+            if split == "train_aug" and not (seg / "train_aug.txt").is_file() and mmseg.is_file():
+                return mmseg
             return seg / f"{split}.txt"
         if self.dataset == "coco14":
             return self.root / "ImageSets" / f"{split}.txt"
         return self.root / "splits" / f"{split}.txt"
 
+    def split_hint(self, split: str) -> str:
+        """Advice for a missing split file ("" when there is none to give)."""
+        seg = self.root / "ImageSets" / "Segmentation"
+        if self.dataset == "voc12" and split == "train_aug" and (seg / "aug.txt").is_file():
+            return (
+                f"; {seg / 'aug.txt'} is mmseg's SBD-only remainder without the VOC train "
+                "images, not the train_aug list: use the trainaug.txt that mmseg's voc_aug.py "
+                "writes next to it, or `cat train.txt aug.txt > train_aug.txt`"
+            )
+        return ""
+
     def images_dir(self, split: str) -> Path:
+        """Image folder of ``split``; COCO uses ``<split>2017`` when ``<split>2014`` is absent."""
         if self.dataset == "voc12":
             return self.root / "JPEGImages"
         if self.dataset == "coco14":
-            return self.root / f"{split}2014"
+            coco14, coco17 = self.root / f"{split}2014", self.root / f"{split}2017"
+            return coco17 if not coco14.is_dir() and coco17.is_dir() else coco14
         return self.root / "images"
 
     def labels_dir(self, split: str) -> Path:
@@ -111,6 +129,8 @@ class DatasetLayout:
             if not folder.is_dir():
                 raise FileNotFoundError(f"{folder}: image folder not found")
             return sorted(p.stem for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not path.is_file() and self.split_hint(split):
+            raise FileNotFoundError(f"{path}: split file not found{self.split_hint(split)}")
         return read_split_file(path)
 
 

@@ -54,6 +54,7 @@ __all__ = [
     "VocPrepareResult",
     "check_image_file",
     "coco_annotation_to_rle",
+    "dropped_polygons",
     "format_class_table",
     "load_custom_dataset",
     "prepare_coco",
@@ -204,7 +205,7 @@ class VocPrepareResult:
 
 def voc_default_splits(root: str | os.PathLike) -> list[str]:
     """Splits whose list file exists: ``train``, ``val`` and, with SegmentationClassAug,
-    ``train_aug`` (``train_aug.txt`` or mmseg's ``aug.txt``)."""
+    ``train_aug`` (``train_aug.txt`` or mmseg's ``trainaug.txt``)."""
     layout = DatasetLayout.of("voc12", root)
     out = [s for s in ("train", "val") if layout.split_file(s).is_file()]
     if layout.labels_dir("train_aug").is_dir() and layout.split_file("train_aug").is_file():
@@ -286,7 +287,9 @@ def prepare_voc(
         if split not in VOC_SPLITS:
             result.layout_problems.append(f"unknown VOC split {split!r}; use {VOC_SPLITS}")
         elif not layout.split_file(split).is_file():
-            result.layout_problems.append(f"{layout.split_file(split)}: missing split file")
+            result.layout_problems.append(
+                f"{layout.split_file(split)}: missing split file{layout.split_hint(split)}"
+            )
         elif not layout.labels_dir(split).is_dir():
             result.layout_problems.append(f"{layout.labels_dir(split)}: missing folder")
         else:
@@ -354,7 +357,8 @@ def _mask_utils() -> Any:
 def coco_annotation_to_rle(segmentation: Any, height: int, width: int) -> dict[str, Any] | None:
     """COCO ``segmentation`` (polygons, uncompressed or compressed RLE) to a compressed RLE.
 
-    Polygons with fewer than 3 points are dropped; None is returned when nothing is left.
+    Polygons with fewer than 3 points or an odd number of coordinates are dropped (reported by
+    :func:`dropped_polygons`); None is returned when nothing is left.
 
     Raises:
         ValueError: an unknown segmentation form, or an RLE whose size is not (height, width).
@@ -550,6 +554,59 @@ def _index_coco(
     return images, by_image, problems
 
 
+#: Annotation ids named in a warning about dropped polygons.
+MAX_LISTED_IDS = 10
+
+
+def dropped_polygons(annotations: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Annotation ids whose polygons :func:`coco_annotation_to_rle` drops, by reason.
+
+    Returns:
+        ``{"fewer than 3 points": [...], "an odd number of coordinates": [...],
+        "no polygon left": [...]}``: one annotation id per dropped polygon for the first two
+        reasons (an id repeats when several of its polygons are dropped); the third lists the
+        annotations that lose every polygon and so paint nothing.
+    """
+    out: dict[str, list[Any]] = {
+        "fewer than 3 points": [], "an odd number of coordinates": [], "no polygon left": []
+    }  # fmt: skip
+    for ann in annotations:
+        seg = ann.get("segmentation")
+        if not isinstance(seg, list):
+            continue  # RLE
+        kept = 0
+        for poly in seg:
+            if not isinstance(poly, list) or len(poly) < 6:
+                out["fewer than 3 points"].append(ann.get("id"))
+            elif len(poly) % 2:
+                out["an odd number of coordinates"].append(ann.get("id"))
+            else:
+                kept += 1
+        if not kept:
+            out["no polygon left"].append(ann.get("id"))
+    return out
+
+
+def _polygon_warnings(ann_file: Path, annotations: Sequence[dict[str, Any]]) -> list[str]:
+    warnings = []
+    for reason, ids in dropped_polygons(annotations).items():
+        if not ids:
+            continue
+        shown = ", ".join(str(i) for i in ids[:MAX_LISTED_IDS])
+        more = f" and {len(ids) - MAX_LISTED_IDS} more" if len(ids) > MAX_LISTED_IDS else ""
+        if reason == "no polygon left":
+            warnings.append(
+                f"{ann_file}: {len(ids)} annotation(s) have no usable polygon and paint nothing "
+                f"(annotation ids {shown}{more})"
+            )
+        else:
+            warnings.append(
+                f"{ann_file}: dropped {len(ids)} polygon(s) with {reason} (annotation ids "
+                f"{shown}{more})"
+            )
+    return warnings
+
+
 def prepare_coco(
     ann_file: str | os.PathLike,
     split: str,
@@ -578,7 +635,8 @@ def prepare_coco(
     Args:
         ann_file: ``instances_<split>2014.json`` (2017 files work the same).
         split: split name used in the output paths (``train``, ``val``).
-        root: COCO root; images are looked up in ``root/<split>2014`` unless ``images_dir``.
+        root: COCO root; images are looked up in ``root/<split>2014`` (``root/<split>2017``
+            when only that exists) unless ``images_dir``.
         out_root: output root, default ``root``.
         crowd: ``"class"`` (default) or ``"ignore"``; see :func:`render_coco_label_map`.
         images_dir: folder holding the images; a missing folder only adds a warning.
@@ -602,8 +660,17 @@ def prepare_coco(
     data = _load_coco_json(ann_file)
     images, by_image, problems = _index_coco(data, ann_file)
     warnings: list[str] = []
+    if not data["annotations"]:
+        warnings.append(
+            f"{ann_file}: the file holds no annotations, so every label map is background (an "
+            "image_info or test file?); use instances_<split>2014.json or its 2017 version"
+        )
+    warnings += _polygon_warnings(ann_file, [a for v in by_image.values() for a in v])
 
-    img_dir = Path(images_dir) if images_dir is not None else root / f"{split}2014"
+    img_dir = (
+        Path(images_dir) if images_dir is not None
+        else DatasetLayout.of("coco14", root).images_dir(split)
+    )  # fmt: skip
     if img_dir.is_dir():
         present = set(os.listdir(img_dir))
         for img in images.values():

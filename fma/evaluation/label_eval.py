@@ -384,6 +384,7 @@ def write_show_panels(
     *,
     num_show: int = 5,
     ignore_index: int = 255,
+    class_names: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write image | prediction | ground truth panels of the worst and best images.
 
@@ -400,11 +401,13 @@ def write_show_panels(
         palette: (N, 3) uint8 colours for the label maps.
         num_show: panels per group.
         ignore_index: ignore label (drawn white).
+        class_names: names of the labels for the legend under each panel (colour -> name of
+            every label in the prediction or the ground truth); None shows the ids only.
 
     Returns:
         Paths written, worst first then best.
     """
-    from fma.visualization.panels import colorize, panel_image, save_png, side_by_side
+    from fma.visualization.panels import add_legend, colorize, panel_image, save_png, side_by_side
 
     if result.per_image is None:
         raise ValueError("write_show_panels needs a result computed with per_image=True")
@@ -428,6 +431,7 @@ def write_show_panels(
                 ],
                 titles=[score.image_id, f"prediction mIoU {score.miou:.1f}", "ground truth"],
             )
+            panel = add_legend(panel, [pred, gt], class_names, palette, ignore_index=ignore_index)
             path = out_dir / f"{tag}_{rank:02d}_{score.image_id}.png"
             save_png(path, panel)
             written.append(path)

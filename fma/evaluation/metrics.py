@@ -27,7 +27,7 @@ from mmengine.evaluator import BaseMetric
 from fma.cam import cam_to_label, cam_to_score
 from fma.datasets.meta import get_dataset_meta
 from fma.evaluation.confusion import confusion_matrix, metrics_from_confusion
-from fma.io.cams import FORMAT, VERSION, CamRecord, save_cam
+from fma.io.cams import CAM_DTYPES, FORMAT, VERSION, CamRecord, save_cam
 from fma.io.label_maps import read_label_map
 from fma.io.manifest import Manifest, ManifestError, producer_info, read_manifest, write_manifest
 from fma.registry import METRICS
@@ -81,6 +81,9 @@ class CAMMetric(BaseMetric):
         split: split name recorded in the manifest.
         gammas: background exponents to score (empty: no mIoU even with ground truth).
         save_att: store the attention matrix (``att``) when the model returned it.
+        cam_dtype: on-disk dtype of ``cam``: ``"float32"`` (default, as the original stores
+            CAMs before seeding) or ``"float16"`` (opt-in, smaller files). Recorded in the
+            manifest's params, so a rerun into the folder with the other dtype is refused.
         skip_existing: do not rewrite files that already exist (resumed runs).
         config: config path recorded in the manifest's producer.
         show_dir: folder for ``<img_id>.png`` CAM panels (:func:`cam_panel`); None = none.
@@ -103,6 +106,7 @@ class CAMMetric(BaseMetric):
         split: str | None = None,
         gammas: Sequence[float] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
         save_att: bool = False,
+        cam_dtype: str = "float32",
         skip_existing: bool = True,
         config: str | None = None,
         show_dir: str | os.PathLike | None = None,
@@ -117,6 +121,9 @@ class CAMMetric(BaseMetric):
         self.split = split
         self.gammas = tuple(float(g) for g in gammas)
         self.save_att = save_att
+        if cam_dtype not in CAM_DTYPES:
+            raise ValueError(f"cam_dtype must be one of {CAM_DTYPES}, got {cam_dtype!r}")
+        self.cam_dtype = cam_dtype
         self.skip_existing = skip_existing
         self.config = config
         self.show_dir = Path(show_dir) if show_dir is not None else None
@@ -125,7 +132,7 @@ class CAMMetric(BaseMetric):
         self.show_num = int(show_num)
         self._shown = 0
         # JSON round trip: tuples become lists, as in the manifest they are compared with.
-        self.params = json.loads(json.dumps(dict(params or {})))
+        self.params = json.loads(json.dumps({**dict(params or {}), "cam_dtype": cam_dtype}))
         self._checked = False
 
     def _manifest(self, complete: bool) -> Manifest:
@@ -182,7 +189,7 @@ class CAMMetric(BaseMetric):
                         ori_size=tuple(int(v) for v in ds["ori_shape"]),
                         att=_numpy(ds["att"]) if self.save_att and "att" in ds else None,
                     )
-                    save_cam(path, rec)
+                    save_cam(path, rec, cam_dtype=self.cam_dtype)
             if self.gammas and ds.get("gt_path"):
                 self._score(torch.as_tensor(cam).float(), fg_cls, ds["gt_path"])
             if self.show_dir is not None and self._shown < self.show_num:

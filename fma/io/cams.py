@@ -1,9 +1,10 @@
 """Per-image CAM files (``<image_id>.npz``), key names compatible with FMA-WSSS.
 
-Keys: ``cam`` float16 (K, h, w) at patch resolution of the 16-aligned image; ``fg_cls`` int16
-(K,) **dataset class ids** (1..C-1, background is 0); ``fg_logit`` float32 (K,); ``all_logit``
-float32 (F,) logits of all foreground classes; ``ori_size`` int32 (2,) = (H, W) of the original
-image; optional ``att`` float16 (h*w, h*w); ``format_version`` int (fma files only).
+Keys: ``cam`` float32 (K, h, w; float16 when written with ``cam_dtype="float16"``) at patch
+resolution of the 16-aligned image; ``fg_cls`` int16 (K,) **dataset class ids** (1..C-1,
+background is 0); ``fg_logit`` float32 (K,); ``all_logit`` float32 (F,) logits of all
+foreground classes; ``ori_size`` int32 (2,) = (H, W) of the original image; optional ``att``
+float16 (h*w, h*w); ``format_version`` int (fma files only).
 
 Files written by the original FMA-WSSS code have no ``format_version`` key and store ``fg_cls``
 as 0-based foreground ids; :func:`load_cam` shifts those by one so callers always see dataset ids.
@@ -21,10 +22,11 @@ import numpy as np
 
 from fma.io.atomic import atomic_path
 
-__all__ = ["FORMAT", "VERSION", "CamError", "CamRecord", "load_cam", "save_cam"]
+__all__ = ["CAM_DTYPES", "FORMAT", "VERSION", "CamError", "CamRecord", "load_cam", "save_cam"]
 
 FORMAT = "cams"
 VERSION = 1
+CAM_DTYPES = ("float32", "float16")  # float32 as the original stores CAMs before seeding
 
 
 class CamError(ValueError):
@@ -35,7 +37,7 @@ class CamError(ValueError):
 class CamRecord:
     """One image's CAMs."""
 
-    cam: np.ndarray  # (K, h, w) float (float16 on disk)
+    cam: np.ndarray  # (K, h, w) float (float32 on disk unless saved with cam_dtype="float16")
     fg_cls: np.ndarray  # (K,) int64 dataset class ids, 1..C-1
     fg_logit: np.ndarray | None = None  # (K,) float32
     all_logit: np.ndarray | None = None  # (F,) float32
@@ -43,8 +45,20 @@ class CamRecord:
     att: np.ndarray | None = None  # (h*w, h*w) float16, optional
 
 
-def save_cam(path: str | os.PathLike, rec: CamRecord, *, compress: bool = True) -> None:
-    """Write a CAM record atomically as ``.npz``."""
+def save_cam(
+    path: str | os.PathLike,
+    rec: CamRecord,
+    *,
+    compress: bool = True,
+    cam_dtype: str = "float32",
+) -> None:
+    """Write a CAM record atomically as ``.npz``.
+
+    ``cam_dtype`` is the on-disk dtype of ``cam``: ``"float32"`` (default, what FMA-WSSS stores
+    before seeding) or ``"float16"`` (opt-in, smaller files, CAM values rounded to 11 bits).
+    """
+    if cam_dtype not in CAM_DTYPES:
+        raise ValueError(f"cam_dtype must be one of {CAM_DTYPES}, got {cam_dtype!r}")
     cam = np.asarray(rec.cam)
     fg = np.asarray(rec.fg_cls).reshape(-1)
     if cam.ndim != 3 or cam.shape[0] != fg.shape[0]:
@@ -54,7 +68,7 @@ def save_cam(path: str | os.PathLike, rec: CamRecord, *, compress: bool = True) 
     if fg.size and fg.min() < 1:
         raise CamError(f"{path}: fg_cls must hold dataset class ids >= 1, got {fg.tolist()}")
     arrays: dict[str, np.ndarray] = {
-        "cam": cam.astype(np.float16),
+        "cam": cam.astype(cam_dtype),
         "fg_cls": fg.astype(np.int16),
         "format_version": np.asarray(VERSION, dtype=np.int32),
     }

@@ -13,7 +13,8 @@ Modes (mmengine ``BaseModel.forward``):
   ``loss_act_fg`` / ``loss_act_bg`` (L_act on Softmax-GradCAMs of the positives, the gradient
   graph kept) when ``act_loss_weights`` are non-zero. Positives of L_act come from the image
   labels (``act_positives="image"``) or from the classes present in the seed crop
-  (``"seed"``, VOC's setting).
+  (``"seed"``, VOC's setting). With ``sub_batches = k > 1`` the batch is split into ``k``
+  equal parts whose losses are computed on their own and averaged (see :class:`PromptCLIP`).
 * ``predict``: GradCAMs of the image-level positives, optionally CAA-refined with the mean
   attention of the last ``att_layers`` blocks; fields ``cam`` (K, h, w), ``fg_cls`` (K,) dataset
   class ids, ``fg_logit`` (K,), ``all_logit`` (F,), optional ``cam_raw`` and ``att`` (T, T).
@@ -131,6 +132,15 @@ class PromptCLIP(BaseModel):
         act_loss_weights: ``(fg, bg)`` weights of L_act.
         act_positives: ``"image"`` or ``"seed"`` (see module docstring).
         act_loss_cfg: extra keyword arguments of :class:`fma.models.losses.CAMActivationLoss`.
+        sub_batches: split each training batch into this many consecutive parts, compute every
+            loss on each part on its own and average the parts (1 = the whole batch at once).
+            This is the original's ``loader.train.sub_iter_num`` (COCO: 4 for classification,
+            8 for segmentation prompts): it ran ``sub_iter_num`` sub-batches of
+            ``batch_size // sub_iter_num`` images per step and back-propagated
+            ``loss / sub_iter_num`` of each, which gives the same gradient as this average. It
+            matters because the losses normalise over the batch (L_cls's mean over positive
+            pairs, L_act's pixel normalisation). A batch smaller than ``sub_batches`` is split
+            into one part per image. Peak memory is that of the whole batch (one backward).
         att_layers: attention layers averaged for CAA / ``att`` (8 in the paper).
         caa: keyword arguments of :func:`fma.cam.caa_refine` (``sinkhorn_iters``, ``power``,
             ``box_thresh``, ``apply_to``, ``box_end_exclusive``) or None for raw CAMs.
@@ -176,6 +186,7 @@ class PromptCLIP(BaseModel):
         act_loss_weights: tuple[float, float] = (0.0, 0.0),
         act_positives: str = "image",
         act_loss_cfg: dict[str, Any] | None = None,
+        sub_batches: int = 1,
         att_layers: int = 8,
         caa: dict[str, Any] | None = None,
         keep_raw_cam: bool = False,
@@ -188,6 +199,9 @@ class PromptCLIP(BaseModel):
         if data_preprocessor is None:
             data_preprocessor = CLIPDataPreprocessor()
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        if isinstance(sub_batches, bool) or not isinstance(sub_batches, int) or sub_batches < 1:
+            raise ValueError(f"sub_batches must be an int >= 1, got {sub_batches!r}")
+        self.sub_batches = sub_batches
         if act_positives not in ("image", "seed"):
             raise ValueError(f"act_positives must be 'image' or 'seed', got {act_positives!r}")
         meta = get_dataset_meta(dataset)
@@ -341,7 +355,23 @@ class PromptCLIP(BaseModel):
         raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
 
     def loss(self, inputs: torch.Tensor, data_samples: Sequence[Any]) -> dict[str, torch.Tensor]:
-        """Training losses of one batch (N, 3, H, W)."""
+        """Training losses of one batch (N, 3, H, W): the mean over its ``sub_batches`` parts."""
+        n = inputs.shape[0]
+        k = min(self.sub_batches, n)
+        if k <= 1:
+            return self._part_loss(inputs, data_samples)
+        if data_samples is None or len(data_samples) != n:
+            raise ValueError("every image needs a data sample with 'gt_labels'")
+        parts = [
+            self._part_loss(inputs[idx[0] : idx[-1] + 1], list(data_samples[idx[0] : idx[-1] + 1]))
+            for idx in torch.arange(n).tensor_split(k)
+        ]
+        return {key: sum(p[key] for p in parts) / k for key in parts[0]}
+
+    def _part_loss(
+        self, inputs: torch.Tensor, data_samples: Sequence[Any]
+    ) -> dict[str, torch.Tensor]:
+        """Losses of one (sub-)batch (N, 3, H, W), normalised over its own images."""
         n, dev = inputs.shape[0], inputs.device
         labels = self._labels(data_samples, n, dev)
         feats = self._frozen.image.forward_features(inputs)

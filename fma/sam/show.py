@@ -57,13 +57,24 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
 
     Raises:
         FileNotFoundError: no such file.
-        OSError: unreadable or truncated image (PIL's error, with the path).
+        OSError: unreadable or truncated image; the message names the file and the fix.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image not found")
-    with Image.open(path) as img:
+    img = None
+    try:
+        img = Image.open(path)
         img.load()
+    except (OSError, SyntaxError, ValueError) as exc:  # PIL's truncated / corrupt file errors
+        if img is not None:
+            img.close()
+        raise OSError(
+            f"{path}: not a readable image ({exc}); replace it with an intact copy (e.g. "
+            "re-download or re-extract it) or drop its id from the image list, then rerun: "
+            "finished images are skipped"
+        ) from exc
+    with img:
         mode = img.mode
         if mode == "RGB":
             arr = np.asarray(img)

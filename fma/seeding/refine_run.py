@@ -7,6 +7,11 @@ or ``<image_id>.json``, segment-anything ``amg.py`` PNG folders or its COCO-RLE 
 Output: ``<out_dir>/<image_id>.png`` refined labels (palette PNGs) and
 ``<out_dir>/manifest.json`` (format ``label_maps``).
 
+Before anything is written, the mask folder's manifest (when it has one, as every
+``tools/gen_sam_masks.py`` folder does) must be a ``sam_masks`` manifest of the same dataset and
+split as the pseudo labels, and every image must have masks; otherwise one error names the
+folder, the mismatch or the images without masks.
+
 The run is resumable: images whose output exists are skipped, and a rerun into a folder refined
 with other settings is refused. Failed images are reported by id; the others are still written.
 """
@@ -37,7 +42,7 @@ from fma.io.manifest import (
 from fma.io.mask_paint import MaskSource, dense_source, paint_masks, rle_source
 from fma.io.sam_masks import FORMAT as MASKS_FORMAT
 from fma.io.sam_masks import VERSION as MASKS_VERSION
-from fma.io.sam_masks import SamMaskError, read_sam_records
+from fma.io.sam_masks import SamMaskError, find_mask_file, read_sam_records
 from fma.seeding.sepl import METHODS, refine_pseudo_label
 from fma.stage import StageReport, run_per_image
 
@@ -125,6 +130,44 @@ def _mask_source(masks_dir: Path, first_id: str | None) -> str:
         return mask_layout(masks_dir, first_id)[0]
     except (FileNotFoundError, SamMaskError):
         return "unknown"
+
+
+#: Ids named in an error about images without masks.
+MAX_LISTED = 20
+
+
+def _check_masks(
+    masks_dir: Path, ids: Sequence[str], dataset: str | None, split: str | None
+) -> None:
+    """Refuse a mask folder of another dataset or split, or one lacking masks of some images."""
+    manifest = read_manifest(masks_dir, required=False)
+    if manifest is not None:
+        if manifest.format != MASKS_FORMAT:
+            raise ManifestError(
+                f"{masks_dir}: holds {manifest.format!r} files, not SAM masks; pass the folder "
+                "written by tools/gen_sam_masks.py (--masks)"
+            )
+        for key, want in (("dataset", dataset), ("split", split)):
+            have = getattr(manifest, key)
+            if want is not None and have is not None and have != want:
+                raise ManifestError(
+                    f"{masks_dir}: its masks are of {key} {have!r} (manifest.json), the pseudo "
+                    f"labels of {key} {want!r}; pass the masks of the same images (--masks)"
+                )
+    missing = [
+        i for i in ids if find_mask_file(masks_dir, i) is None and not (masks_dir / i).is_dir()
+    ]
+    if missing:
+        what = (f"any of the {len(ids)} pseudo labels" if len(missing) == len(ids)
+                else f"{len(missing)} of the {len(ids)} pseudo labels")  # fmt: skip
+        shown = ", ".join(missing[:MAX_LISTED]) + (" ..." if len(missing) > MAX_LISTED else "")
+        origin = ""
+        if manifest is not None and (manifest.dataset or manifest.split):
+            origin = f"; its manifest says dataset {manifest.dataset!r}, split {manifest.split!r}"
+        raise FileNotFoundError(
+            f"{masks_dir}: no SAM masks for {what} ({shown}){origin}. Pass the masks of these "
+            "images (tools/gen_sam_masks.py), or --image-list the ids that have masks"
+        )
 
 
 def _resolve_classes(
@@ -224,8 +267,11 @@ def refine_label_dir(
 
     Raises:
         FileNotFoundError: a missing input folder.
+        FileNotFoundError: images without masks in ``masks_dir`` (one error for all of them).
+        ManifestError: ``masks_dir``'s manifest is not of SAM masks, or of another dataset or
+            split than the labels (``dataset``, else the labels' manifest).
         ValueError: unknown method, unknown class count, no labels, or ``out_dir`` refined with
-            other settings. Per-image problems (missing masks, size mismatch, bad values) do
+            other settings. Per-image problems (unreadable masks, size mismatch, bad values) do
             not raise; they are listed in ``result.report.failed``.
     """
     if method not in METHODS:
@@ -245,6 +291,7 @@ def refine_label_dir(
     split = labels_manifest.split if labels_manifest is not None else None
     if dataset is None and labels_manifest is not None:
         dataset = labels_manifest.dataset
+    _check_masks(masks_dir, ids, dataset, split)
     if palette is None:
         palette = _dataset_palette(dataset)
     palette = np.asarray(palette, dtype=np.uint8)
@@ -286,6 +333,7 @@ def refine_label_dir(
             workers=workers,
             desc=f"SEPL {method}",
             progress=progress,
+            class_names=class_names,
         )
         seconds = time.perf_counter() - start
         write_manifest(out_dir, manifest(report.ok and _count_outputs(out_dir, ids) == len(ids)))
@@ -372,18 +420,20 @@ def write_refine_panels(
     seed: int = 0,
     ignore_index: int = 255,
     progress: bool = True,
+    class_names: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write image | pseudo label | SAM masks | refined panels.
 
     The ``num_show`` images with the largest fraction of changed pixels are written as
     ``changed_01_<id>.png`` (most changed first), then ``num_show`` random other images
     (``numpy.random.default_rng(seed)``) as ``sample_01_<id>.png``. Without ``images_dir`` the
-    image column is left out.
+    image column is left out. A legend under each panel names the colour of every label in the
+    pseudo label or the refined label (``class_names``; None shows the ids).
 
     Returns:
         Paths of the written panels.
     """
-    from fma.visualization.panels import colorize, panel_image, save_png, side_by_side
+    from fma.visualization.panels import add_legend, colorize, panel_image, save_png, side_by_side
 
     labels_dir, out_dir, show_dir = Path(labels_dir), Path(out_dir), Path(show_dir)
     ids = [i for i in ids if (out_dir / f"{i}.png").is_file()]
@@ -427,6 +477,8 @@ def write_refine_panels(
                 f"refined ({100 * changed[j]:.1f}% changed)",
             ]
             path = show_dir / f"{group}_{rank:02d}_{image_id}.png"
-            save_png(path, side_by_side(panels, titles))
+            panel = side_by_side(panels, titles)
+            panel = add_legend(panel, [label, refined], class_names, pal, ignore_index=ignore_index)
+            save_png(path, panel)
             written.append(path)
     return written

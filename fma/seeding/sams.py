@@ -8,8 +8,13 @@ masks are painted into a seed map. With the final setting of the method (``norm_
    (``align_corners=False``) to the image size (H, W) of the masks; the small aspect change of
    the 16-alignment is ignored.
 2. ``f_c = max(CAM_c, 0)``, then per-class min-max normalisation over the image's pixels
-   (eps 1e-7). This pixel-level step is affine per class, so the mask-level normalisation of
-   step 4 cancels it up to the epsilon; it is kept because the original code applies it.
+   (eps 1e-7), as the original code does (``cam2score_cuda`` -> ``min_max_norm(..., thresh=0.)``
+   in FMA-WSSS ``src/libs/seeding/score.py``, called by ``seed_anns/score_cw.py``, whose comment
+   names the clip at 0 alone as the equivalent form). The step is affine per class, so with
+   ``gather="mean"`` the mask-level normalisation of step 4 cancels it up to the epsilon and
+   only the clip at 0 matters; with ``gather="sum"`` it cancels only when the class's smallest
+   clipped pixel is 0 (some pixel has CAM <= 0, as is usual), because the shift is scaled by
+   each mask's area.
 3. ``a_kc = mean of f_c over the pixels of mask k``.
 4. Per-class min-max normalisation across the masks of the image:
    ``a_kc = (a_kc - min_j a_jc) / (max_j a_jc - min_j a_jc + 1e-7)``.

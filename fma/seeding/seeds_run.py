@@ -296,7 +296,7 @@ def run_seeding(
             step = max(1, len(done) // num_show)
             write_seed_panels(
                 done[::step][:num_show], cam_dir, mask_dir, show_dir, options, palette,
-                image_path=image_path, num_classes=len(class_names),
+                image_path=image_path, num_classes=len(class_names), class_names=class_names,
             )  # fmt: skip
         return report
 
@@ -320,8 +320,12 @@ def write_seed_panels(
     *,
     image_path: Callable[[str], Path] | None = None,
     num_classes: int = 256,
+    class_names: Sequence[str] | None = None,
 ) -> list[Path]:
     """Write ``<show_dir>/<id>.png``: image | CAM (max over classes) | masks | seed.
+
+    A legend under the panel names the colour of every label in the seed (``class_names``;
+    None shows the ids).
 
     The CAM panel overlays the max over classes of the upsampled, ReLU'd and per-class min-max
     normalised CAM; the masks panel colours each pixel by its top mask in painting order
@@ -332,7 +336,14 @@ def write_seed_panels(
         Paths written.
     """
     from fma.seeding.sams import upsample_cam
-    from fma.visualization.panels import colorize, overlay, panel_image, save_png, side_by_side
+    from fma.visualization.panels import (
+        add_legend,
+        colorize,
+        overlay,
+        panel_image,
+        save_png,
+        side_by_side,
+    )
 
     written = []
     for image_id in image_ids:
@@ -355,6 +366,7 @@ def write_seed_panels(
             [img, overlay(img, heat.astype(np.float32)), mask_rgb, colorize(result.seed, palette)],
             titles=[image_id, "CAM (max over classes)", f"{len(masks)} masks", "seed"],
         )
+        panel = add_legend(panel, [result.seed], class_names, palette)
         path = Path(show_dir) / f"{image_id}.png"
         save_png(path, panel)
         written.append(path)

@@ -2,7 +2,10 @@
 
 from fma.visualization.panels import (
     IGNORE_COLOR,
+    add_legend,
+    class_legend,
     colorize,
+    legend_layout,
     overlay,
     panel_image,
     save_png,
@@ -13,7 +16,10 @@ from fma.visualization.panels import (
 
 __all__ = [
     "IGNORE_COLOR",
+    "add_legend",
+    "class_legend",
     "colorize",
+    "legend_layout",
     "overlay",
     "panel_image",
     "save_png",

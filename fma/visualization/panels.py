@@ -20,7 +20,10 @@ from fma.io.atomic import write_bytes_atomic
 __all__ = [
     "BACKGROUND_COLOR",
     "IGNORE_COLOR",
+    "add_legend",
+    "class_legend",
     "colorize",
+    "legend_layout",
     "overlay",
     "panel_image",
     "save_png",
@@ -202,6 +205,84 @@ def side_by_side(
             ImageDraw.Draw(bar).text((2, 2), str(text), fill=_TITLE_COLOR, font=font)
             canvas[:top, x0 : x0 + p.shape[1]] = np.asarray(bar)
     return canvas
+
+
+#: Padding (pixels) around a legend entry's swatch; the swatch is ``title_height() - 2 * pad``.
+_LEGEND_PAD = 3
+
+
+def _legend_name(value: int, class_names: Sequence[str] | None, ignore_index: int) -> str:
+    if value == ignore_index:
+        return "ignore"
+    if class_names is not None and 0 <= value < len(class_names):
+        return f"{value} {class_names[value]}"
+    return str(value)
+
+
+def legend_layout(texts: Sequence[str], width: int) -> tuple[list[tuple[int, int]], int, int]:
+    """Where :func:`class_legend` puts its entries: left to right, wrapped at ``width``.
+
+    Returns:
+        ``(origins, swatch, height)``: the (x, y) top-left corner of each entry's square
+        swatch (``swatch`` pixels wide, a 1-pixel black outline included; its name follows on
+        the right), and the legend's height in pixels.
+    """
+    font, row = _font(), title_height()
+    swatch = row - 2 * _LEGEND_PAD
+    origins, x, y = [], 0, 0
+    for text in texts:
+        entry = _LEGEND_PAD + swatch + 3 + int(font.getlength(str(text))) + 2 * _LEGEND_PAD
+        if x > 0 and x + entry > width:
+            x, y = 0, y + row
+        origins.append((x + _LEGEND_PAD, y + _LEGEND_PAD))
+        x += entry
+    return origins, swatch, (y + row if texts else 0)
+
+
+def class_legend(
+    labels: Sequence[int],
+    class_names: Sequence[str] | None,
+    palette: np.ndarray,
+    width: int,
+    *,
+    ignore_index: int = 255,
+) -> np.ndarray:
+    """A colour -> class name key of ``labels``: (h, width, 3) uint8, white background.
+
+    Each entry is a swatch of the label's colour (as :func:`colorize` draws it; the ignore label
+    in :data:`IGNORE_COLOR`, named ``ignore``) with a black outline, then ``"<id> <name>"``.
+    """
+    pal = _as_palette(palette)
+    values = [int(v) for v in labels]
+    texts = [_legend_name(v, class_names, ignore_index) for v in values]
+    origins, swatch, height = legend_layout(texts, width)
+    strip = Image.new("RGB", (max(width, 1), max(height, 0)), BACKGROUND_COLOR)
+    draw = ImageDraw.Draw(strip)
+    font = _font()
+    for v, text, (x, y) in zip(values, texts, origins, strict=True):
+        colour = IGNORE_COLOR if v == ignore_index else tuple(int(c) for c in pal[v])
+        draw.rectangle([x, y, x + swatch - 1, y + swatch - 1], fill=colour, outline=(0, 0, 0))
+        draw.text((x + swatch + 3, y - 1), text, fill=_TITLE_COLOR, font=font)
+    return np.asarray(strip)[:height, :width]
+
+
+def add_legend(
+    panel: np.ndarray,
+    label_maps: Sequence[np.ndarray],
+    class_names: Sequence[str] | None,
+    palette: np.ndarray,
+    *,
+    ignore_index: int = 255,
+) -> np.ndarray:
+    """``panel`` with a :func:`class_legend` of every label present in ``label_maps`` below it.
+
+    Returns:
+        (H + h, W, 3) uint8: the panel unchanged on top, the legend strip under it.
+    """
+    img = _as_rgb(panel)
+    present = sorted(set().union(*(np.unique(np.asarray(m)).tolist() for m in label_maps)))
+    legend = class_legend(present, class_names, palette, img.shape[1], ignore_index=ignore_index)
+    return np.concatenate([img, legend], axis=0)
 
 
 def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:

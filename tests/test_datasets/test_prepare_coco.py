@@ -15,10 +15,12 @@ from PIL import Image
 from tool_modules import load_tool
 
 from fma.datasets.labels import load_image_labels
+from fma.datasets.layout import DatasetLayout
 from fma.datasets.meta import COCO14
 from fma.datasets.prepare import (
     DatasetCheckError,
     coco_annotation_to_rle,
+    dropped_polygons,
     prepare_coco,
     render_coco_label_map,
 )
@@ -221,3 +223,57 @@ def test_prepare_coco_lists_every_problem(tmp_path, capsys):
     rc = load_tool("prepare_coco").main(["--ann", str(ann), "--split", "val", "--root", str(root)])
     assert rc == 1
     assert "6 problem(s)" in capsys.readouterr().err
+
+
+def test_dropped_polygons_are_reported_with_ids(tmp_path, capsys):
+    root, ann = _setup(tmp_path)
+    data = _coco_json()
+    # annotation 33 keeps one of its three polygons; 34 loses its only (odd-length) polygon
+    square = _rect(0, 0, 2, 2)[0]
+    data["annotations"].append(_ann(33, 2, 1, [square, [0, 0, 1, 1], [0, 0, 1, 1, 2]]))
+    data["annotations"].append(_ann(34, 2, 1, [[0, 0, 3, 0, 3, 3, 0]]))
+    ann.write_text(json.dumps(data))
+    assert dropped_polygons(data["annotations"]) == {
+        "fewer than 3 points": [32, 33, 33],
+        "an odd number of coordinates": [34],
+        "no polygon left": [32, 34],
+    }
+    res = prepare_coco(ann, "val", root)
+    assert res.warnings == [
+        f"{ann}: dropped 3 polygon(s) with fewer than 3 points (annotation ids 32, 33, 33)",
+        f"{ann}: dropped 1 polygon(s) with an odd number of coordinates (annotation ids 34)",
+        f"{ann}: 2 annotation(s) have no usable polygon and paint nothing (annotation ids 32, 34)",
+    ]
+    exp = np.zeros((5, 6), np.uint8)
+    exp[0:2, 0:2] = 1  # 33's valid square; 34 paints nothing
+    assert np.array_equal(_png(root, "val", IMG2), exp)
+    out = tmp_path / "o"
+    argv = ["--ann", str(ann), "--split", "val", "--root", str(root), "--out", str(out)]
+    rc = load_tool("prepare_coco").main([*argv, "--workers", "1", "--no-progress"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "warning: " + res.warnings[0] in printed
+
+
+def test_file_without_annotations_warns(tmp_path):
+    root, ann = _setup(tmp_path)
+    data = _coco_json()
+    data["annotations"] = []
+    ann.write_text(json.dumps(data))
+    res = prepare_coco(ann, "val", root)
+    assert res.images_without_annotations == 3
+    assert len(res.warnings) == 1 and "holds no annotations" in res.warnings[0]
+
+
+def test_coco2017_image_folder_is_found(tmp_path):
+    root, ann = _setup(tmp_path, images=False)
+    (root / "val2017").mkdir()
+    for stem in (IMG1, IMG2):  # IMG3 missing: the 2017 folder is the one checked
+        (root / "val2017" / f"{stem}.jpg").write_bytes(b"")
+    with pytest.raises(DatasetCheckError, match="1 problem"):
+        prepare_coco(ann, "val", root)
+    (root / "val2017" / f"{IMG3}.jpg").write_bytes(b"")
+    assert not any("image folder" in w for w in prepare_coco(ann, "val", root).warnings)
+    assert DatasetLayout.of("coco14", root).images_dir("val") == root / "val2017"
+    (root / "val2014").mkdir()  # both: 2014 wins
+    assert DatasetLayout.of("coco14", root).images_dir("val") == root / "val2014"

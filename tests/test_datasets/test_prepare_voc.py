@@ -11,6 +11,7 @@ from PIL import Image
 from tool_modules import load_tool
 
 from fma.datasets.labels import load_image_labels
+from fma.datasets.layout import DatasetLayout
 from fma.datasets.meta import VOC12
 from fma.datasets.prepare import prepare_voc, voc_default_splits
 from fma.io import write_label_map
@@ -162,17 +163,39 @@ def test_synthetic_layout_problems(tmp_path):
     assert not res.splits
 
 
-def test_synthetic_train_aug_from_mmseg_aug_txt(tmp_path):
+def test_synthetic_train_aug_from_mmseg_trainaug_txt(tmp_path):
+    """mmseg's voc_aug.py writes trainaug.txt (train + SBD, the train_aug list) and aug.txt (the
+    SBD remainder without VOC train): only trainaug.txt may stand in for train_aug.txt."""
     root = _make_voc(tmp_path / "VOC2012", {"a": _lab([1])}, {"b": _lab([2])})
     aug = root / "SegmentationClassAug"
     aug.mkdir()
     Image.fromarray(_lab([9, 11])).save(aug / "a.png")  # greyscale, as SBD-converted labels are
-    (root / "ImageSets/Segmentation/aug.txt").write_text("a\n")
+    Image.fromarray(_lab([3])).save(aug / "s.png")
+    Image.new("RGB", (24, 16)).save(root / "JPEGImages" / "s.jpg")
+    seg = root / "ImageSets/Segmentation"
+    (seg / "aug.txt").write_text("s\n")  # SBD only: the VOC train image "a" is missing
+    (seg / "trainaug.txt").write_text("a\ns\n")
+    assert DatasetLayout.of("voc12", root).split_file("train_aug") == seg / "trainaug.txt"
     assert voc_default_splits(root) == ["train", "val", "train_aug"]
     res = prepare_voc(root)
     assert res.ok
-    assert load_image_labels(root / "cls_labels" / "train_aug.json") == {"a": [9, 11]}
+    assert load_image_labels(root / "cls_labels" / "train_aug.json") == {"a": [9, 11], "s": [3]}
     assert load_image_labels(root / "cls_labels" / "train.json") == {"a": [1]}
+
+
+def test_synthetic_mmseg_aug_txt_alone_is_refused(tmp_path):
+    root = _make_voc(tmp_path / "VOC2012", {"a": _lab([1])}, {"b": _lab([2])})
+    (root / "SegmentationClassAug").mkdir()
+    seg = root / "ImageSets/Segmentation"
+    (seg / "aug.txt").write_text("s\n")
+    assert voc_default_splits(root) == ["train", "val"]
+    res = prepare_voc(root, splits=["train_aug"])
+    assert not res.ok
+    (problem,) = res.problems
+    assert problem.startswith(f"{seg / 'train_aug.txt'}: missing split file")
+    assert "SBD-only remainder" in problem and "trainaug.txt" in problem
+    with pytest.raises(FileNotFoundError, match="cat train.txt aug.txt > train_aug.txt"):
+        DatasetLayout.of("voc12", root).image_ids("train_aug")
 
 
 def test_read_only_root_needs_out(tmp_path, capsys):

@@ -122,6 +122,44 @@ def test_tool_synthetic_success_and_allow_missing(tmp_path):
     assert proc.stdout.strip().splitlines()[-1] == f"mIoU: {data['mIoU']:.2f}"
 
 
+def test_show_dir_warns_when_images_are_missing(tmp_path):
+    ids = ["x1", "x2"]
+    voc = _tiny_voc(tmp_path, ids)
+    pred = voc / "SegmentationClass"
+    args = (pred, "--dataset", "voc12", "--split", "mini", "--data-root", voc)
+    proc = _run(*args, "--show-dir", tmp_path / "s0")
+    assert proc.returncode == 0 and "warning" not in proc.stderr
+    (voc / "JPEGImages" / "x2.jpg").unlink()
+    proc = _run(*args, "--show-dir", tmp_path / "s1")
+    assert proc.returncode == 0
+    assert f"warning: 1 of 2 images are not in {voc / 'JPEGImages'} (e.g. x2)" in proc.stderr
+    (voc / "JPEGImages" / "x1.jpg").unlink()
+    (voc / "JPEGImages").rmdir()
+    proc = _run(*args, "--show-dir", tmp_path / "s2")
+    assert proc.returncode == 0
+    assert f"warning: image folder {voc / 'JPEGImages'} not found" in proc.stderr
+
+
+def test_coco_show_dir_finds_2017_images(tmp_path):
+    """A COCO 2017 tree (val2017/ next to prepare_coco.py's output) gets real image panels."""
+    root = tmp_path / "coco"
+    seg = root / "SegmentationClass" / "val"
+    (root / "ImageSets").mkdir(parents=True)
+    (root / "ImageSets" / "val.txt").write_text("000000000139\n")
+    gt = np.zeros((8, 10), np.uint8)
+    gt[2:6, 2:8] = 1
+    write_label_map(seg / "000000000139.png", gt, bitwise_palette())
+    (root / "val2017").mkdir()
+    Image.fromarray(np.full((8, 10, 3), 200, np.uint8)).save(root / "val2017" / "000000000139.jpg")
+    show = tmp_path / "show"
+    proc = _run(seg, "--dataset", "coco14", "--split", "val", "--data-root", root,
+                "--show-dir", show, "--num-show", "1")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr
+    panel = np.asarray(Image.open(next(show.glob("*.png"))).convert("RGB"))
+    assert (np.abs(panel.astype(int) - 200) <= 2).all(axis=2).any()  # the image, not grey
+
+
 def test_tool_corrupt_file_exit_1(tmp_path):
     voc = _tiny_voc(tmp_path, ["x1"])
     pred = tmp_path / "pred"

@@ -20,6 +20,7 @@ from fma.evaluation import (
     write_show_panels,
 )
 from fma.io import write_label_map as _write_label_map
+from fma.visualization.panels import legend_layout, title_height
 
 PALETTE = bitwise_palette()
 
@@ -220,18 +221,24 @@ def test_show_panels_worst_and_best(tmp_path):
     )  # fmt: skip
     paths = write_show_panels(
         res, tmp_path / "pred", tmp_path / "gt", lambda i: tmp_path / f"{i}.jpg",
-        tmp_path / "show", bitwise_palette(), num_show=2,
+        tmp_path / "show", bitwise_palette(), num_show=2, class_names=["bg", "fg"],
     )  # fmt: skip
     assert [p.name for p in paths] == [
         "worst_01_bad.png", "worst_02_mid.png", "best_01_good.png", "best_02_mid.png",
     ]  # fmt: skip
     panel = np.asarray(Image.open(paths[2]))
     assert panel.shape[1] == 3 * 6 + 2 * 4  # three 6-pixel panels, two 4-pixel gaps
-    # bottom row: image (grey 90), prediction, ground truth (bg black, fg (128, 0, 0))
-    row = panel[-1]
+    # last row of the label panels: image (grey 90), prediction, ground truth (bg black, fg
+    # (128, 0, 0)); under them the legend of labels 0 and 1
+    row = panel[title_height() + 3]
     assert (row[:6] == 90).all()
     np.testing.assert_array_equal(row[10:13], [[0, 0, 0]] * 3)
     np.testing.assert_array_equal(row[13:16], [[128, 0, 0]] * 3)
+    origins, swatch, height = legend_layout(["0 bg", "1 fg"], panel.shape[1])
+    assert panel.shape[0] == title_height() + 4 + height
+    for (x, y), colour in zip(origins, [(0, 0, 0), (128, 0, 0)], strict=True):
+        centre = panel[title_height() + 4 + y + swatch // 2, x + swatch // 2]
+        np.testing.assert_array_equal(centre, colour)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -138,7 +138,13 @@ def test_cam_roundtrip_and_original_layout(tmp_path):
     save_cam(tmp_path / "a.npz", CamRecord(cam=cam, fg_cls=np.array([1, 15]), ori_size=(48, 64)))
     rec = load_cam(tmp_path / "a.npz")
     assert rec.fg_cls.tolist() == [1, 15] and rec.ori_size == (48, 64)
-    assert np.allclose(rec.cam, cam, atol=1e-2) and rec.cam.dtype == np.float16
+    assert rec.cam.dtype == np.float32 and np.array_equal(rec.cam, cam)  # float32 by default
+    save_cam(tmp_path / "h.npz", CamRecord(cam=cam, fg_cls=np.array([1, 15])), cam_dtype="float16")
+    half = load_cam(tmp_path / "h.npz").cam
+    assert half.dtype == np.float16 and np.array_equal(half, cam.astype(np.float16))
+    assert not np.array_equal(half.astype(np.float32), cam)  # 0.1 is not a float16 number
+    with pytest.raises(ValueError, match="cam_dtype"):
+        save_cam(tmp_path / "c.npz", CamRecord(cam=cam, fg_cls=np.array([1, 15])), cam_dtype="int8")
     # a file in the original FMA-WSSS layout: 0-based foreground ids, no format_version
     np.savez(tmp_path / "orig.npz", cam=cam, fg_cls=np.array([0, 14]), fg_logit=np.ones(2))
     assert load_cam(tmp_path / "orig.npz").fg_cls.tolist() == [1, 15]

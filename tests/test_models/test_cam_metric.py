@@ -8,7 +8,7 @@ import torch
 
 from fma.datasets.meta import VOC12
 from fma.evaluation.metrics import CAMMetric, cam_panel
-from fma.io import read_manifest, write_label_map
+from fma.io import ManifestError, read_manifest, write_label_map
 from fma.io.cams import load_cam
 from fma.visualization.panels import score_colormap, title_height
 
@@ -38,9 +38,11 @@ def test_writes_files_and_scores(tmp_path) -> None:
     res = metric.compute_metrics(metric.results)
 
     rec = load_cam(out / "im0.npz")
-    assert rec.fg_cls.tolist() == [5] and rec.cam.dtype == np.float16
+    assert rec.fg_cls.tolist() == [5] and rec.cam.dtype == np.float32
+    np.testing.assert_array_equal(rec.cam, cam.numpy())
     assert rec.ori_size == (4, 4) and rec.all_logit.shape == (20,)
     man = read_manifest(out, format="cams", version=1)
+    assert man.params["cam_dtype"] == "float32"
     assert man.count == 1 and man.dataset == "voc12" and man.split == "train"
     assert man.class_names == list(VOC12.class_names)
 
@@ -133,3 +135,20 @@ def test_folder_of_other_settings_is_refused(tmp_path) -> None:
     wrong = CAMMetric(output_dir=tmp_path / "seeds", gammas=())
     with pytest.raises(ValueError, match="not CAMs"):
         wrong.process({}, [_sample("", torch.ones(1, 2, 2))])
+
+
+def test_float16_cams_are_opt_in_and_never_mixed(tmp_path) -> None:
+    cam = torch.full((1, 2, 2), 0.1)
+    out = tmp_path / "cams"
+    metric = CAMMetric(
+        output_dir=out, dataset="voc12", split="train", gammas=(), cam_dtype="float16"
+    )
+    metric.process({}, [_sample(None, cam)])
+    rec = load_cam(out / "im0.npz")
+    assert rec.cam.dtype == np.float16 and rec.cam[0, 0, 0] == np.float16(0.1)
+    assert read_manifest(out).params["cam_dtype"] == "float16"
+    rerun = CAMMetric(output_dir=out, dataset="voc12", split="train", gammas=())
+    with pytest.raises(ManifestError, match="cam_dtype='float16'"):
+        rerun.process({}, [_sample(None, cam)])
+    with pytest.raises(ValueError, match="cam_dtype"):
+        CAMMetric(output_dir=out, cam_dtype="bfloat16")

@@ -102,6 +102,54 @@ def test_act_loss_without_any_positive_still_backpropagates(tiny_clip_cfg) -> No
     total.backward()  # graph-connected zero
 
 
+@pytest.mark.parametrize("task", ["cls", "act"])
+def test_sub_batches_match_the_original_accumulation(tiny_clip_cfg, task: str) -> None:
+    """sub_batches=2 on 4 images gives the loss and gradient of the original's loop: two
+    sub-batches of 2 images, each normalised on its own, backward of loss / 2 each, one step.
+    The whole batch at once weights the images differently."""
+    kw = {"sub_batches": 2}
+    if task == "act":
+        kw.update(cls_loss_weight=0.0, act_loss_weights=(1.0, 1.0), act_positives="seed")
+    seeds = [torch.zeros(64, 96, dtype=torch.long) for _ in range(4)]
+    for i, (cls, box) in enumerate([(3, 10), (3, 30), (9, 5), (12, 40)]):
+        seeds[i][box : box + 20, 10 : 10 + 2 * box] = cls
+    seeds[0][:8, 60:] = 9  # 3 positive pairs in the first sub-batch, 2 in the second
+    samples = [_sample([3, 9, 12]), _sample([3]), _sample([9]), _sample([12, 1])]
+    for ds, seed in zip(samples, seeds, strict=True):
+        ds.seed = seed
+    models = {k: _model(tiny_clip_cfg, **{**kw, "sub_batches": k}) for k in (1, 2)}
+    data = models[1].data_preprocessor({"inputs": list(_inputs(4)), "data_samples": samples}, True)
+    grads, totals = {}, {}
+    for k, m in models.items():
+        m.train()
+        total = sum(m(**data, mode="loss").values())
+        total.backward()
+        totals[k], grads[k] = total.detach(), m.prompt_learner.ctx.grad.clone()
+    ref = _model(tiny_clip_cfg, **{**kw, "sub_batches": 1})  # the original's loop
+    ref.train()
+    ref_total = 0.0
+    for part in (slice(0, 2), slice(2, 4)):
+        loss = sum(ref(data["inputs"][part], samples[part], mode="loss").values()) / 2
+        loss.backward()  # gradients accumulate over the sub-batches
+        ref_total += float(loss.detach())
+    assert float(totals[2]) == pytest.approx(ref_total, rel=1e-5)
+    torch.testing.assert_close(grads[2], ref.prompt_learner.ctx.grad, rtol=1e-4, atol=1e-7)
+    assert abs(float(totals[1]) - ref_total) > 1e-3 * abs(ref_total)
+
+
+def test_sub_batches_validation_and_small_batches(tiny_clip_cfg) -> None:
+    with pytest.raises(ValueError, match="sub_batches must be an int >= 1"):
+        _model(tiny_clip_cfg, sub_batches=0)
+    m, one = _model(tiny_clip_cfg, sub_batches=8), _model(tiny_clip_cfg)
+    m.train(), one.train()
+    samples = [_sample([1]), _sample([2, 5])]
+    data = m.data_preprocessor({"inputs": list(_inputs(2)), "data_samples": samples}, True)
+    got = m(**data, mode="loss")["loss_cls"].detach()  # 2 images, 8 sub-batches: one part per image
+    want = sum(one(data["inputs"][i : i + 1], samples[i : i + 1], mode="loss")["loss_cls"]
+               for i in range(2)) / 2  # fmt: skip
+    assert float(got) == pytest.approx(float(want.detach()), rel=1e-6)
+
+
 def test_predict_cams_match_reference(tiny_clip_cfg) -> None:
     caa = dict(sinkhorn_iters=1, power=2, box_thresh=0.4, apply_to="score")
     m = _model(tiny_clip_cfg, caa=caa, keep_raw_cam=True, save_att=True)

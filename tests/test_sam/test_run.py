@@ -100,6 +100,10 @@ def test_failures_reported_by_name_and_run_goes_on(tmp_path, write_images, write
     imgs = tmp_path / "imgs"
     write_images(imgs, 2)
     (imgs / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).save(imgs / "cut.jpg")
+    data = (imgs / "cut.jpg").read_bytes()
+    (imgs / "cut.jpg").write_bytes(data[: len(data) // 2])  # truncated: PIL names no file
     Image.fromarray(np.zeros((4, 40, 3), np.uint8)).save(imgs / "thin.png")
     cfg = write_config(tmp_path / "cfg.py", image_dir=str(imgs), **TINY)
     code = load_tool("gen_sam_masks").main(
@@ -107,13 +111,18 @@ def test_failures_reported_by_name_and_run_goes_on(tmp_path, write_images, write
     )
     out = capsys.readouterr()
     assert code == 1
-    assert "2 written, 0 already done, 2 failed" in out.out
+    assert "2 written, 0 already done, 3 failed" in out.out
     assert "FAILED broken:" in out.out and "FAILED thin:" in out.out
+    # a corrupt JPEG is named by its path, with the fix
+    cut = imgs / "cut.jpg"
+    assert f"FAILED cut: OSError: {cut}: not a readable image (image file is " in out.out
+    assert "replace it with an intact copy" in out.out and "then rerun" in out.out
+    assert f"FAILED broken: OSError: {imgs / 'broken.jpg'}: not a readable image" in out.out
     assert "smaller than min_image_side=8" in out.out
     folder = tmp_path / "wd" / "masks" / "all"
     assert sorted(_docs(folder)) == ["img_000", "img_001"]
     man = read_manifest(folder, format="sam_masks", version=1)
-    assert man.count == 2 and man.params["n_failed"] == 2 and man.params["complete"] is False
+    assert man.count == 2 and man.params["n_failed"] == 3 and man.params["complete"] is False
 
 
 def test_skip_done_manifest_and_settings_check(tmp_path, write_images):

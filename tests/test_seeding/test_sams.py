@@ -14,6 +14,7 @@ from fma.io.sam_masks import SamMasks
 from fma.seeding import (
     SamsOptions,
     index_masks,
+    mask_fg_scores,
     paint_masks,
     painting_order,
     sams_seed,
@@ -303,6 +304,38 @@ def test_background_channel_methods_match_reference(bg_method):
     np.testing.assert_array_equal(res.labels, ref_labels)
     with pytest.raises(ValueError, match="background channel first"):
         seeds_from_masks(masks, cam[1:], fg, levels=levels, bg_method=bg_method, **extra)
+
+
+def test_pixel_min_max_cancels_for_mean_but_not_for_sum():
+    """Step 2's per-pixel min-max (kept from the original) is affine per class: with mean
+    pooling the across-mask normalisation cancels it, leaving only the clip at 0; with sum
+    pooling it cancels only when the class's smallest clipped pixel is 0."""
+    rng = np.random.default_rng(3)
+    masks = np.zeros((3, 6, 8), bool)
+    masks[0, :, :2] = True  # areas 12, 18, 6: sum pooling weights the shift by the area
+    masks[1, :3, 2:] = True
+    masks[2, 3:4, 2:] = True
+    index = index_masks(masks)
+    positive = rng.uniform(0.2, 1.0, (2, 6, 8)).astype(np.float32)  # min > 0: no pixel <= 0
+    signed = positive - 0.5
+    for cam in (positive, signed):
+        clip_only = _min_max_rows(_pool(masks, np.maximum(cam, 0), "mean"))
+        got = mask_fg_scores(cam, index, norm_first=True, gather="mean")
+        np.testing.assert_allclose(got, clip_only, atol=1e-5)
+    sums = [mask_fg_scores(c, index, norm_first=True, gather="sum") for c in (positive, signed)]
+    np.testing.assert_allclose(
+        sums[1], _min_max_rows(_pool(masks, np.maximum(signed, 0), "sum")), atol=1e-5
+    )
+    assert np.abs(sums[0] - _min_max_rows(_pool(masks, positive, "sum"))).max() > 0.05
+
+
+def _pool(masks, f, gather):
+    out = np.stack([f[:, m].sum(axis=1) for m in masks]).astype(np.float64)
+    return out / masks.reshape(len(masks), -1).sum(1)[:, None] if gather == "mean" else out
+
+
+def _min_max_rows(x):
+    return (x - x.min(axis=0)) / (x.max(axis=0) - x.min(axis=0) + EPS)
 
 
 def test_record_api_matches_array_api():

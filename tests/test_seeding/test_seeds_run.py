@@ -20,6 +20,7 @@ from fma.io.sam_masks import (
 )
 from fma.seeding import SamsOptions, sams_seed
 from fma.seeding.seeds_run import run_seeding, sweep_gamma
+from fma.visualization.panels import legend_layout, title_height
 
 IDS = ["2007_000032", "2007_000039", "2007_000063"]
 H, W = 30, 40
@@ -188,10 +189,19 @@ def test_run_seeding_show_dir_writes_panels(tmp_path):
     assert files == [f"{IDS[0]}.png", f"{IDS[1]}.png"]
     with Image.open(show / files[0]) as img:
         arr = np.asarray(img)
-    # four panels of width W with 4-pixel gaps, under a title bar
+    # four panels of width W with 4-pixel gaps, under a title bar, above the class legend
     assert arr.shape[1] == 4 * W + 3 * 4 and arr.shape[0] > H
+    top = title_height()
     # the first panel is the (red) image itself
-    assert np.abs(arr[-H // 2, W // 2].astype(int) - [200, 10, 10]).max() < 30
+    assert np.abs(arr[top + H // 2, W // 2].astype(int) - [200, 10, 10]).max() < 30
+    seed = read_label_map(tmp_path / "seeds" / f"{IDS[0]}.png")
+    texts = [f"{v} {VOC12.class_names[v]}" for v in np.unique(seed)]
+    origins, swatch, height = legend_layout(texts, arr.shape[1])
+    assert arr.shape[0] == top + H + height
+    for (x, y), v in zip(origins, np.unique(seed), strict=True):
+        np.testing.assert_array_equal(
+            arr[top + H + y + swatch // 2, x + swatch // 2], VOC12.palette[v]
+        )
 
 
 def test_sweep_gamma_scores_against_ground_truth(tmp_path):

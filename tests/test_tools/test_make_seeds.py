@@ -100,11 +100,19 @@ def test_make_seeds_main_resume_show_and_errors(tmp_path, capsys):
     # Another gamma into the same folder is refused, not mixed.
     assert tool.main([*base, "--cfg-options", "seeding.gamma=0.9"]) == 1
     assert "gamma" in capsys.readouterr().err
-    # A misspelt key fails as a bad config entry.
+    # A misspelt key in the file lists the valid seeding keys (run_seeding's arguments).
     (tmp_path / "bad").mkdir()
     bad = _config(tmp_path / "bad", cam_dir, mask_dir, "    gama=0.3,\n")
     assert tool.main([str(bad), "--work-dir", str(tmp_path / "w2"), "--workers", "0"]) == 2
-    assert "gama" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "seeding.gama is not a setting of this stage (did you mean seeding.gamma?)" in err
+    assert "Valid seeding keys: alpha, bg_method, bg_thresh, cam_dir, data_root" in err
+    assert "workers" not in err.split("Valid seeding keys:")[1]  # set by --workers
+    assert "Traceback" not in err and "unexpected keyword" not in err
+    # A misspelt --cfg-options key names the nearest existing one; nothing runs.
+    assert tool.main([*base, "--cfg-options", "seeding.gama=0.3"]) == 2
+    err = capsys.readouterr().err
+    assert "seeding.gama does not exist" in err and "did you mean seeding.gamma?" in err
     # Missing inputs.
     assert tool.main([*base[:1], "--work-dir", str(tmp_path / "w3"), "--workers", "0",
                       "--cfg-options", f"seeding.mask_dir={tmp_path / 'none'}"]) == 1  # fmt: skip

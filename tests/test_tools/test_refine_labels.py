@@ -20,6 +20,7 @@ from fma.io.manifest import Manifest, ManifestError, write_manifest
 from fma.io.sam_masks import encode_rle, make_record, save_sam_masks
 from fma.seeding.refine_run import mask_colors, refine_label_dir
 from fma.seeding.sepl import refine_pseudo_label
+from fma.visualization.panels import legend_layout, title_height
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "refine_labels.py"
@@ -139,6 +140,56 @@ def test_missing_masks_and_unknown_classes(tmp_path, capsys):
     assert "--num-classes" in capsys.readouterr().err
 
 
+def _mask_manifest(masks: Path, dataset="voc12", split="train", fmt="sam_masks") -> None:
+    write_manifest(masks, Manifest(format=fmt, version=1, count=3, dataset=dataset, split=split))
+
+
+def test_mask_manifest_is_checked_up_front(tmp_path, capsys):
+    labels, masks = _write_inputs(tmp_path, "fma")
+    names = list(VOC12.class_names)
+    write_manifest(labels, Manifest("label_maps", 1, 3, "voc12", "train", class_names=names))
+    tool = load_tool("refine_labels")
+    out = tmp_path / "out"
+    base = ["--labels", str(labels), "--masks", str(masks), "--out", str(out), "--no-progress"]
+    for dataset, split, fmt, want in [
+        ("voc12", "val", "sam_masks", "of split 'val' (manifest.json), the pseudo labels of split"),
+        ("coco14", "train", "sam_masks", "its masks are of dataset 'coco14'"),
+        ("voc12", "train", "cams", "holds 'cams' files, not SAM masks"),
+    ]:
+        _mask_manifest(masks, dataset, split, fmt)
+        assert tool.main(base) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {masks}: ") and want in err
+        assert not out.exists()  # refused before anything is written
+    # --dataset on the command line is checked too (labels without a manifest)
+    (labels / "manifest.json").unlink()
+    _mask_manifest(masks, "coco14", "train")
+    assert tool.main([*base, "--dataset", "voc12"]) == 1
+    assert "its masks are of dataset 'coco14'" in capsys.readouterr().err
+    _mask_manifest(masks, "voc12", "train")
+    assert tool.main([*base, "--dataset", "voc12"]) == 0
+
+
+def test_masks_of_other_images_give_one_error(tmp_path, capsys):
+    labels, _ = _write_inputs(tmp_path / "a", "fma")
+    _, other = _write_inputs(tmp_path / "b", "fma")
+    for p in list(other.iterdir()):
+        p.rename(other / p.name.replace("img_", "other_"))
+    _mask_manifest(other, "voc12", "val")
+    out = tmp_path / "out"
+    argv = ["--labels", str(labels), "--masks", str(other), "--out", str(out),
+            "--dataset", "voc12", "--no-progress"]  # fmt: skip
+    assert load_tool("refine_labels").main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1  # one line, not one per image
+    assert err[0] == (
+        f"error: {other}: no SAM masks for any of the 3 pseudo labels (img_a, img_c, img_f); its "
+        "manifest says dataset 'voc12', split 'val'. Pass the masks of these images "
+        "(tools/gen_sam_masks.py), or --image-list the ids that have masks"
+    )
+    assert not out.exists()
+
+
 def test_show_dir_panels(tmp_path, capsys):
     labels, masks = _write_inputs(tmp_path)
     images = tmp_path / "images"
@@ -157,6 +208,14 @@ def test_show_dir_panels(tmp_path, capsys):
         panel = np.asarray(img)
     assert panel.shape[1] == 4 * W + 3 * 4  # image | pseudo | masks | refined, gap 4
     assert "wrote 2 panels" in capsys.readouterr().out
+    # legend of the labels in the pseudo label (0, 3) and the refined label (3 floods it)
+    texts = ["0 background", "3 bird"]
+    origins, swatch, height = legend_layout(texts, panel.shape[1])
+    assert panel.shape[0] == title_height() + H + height
+    for (x, y), v in zip(origins, (0, 3), strict=True):
+        np.testing.assert_array_equal(
+            panel[title_height() + H + y + swatch // 2, x + swatch // 2], VOC12.palette[v]
+        )
 
 
 def test_mask_colors_smallest_on_top():

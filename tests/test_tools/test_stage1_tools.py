@@ -26,7 +26,7 @@ COCO_SEG = REPO / "configs" / "stage1" / "fma-seg_prompt-clip-vit-b16_1xb16-75k_
 TINY_OPTIONS = [
     "model.clip.model_name=tiny_clip",
     "model.clip.pretrained=None",
-    f"model.clip.model_config={TINY_JSON}",
+    f"+model.clip.model_config={TINY_JSON}",  # a key the configs do not hold: added with +
     "model.n_ctx=4",
     "model.att_layers=2",
     "train_dataloader.batch_size=2",
@@ -170,14 +170,25 @@ def test_show_dir(tmp_path, voc, voc_ckpt) -> None:
             x0 = (128 + 4) * (i + 1)
             want = overlay(image, score[i].numpy()).astype(int)
             got = panel[top:, x0 : x0 + 128].astype(int)
-            # The panel was drawn from the float32 CAM, the file holds float16. The tiny random
-            # model's CAMs vary by ~2% around their mean, so the float16 rounding, stretched by
-            # the min-max normalisation and the colormap slope (510 levels per unit score at
-            # alpha 0.5), moves colours by a few levels; the exact drawing is tested in
-            # tests/test_models/test_cam_metric.py.
+            # The panel and the file hold the same float32 CAM; rounding in the drawing (the
+            # colormap slope is 510 levels per unit score at alpha 0.5) moves colours by a few
+            # levels at most; the exact drawing is tested in tests/test_models/test_cam_metric.py.
             assert np.abs(got - want).mean() < 4.0
     # the CAM files are written as usual
     assert len(cams) == 4
+
+
+def test_misspelt_cfg_options_key_is_refused_without_traceback(tmp_path, capsys) -> None:
+    for tool, extra in (("train", []), ("test", [str(tmp_path / "ckpt.pth")])):
+        (tmp_path / "ckpt.pth").write_bytes(b"")
+        with pytest.raises(SystemExit) as info:
+            load_tool(tool).main([str(VOC_CLS), *extra, "--work-dir", str(tmp_path / "w"),
+                                  "--cfg-options", "modle.n_ctx=4"])  # fmt: skip
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --cfg-options modle.n_ctx: modle does not exist")
+        assert "(did you mean model.n_ctx?)" in err and "+modle.n_ctx=" in err
+    assert not (tmp_path / "w").exists()
 
 
 # ------------------------------------------------------------------------------------- COCO

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from fma.datasets.meta import bitwise_palette
+from fma.datasets.meta import VOC12, bitwise_palette
 from fma.visualization import (
     IGNORE_COLOR,
+    add_legend,
+    class_legend,
     colorize,
+    legend_layout,
     overlay,
     save_png,
     score_colormap,
@@ -18,6 +23,7 @@ from fma.visualization import (
 )
 
 PAL = bitwise_palette()
+VOC_NAMES = VOC12.class_names
 
 
 def test_colorize_voc_colours_and_ignore():
@@ -134,3 +140,33 @@ def test_panel_image_resizes_and_falls_back_to_grey(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"nope")
     assert np.all(panel_image(tmp_path / "bad.png", (2, 3)) == 128)
     assert panel_image(None, (2, 3)).shape == (2, 3, 3)
+
+
+def test_legend_names_every_present_label_with_its_colour():
+    a = np.array([[0, 15], [255, 15]], dtype=np.uint8)
+    b = np.array([[0, 2], [2, 2]], dtype=np.uint8)
+    panel = np.full((2, 300, 3), 7, np.uint8)
+    out = add_legend(panel, [a, b], VOC_NAMES, PAL)
+    texts = ["0 background", "2 bicycle", "15 person", "ignore"]  # sorted; 255 is "ignore"
+    origins, swatch, height = legend_layout(texts, 300)
+    assert out.shape == (2 + height, 300, 3) and np.array_equal(out[:2], panel)
+    assert height == title_height() and [y for _, y in origins] == [3] * 4  # one row
+    xs = [x for x, _ in origins]
+    assert xs == sorted(xs) and xs[0] == 3
+    for (x, y), colour in zip(origins, [PAL[0], PAL[2], PAL[15], IGNORE_COLOR], strict=True):
+        np.testing.assert_array_equal(out[2 + y + swatch // 2, x + swatch // 2], colour)
+        np.testing.assert_array_equal(out[2 + y, x], (0, 0, 0))  # outlined, so white shows
+        name = out[2 + y : 2 + y + swatch, x + swatch + 3 : x + swatch + 20]
+        assert (name.sum(axis=2) < 384).any()  # dark text right of the swatch
+
+
+def test_legend_wraps_at_the_panel_width_and_shows_ids_without_names():
+    texts = [str(v) for v in range(12)]
+    origins, _, height = legend_layout(texts, 60)
+    rows = sorted({y for _, y in origins})
+    assert len(rows) > 1 and height == len(rows) * title_height()
+    for (x, _), nxt in itertools.pairwise(origins):
+        assert nxt[0] > x or nxt[0] == 3  # left to right, a new row starts at the left
+    strip = class_legend(range(12), None, PAL, 60)
+    assert strip.shape == (height, 60, 3)
+    assert class_legend([], None, PAL, 60).shape == (0, 60, 3)

@@ -37,5 +37,6 @@ test_dataloader = dict(
         pipeline=test_pipeline,
     ),
 )
-test_evaluator = dict(type="CAMMetric", dataset="coco14")
+# cam float32 as the original; cam_dtype="float16" makes the files smaller (README, Stage I).
+test_evaluator = dict(type="CAMMetric", dataset="coco14", cam_dtype="float32")
 test_cfg = dict(type="TestLoop")

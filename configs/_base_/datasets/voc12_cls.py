@@ -39,5 +39,6 @@ test_dataloader = dict(
         pipeline=test_pipeline,
     ),
 )
-test_evaluator = dict(type="CAMMetric", dataset="voc12")
+# cam float32 as the original; cam_dtype="float16" makes the files smaller (README, Stage I).
+test_evaluator = dict(type="CAMMetric", dataset="voc12", cam_dtype="float32")
 test_cfg = dict(type="TestLoop")

@@ -9,8 +9,12 @@ model = dict(
     n_ctx=16,
     csc=False,
     class_token_position="end",
+    # N(0, 0.015^2) contexts: the original's value for VOC and COCO classification prompts and
+    # for COCO segmentation prompts (configs/VOC/cls/cfg.py, configs/COCO/cls/cfg.py and
+    # configs/COCO/seg/cfg.py set model.ini.ctx_cfg.ctx_std = 0.015); VOC segmentation: 0.0125.
     ctx_std=0.015,
     ctx_seed=0,
+    sub_batches=1,  # VOC: the whole batch of 16 (configs/clip_cam/base.py: sub_iter_num = 1)
     cls_loss_weight=1.0,
     act_loss_weights=(0.0, 0.0),
     att_layers=8,
