@@ -333,7 +333,6 @@ def refine_label_dir(
             workers=workers,
             desc=f"SEPL {method}",
             progress=progress,
-            class_names=class_names,
         )
         seconds = time.perf_counter() - start
         write_manifest(out_dir, manifest(report.ok and _count_outputs(out_dir, ids) == len(ids)))
@@ -352,6 +351,7 @@ def refine_label_dir(
                 seed=seed,
                 ignore_index=ignore_index,
                 progress=progress,
+                class_names=class_names,
             )
         return result
 
