@@ -79,6 +79,8 @@ def run_per_image(
     workers: int = 0,
     desc: str = "images",
     progress: bool = True,
+    initializer: Callable[..., Any] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> StageReport:
     """Run ``fn(image_id, *args)`` for every id whose output does not exist yet.
 
@@ -90,6 +92,10 @@ def run_per_image(
         workers: 0 runs in this process; N > 0 uses N spawned worker processes.
         desc: progress-bar label.
         progress: show a tqdm bar (on stderr).
+        initializer: called as ``initializer(*initargs)`` once in every worker process (or
+            once in this process when ``workers`` is 0) before the first image, e.g. to load a
+            model once per process instead of pickling it with every image.
+        initargs: its arguments (picklable when ``workers > 0``).
 
     Returns:
         :class:`StageReport`.
@@ -106,13 +112,17 @@ def run_per_image(
     bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not progress, file=sys.stderr)
     try:
         if workers <= 0 or len(todo) <= 1:
+            if initializer is not None and todo:
+                initializer(*initargs)
             for image_id in todo:
                 err = _call(fn, image_id, args)
                 _record(report, image_id, err)
                 bar.update(1)
         else:
             ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(
+                max_workers=workers, mp_context=ctx, initializer=initializer, initargs=initargs
+            ) as pool:
                 futures = {pool.submit(_call, fn, i, args): i for i in todo}
                 for fut in as_completed(futures):
                     _record(report, futures[fut], fut.result())
