@@ -3,16 +3,18 @@
 Child nodes of mmengine's root registries with ``scope='fma'``; ``locations`` lists the modules
 that register into each node, so ``default_scope='fma'`` (or a ``fma.`` prefix on a type name)
 imports them on first use. Only Runner-built objects are registered: the stage I model and its
-data preprocessor, the stage I datasets and transforms, and the CAM metric.
+data preprocessor, the stage I datasets and transforms, the CAM metric and the test-loop
+progress bar.
 """
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
-__all__ = ["DATASETS", "METRICS", "MODELS", "TRANSFORMS"]
+__all__ = ["DATASETS", "HOOKS", "METRICS", "MODELS", "TRANSFORMS"]
 
 MODELS = Registry(
     "model",
@@ -32,3 +34,4 @@ TRANSFORMS = Registry(
 METRICS = Registry(
     "metric", parent=MMENGINE_METRICS, scope="fma", locations=["fma.evaluation.metrics"]
 )
+HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="fma", locations=["fma.apis.progress"])
