@@ -8,13 +8,15 @@ that order (:func:`column_major`) and every per-pixel output back (:func:`row_ma
 * :func:`float_sums` gives the sum of a float image over every mask from prefix sums restarted
   at every column, so the rounding error of a run stays relative to its column (at most H
   values), not to the whole image.
-* :func:`cover` is the union of a subset of masks, :func:`max_rank` the highest painting rank of
-  the masks covering each pixel (the last painted mask wins). Both work on the elementary
-  segments between the sorted run boundaries and expand them to pixels once; :func:`max_rank`
-  applies each run as a range maximum with a top-down sparse table (two blocks of a power of two
-  per run), O(R log R + H W) time and O(R + H W) memory.
+* :func:`cover` is the union of a subset of masks: +1 / -1 at the run ends of an int32 array
+  over the pixels, then a cumulative sum.
+* :func:`max_rank` is the highest painting rank of the masks covering each pixel (the last
+  painted mask wins). It works on the elementary segments between run ends (marked in one pass
+  over the pixels) and applies each run as a range maximum with a top-down sparse table (two
+  blocks of a power of two per run): O(R log R + H W) time, O(R + H W) memory.
 
-Memory per call stays a few H x W arrays plus O(R); nothing builds a (K, H, W) array.
+Memory per call stays a few bytes per pixel (int32 and bool arrays over H x W) plus O(R);
+nothing builds a (K, H, W) array.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import numpy as np
 from fma.io.rle_runs import MaskRuns, mask_sums
 
 __all__ = [
-    "DENSE_COVER_PIXELS",
     "column_major",
     "count_in",
     "cover",
@@ -32,11 +33,6 @@ __all__ = [
     "max_rank",
     "row_major",
 ]
-
-
-#: Up to this many pixels :func:`cover` uses int64 depth arrays over the pixels (24 bytes per
-#: pixel); larger images work on the elementary segments between run boundaries.
-DENSE_COVER_PIXELS = 1 << 22
 
 
 def column_major(image: np.ndarray) -> np.ndarray:
@@ -58,39 +54,55 @@ def count_in(runs: MaskRuns, inside: np.ndarray) -> np.ndarray:
     return mask_sums(runs, csum[runs.ends] - csum[runs.starts])
 
 
-def float_sums(runs: MaskRuns, image: np.ndarray) -> np.ndarray:
-    """(K,) float64 sum of an (H, W) float image over the pixels of every mask.
+def float_sums(runs: MaskRuns, images: np.ndarray) -> np.ndarray:
+    """(K, P) float64 sums of P float (H, W) images over the pixels of every mask.
 
     Prefix sums (float64) restart at every image column; a run inside one column is the
     difference of two of them, a run over several columns adds the column totals in between.
+
+    Args:
+        runs: the masks.
+        images: (P, H, W) or (H, W) floats (one image gives a (K,) result).
     """
     h, w = runs.shape
-    img = np.asarray(image)
-    if img.shape != (h, w):
-        raise ValueError(f"image is {img.shape}, masks are {(h, w)}")
-    local = np.zeros((w, h + 1), dtype=np.float64)
-    np.cumsum(img.T, axis=1, dtype=np.float64, out=local[:, 1:])
-    cols = np.zeros(w + 1, dtype=np.float64)
-    np.cumsum(local[:, h], out=cols[1:])
+    imgs = np.asarray(images)
+    single = imgs.ndim == 2
+    if single:
+        imgs = imgs[None]
+    if imgs.shape[1:] != (h, w):
+        raise ValueError(f"images are {imgs.shape[1:]}, masks are {(h, w)}")
     xs, ys = np.divmod(runs.starts, h)
     xe = (runs.ends - 1) // h
     ye = runs.ends - xe * h  # 1..h: the end stays in the column of the run's last pixel
+    lo, hi = xs * (h + 1) + ys, xe * (h + 1) + ye
+    span = np.flatnonzero(xe != xs)
+    out = np.zeros((len(runs), imgs.shape[0]), dtype=np.float64)
+    local = np.zeros((w, h + 1), dtype=np.float64)
+    cols = np.zeros(w + 1, dtype=np.float64)
     flat = local.reshape(-1)
-    per_run = flat[xe * (h + 1) + ye] - flat[xs * (h + 1) + ys]
-    span = xe != xs
-    if span.any():
-        per_run[span] += cols[xe[span]] - cols[xs[span]]
-    return mask_sums(runs, per_run)
+    for c, img in enumerate(imgs):
+        np.cumsum(img.T, axis=1, dtype=np.float64, out=local[:, 1:])
+        per_run = flat[hi] - flat[lo]
+        if span.size:
+            np.cumsum(local[:, h], out=cols[1:])
+            per_run[span] += cols[xe[span]] - cols[xs[span]]
+        out[:, c] = mask_sums(runs, per_run)
+    return out[:, 0] if single else out
 
 
-def _segments(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sorted distinct boundaries and each run's range [a, b) of elementary segments."""
-    bounds = np.sort(np.concatenate([starts, ends]))
-    distinct = np.empty(bounds.size, dtype=bool)
-    distinct[0] = True
-    np.not_equal(bounds[1:], bounds[:-1], out=distinct[1:])
-    bounds = bounds[distinct]
-    return bounds, np.searchsorted(bounds, starts), np.searchsorted(bounds, ends)
+def _segments(runs: MaskRuns, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Boundaries of the elementary segments between run ends, and each run's range [a, b).
+
+    One pass over the pixels marks the boundaries (no sort): segment i is
+    ``[bounds[i], bounds[i + 1])`` and run r covers the segments ``a[r] <= i < b[r]``.
+    """
+    n = runs.num_pixels
+    mark = np.zeros(n + 1, dtype=bool)
+    mark[starts] = True
+    mark[ends] = True
+    index = np.cumsum(mark, dtype=np.int32 if n < 2**31 else np.int64)
+    index -= 1
+    return np.flatnonzero(mark), index[starts], index[ends]
 
 
 def _expand(runs: MaskRuns, bounds: np.ndarray, per_segment: np.ndarray) -> np.ndarray:
@@ -113,14 +125,11 @@ def cover(runs: MaskRuns, select: np.ndarray | None = None) -> np.ndarray:
         keep = np.repeat(np.asarray(select, dtype=bool), np.diff(runs.offsets))
         starts, ends = starts[keep], ends[keep]
     n = runs.num_pixels
-    if starts.size == 0:
-        return np.zeros(n, dtype=bool)
-    if n <= DENSE_COVER_PIXELS:  # faster on small images: one depth array over the pixels
-        depth = np.bincount(starts, minlength=n + 1) - np.bincount(ends, minlength=n + 1)
-        return np.cumsum(depth[:n]) > 0
-    bounds, a, b = _segments(starts, ends)
-    depth = np.bincount(a, minlength=bounds.size) - np.bincount(b, minlength=bounds.size)
-    return _expand(runs, bounds, np.cumsum(depth[:-1]) > 0)
+    depth = np.zeros(n + 1, dtype=np.int32)
+    np.add.at(depth, starts, np.int32(1))
+    np.add.at(depth, ends, np.int32(-1))
+    np.cumsum(depth, out=depth)
+    return depth[:n] > 0
 
 
 def max_rank(runs: MaskRuns, rank: np.ndarray) -> np.ndarray:
@@ -139,7 +148,7 @@ def max_rank(runs: MaskRuns, rank: np.ndarray) -> np.ndarray:
     starts, ends, per_run = runs.starts[keep], runs.ends[keep], per_run[keep]
     if starts.size == 0:
         return np.zeros(runs.num_pixels, dtype=rank.dtype)
-    bounds, a, b = _segments(starts, ends)
+    bounds, a, b = _segments(runs, starts, ends)
     m = bounds.size - 1  # elementary segments
     level = np.log2(b - a).astype(np.int64)  # floor(log2(length)); lengths are >= 1
     # Guard the float log against rounding at exact powers of two.

@@ -61,12 +61,9 @@ def mask_fg_scores_runs(
     score = upsample_cam(cam, (h, w)).reshape(-1, h * w)  # (P, N) float32
     if norm_first:
         score = _min_max(score, axis=1)
-    k, p = len(runs), score.shape[0]
     areas = runs.areas
     valid = areas > 0
-    pooled = np.zeros((k, p), dtype=np.float64)
-    for c in range(p):
-        pooled[:, c] = float_sums(runs, score[c].reshape(h, w))
+    pooled = float_sums(runs, score.reshape(-1, h, w))  # (K, P) float64
     if gather == "mean":
         pooled[valid] /= areas[valid, None]
     return _min_max(pooled, axis=0, valid=valid)

@@ -153,14 +153,7 @@ def test_size_mismatch_and_uncompressed_counts_refused(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # run operations against dense brute force
 # ---------------------------------------------------------------------------------------------
-@pytest.fixture(params=["dense", "segments"])
-def cover_path(request, monkeypatch):
-    """Both implementations of ``cover``: the pixel depth array and the elementary segments."""
-    monkeypatch.setattr(run_ops, "DENSE_COVER_PIXELS", 1 << 40 if request.param == "dense" else 0)
-    return request.param
-
-
-def test_cover_count_and_sums_match_brute_force(cover_path):
+def test_cover_count_and_sums_match_brute_force():
     rng = np.random.default_rng(3)
     for _ in range(30):
         h, w = (int(v) for v in rng.integers(1, 40, 2))
@@ -178,6 +171,9 @@ def test_cover_count_and_sums_match_brute_force(cover_path):
         sums = run_ops.float_sums(runs, image)
         ref = [float(image[m].astype(np.float64).sum()) for m in masks]
         np.testing.assert_allclose(sums, ref, rtol=1e-12, atol=1e-12)
+        both = run_ops.float_sums(runs, np.stack([image, 2 * image]))
+        assert both.shape == (k, 2)
+        np.testing.assert_allclose(both[:, 1], 2 * np.asarray(ref), rtol=1e-12, atol=1e-12)
 
 
 def test_max_rank_matches_painting_loop():
