@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import _sepl_bench
+from oracle_masks import cam_from_label
 
 from fma.io import Manifest, read_label_map, write_label_map, write_manifest
 from fma.io.amg import write_amg_folder
@@ -41,14 +43,6 @@ class Inputs:
     seconds: dict[str, float]
 
 
-def _cam_from_label(pseudo: np.ndarray, fg: list[int], rng: np.random.Generator) -> np.ndarray:
-    h, w = -(-pseudo.shape[0] // 16), -(-pseudo.shape[1] // 16)
-    pad = np.zeros((h * 16, w * 16), dtype=np.uint8)
-    pad[: pseudo.shape[0], : pseudo.shape[1]] = pseudo
-    cam = np.stack([(pad == c).reshape(h, 16, w, 16).mean((1, 3)) for c in fg] or [])
-    return (cam.reshape(len(fg), h, w) + rng.normal(0, 0.05, (len(fg), h, w))).astype(np.float32)
-
-
 def _real(voc_mini: Path, work: Path, n: int, k: int, workers: int) -> tuple[list[str], str]:
     from fma.datasets.layout import DatasetLayout
     from fma.sam.run import run_sam_masks
@@ -61,7 +55,7 @@ def _real(voc_mini: Path, work: Path, n: int, k: int, workers: int) -> tuple[lis
         pseudo = read_label_map(voc_mini / "pseudo_labels" / "transcam" / f"{image_id}.png")
         write_label_map(work / "labels" / f"{image_id}.png", pseudo)
         fg = [c for c in np.unique(gt).tolist() if c not in (0, 255)]
-        cam = _cam_from_label(pseudo, fg, rng)
+        cam = cam_from_label(pseudo, fg, rng)
         save_cam(work / "cams" / f"{image_id}.npz", CamRecord(cam, np.array(fg), gt.shape))
     scales = (round(0.6 * k), round(0.3 * k), max(1, round(0.1 * k)))
     res = run_sam_masks(
@@ -81,7 +75,7 @@ def _synthetic(work: Path, n: int, k: int) -> tuple[list[str], str]:
         label, masks = _sepl_bench.synthetic_image(k, seed=s)
         write_label_map(work / "labels" / f"{image_id}.png", label)
         fg = [c for c in np.unique(label).tolist() if c] or [1]
-        cam = _cam_from_label(label, fg, rng)
+        cam = cam_from_label(label, fg, rng)
         save_cam(work / "cams" / f"{image_id}.npz", CamRecord(cam, np.array(fg), label.shape))
         recs = [make_record(r, area=int(m.sum()), bbox=[0, 0, 1, 1], level=int(rng.integers(0, 3)))
                 for r, m in zip(encode_rle(masks), masks, strict=True)]  # fmt: skip
