@@ -4,7 +4,7 @@ With the mini VOC set (``--voc-mini``): the first ``n`` train images, their Tran
 labels, CAMs derived from those labels (each present class's region average-pooled onto the
 16-pixel patch grid, plus noise; ``fg_cls`` = the ground-truth classes) and SLIC superpixels of
 the real images at three levels, generated with ``tools/gen_sam_masks.py``'s library function
-in ``workers`` processes, with about ``k`` masks per image (60 / 30 / 10 % per level).
+in ``workers`` processes, with about ``k`` masks per image (about 60 / 30 / 10 % per level).
 Without it: 375x500 synthetic images (ellipse labels, SAM-like ellipse masks, random CAMs).
 The masks are also written as amg.py folders (one PNG per mask) for the reference merge.
 """
@@ -57,7 +57,8 @@ def _real(voc_mini: Path, work: Path, n: int, k: int, workers: int) -> tuple[lis
         fg = [c for c in np.unique(gt).tolist() if c not in (0, 255)]
         cam = cam_from_label(pseudo, fg, rng)
         save_cam(work / "cams" / f"{image_id}.npz", CamRecord(cam, np.array(fg), gt.shape))
-    scales = (round(0.6 * k), round(0.3 * k), max(1, round(0.1 * k)))
+    # SLIC returns about 3/4 of the segments asked for on these images.
+    scales = (round(0.8 * k), round(0.4 * k), max(1, round(0.13 * k)))
     res = run_sam_masks(
         work / "gen", dataset="voc12", data_root=voc_mini / "VOC2012", split="train",
         image_ids=ids, source="superpixels", preset="slic",

@@ -21,7 +21,7 @@ In-memory rows time one call per image on already loaded inputs (CPU time of thi
 single thread; peak = tracemalloc peak of the call, inputs excluded).
 
 Run: ``python benchmarks/seeding.py [--images N] [--masks-per-image K] [--workers N]
-[--voc-mini DIR] [--before SRC] [--reference-images M]``.
+[--voc-mini DIR] [--before SRC] [--reference-images M] [--gen-workers N]``.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -182,7 +183,8 @@ def in_memory(inp: Any, n: int, n_loop: int) -> list[dict[str, Any]]:
         row = {"stage": stage, "impl": name, "n": count, "ms": 1e3 * sec, "peak": peak}
         if stage != "read":
             want.setdefault(stage, outs)
-            same = sum(np.array_equal(a, b) for a, b in zip(outs, want[stage], strict=True))
+            ref = want[stage][:count]
+            same = sum(np.array_equal(a, b) for a, b in zip(outs, ref, strict=True))
             row["same"] = f"{same}/{count}"
         rows.append(row)
     for stage in ("SEPL", "SAMS"):
@@ -194,24 +196,28 @@ def in_memory(inp: Any, n: int, n_loop: int) -> list[dict[str, Any]]:
 
 
 def print_tables(e2e: list[dict[str, Any]], mem: list[dict[str, Any]]) -> None:
-    head = (f"{'stage':<5} {'implementation':<30} {'n':>4} {'wall s':>7} {'img/s':>7} "
-            f"{'CPU ms/img':>10} {'img/CPU-s':>9} {'peak MiB':>8} {'x ref':>6} "
-            f"{'same':>8}")  # fmt: skip
-    print("\nEnd to end (whole process, disk to disk)")
-    print(head + "\n" + "-" * len(head))
-    for r in e2e:
-        print(f"{r['stage']:<5} {r['impl']:<30} {r['n']:>4} {r['wall']:>7.2f} "
-              f"{r['n'] / r['wall']:>7.1f} {1e3 * r['cpu'] / r['n']:>10.1f} "
-              f"{r['n'] / r['cpu']:>9.1f} {r['rss']:>8.0f} {r['x_ref']:>6.1f} "
-              f"{r['same']:>8}")  # fmt: skip
-    head = (f"{'stage':<5} {'implementation':<30} {'n':>4} {'ms/img':>8} {'img/s':>7} "
-            f"{'peak MiB':>8} {'x ref':>6} {'same':>8}")  # fmt: skip
-    print("\nIn memory (one call per image on loaded inputs, CPU time, one thread)")
-    print(head + "\n" + "-" * len(head))
-    for r in mem:
-        x = f"{r['x_ref']:>6.1f}" if "x_ref" in r else f"{'':>6}"
-        print(f"{r['stage']:<5} {r['impl']:<30} {r['n']:>4} {r['ms']:>8.2f} "
-              f"{1e3 / r['ms']:>7.1f} {r['peak']:>8.1f} {x} {r.get('same', ''):>8}")  # fmt: skip
+    if e2e:
+        head = (f"{'stage':<5} {'implementation':<30} {'n':>4} {'wall s':>7} {'img/s':>7} "
+                f"{'CPU ms/img':>10} {'img/CPU-s':>9} {'peak MiB':>8} {'x ref':>6} "
+                f"{'same':>8}")  # fmt: skip
+        print("\nEnd to end (whole process, disk to disk)")
+        print(head + "\n" + "-" * len(head))
+        for r in e2e:
+            print(f"{r['stage']:<5} {r['impl']:<30} {r['n']:>4} {r['wall']:>7.2f} "
+                  f"{r['n'] / r['wall']:>7.1f} {1e3 * r['cpu'] / r['n']:>10.1f} "
+                  f"{r['n'] / r['cpu']:>9.1f} {r['rss']:>8.0f} {r['x_ref']:>6.1f} "
+                  f"{r['same']:>8}")  # fmt: skip
+    if mem:
+        head = (f"{'stage':<5} {'implementation':<30} {'n':>4} {'ms/img':>8} {'img/s':>7} "
+                f"{'peak MiB':>8} {'x ref':>6} {'same':>8}")  # fmt: skip
+        print("\nIn memory (one call per image on loaded inputs, CPU time, one thread)")
+        print(head + "\n" + "-" * len(head))
+        for r in mem:
+            x = f"{r['x_ref']:>6.1f}" if "x_ref" in r else f"{'':>6}"
+            same = r.get("same", "")
+            print(f"{r['stage']:<5} {r['impl']:<30} {r['n']:>4} {r['ms']:>8.2f} "
+                  f"{1e3 / r['ms']:>7.1f} {r['peak']:>8.1f} {x} {same:>8}")  # fmt: skip
+    sys.stdout.flush()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -225,6 +231,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="--workers of the fma tools and of the mask generation (0: one process)",
     )
     p.add_argument(
+        "--gen-workers",
+        type=int,
+        default=2,
+        help="worker processes generating the superpixel masks (inputs only)",
+    )
+    p.add_argument(
         "--voc-mini",
         type=Path,
         default=REPO.parent / "shared/data/voc2012-mini",
@@ -235,6 +247,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--reference-images", type=int, default=20, help="images of the (slow) reference merges"
     )
     p.add_argument("--memory-images", type=int, default=30, help="images of the in-memory rows")
+    p.add_argument(
+        "--inputs-dir",
+        type=Path,
+        help="build the inputs here and reuse them in later runs with the same settings",
+    )
     p.add_argument("--no-in-memory", action="store_true", help="end-to-end rows only")  # fmt: skip
     args = p.parse_args(argv)
     if min(args.images, args.masks_per_image, args.reference_images, args.memory_images) < 1:
@@ -249,21 +266,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(tmp) if args.inputs_dir is None else args.inputs_dir
         t0 = time.perf_counter()
         n_amg = max(args.reference_images, 0 if args.no_in_memory else args.memory_images)
-        inp = _seeding_inputs.build(work, args.voc_mini, args.images, args.masks_per_image,
-                                    args.workers, n_amg)  # fmt: skip
+        key = f"{args.voc_mini} {args.images} {args.masks_per_image} {n_amg}"
+        if (work / "inputs.txt").is_file() and (work / "inputs.txt").read_text() == key:
+            inp = pickle_free_reload(work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            inp = _seeding_inputs.build(work, args.voc_mini, args.images, args.masks_per_image,
+                                        args.gen_workers, n_amg)  # fmt: skip
+            (work / "source.txt").write_text(f"{inp.source}\n{inp.masks_per_image}\n")
+            (work / "inputs.txt").write_text(key)
         print(f"inputs: {inp.source}; {inp.masks_per_image:.0f} masks per image on average; "
-              f"built in {time.perf_counter() - t0:.0f} s")  # fmt: skip
+              f"ready in {time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
         load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
         print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, load average {load}; "
-              f"python {platform.python_version()}")  # fmt: skip
-        e2e = end_to_end(inp, work, args)
-        mem = [] if args.no_in_memory else in_memory(inp, args.memory_images, min(5, args.images))
-        print_tables(e2e, mem)
+              f"python {platform.python_version()}", flush=True)  # fmt: skip
+        runs = Path(tmp) / "runs"
+        runs.mkdir()
+        e2e = end_to_end(inp, runs, args)
+        print_tables(e2e, [])
+        if not args.no_in_memory:
+            print_tables([], in_memory(inp, args.memory_images, min(5, args.memory_images)))
         print(f"\nload average after: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     return 0
+
+
+def pickle_free_reload(work: Path) -> Any:
+    """The :class:`_seeding_inputs.Inputs` of a folder built by an earlier run."""
+    source, k = (work / "source.txt").read_text().splitlines()
+    ids = (work / "ids.txt").read_text().split()
+    return _seeding_inputs.Inputs(ids, work / "labels", work / "cams", work / "masks",
+                                  work / "amg", work / "ids.txt", source, float(k), {})  # fmt: skip
 
 
 if __name__ == "__main__":

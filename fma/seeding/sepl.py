@@ -38,7 +38,9 @@ Implementation: the (K, H, W) masks are bit-packed once (64 pixels per uint64 wo
 popcount over the word columns where the class has pixels, so the class loop only touches
 K-length vectors and (K, words of the class) blocks; every union (selected masks, coverage) is
 one OR-reduction over packed rows. Nothing loops over masks or pixels in Python. Peak extra
-memory is about K * H * W / 8 bytes plus one image-sized buffer per class.
+memory is about K * H * W / 8 bytes plus one image-sized buffer per class. The tools use
+:mod:`fma.seeding.sepl_runs`, which gives the same labels from the masks' RLE runs without
+decoding them (memory O(runs + H * W)).
 """
 
 from __future__ import annotations
