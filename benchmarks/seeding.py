@@ -228,7 +228,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workers",
         type=int,
         default=0,
-        help="--workers of the fma tools and of the mask generation (0: one process)",
+        help="--workers of the timed fma tools (0: their own process only)",
     )
     p.add_argument(
         "--gen-workers",
