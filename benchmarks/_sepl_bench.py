@@ -27,7 +27,6 @@ Run: ``python benchmarks/_sepl_bench.py [--quick]``; ``run(rows)`` appends the r
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 import tracemalloc
@@ -35,8 +34,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import _reference_merge
 import numpy as np
-from PIL import Image
 
 from fma.io.amg import read_amg_folder, write_amg_folder
 from fma.io.sam_masks import encode_rle, load_sam_masks, make_record, save_sam_masks
@@ -129,28 +128,8 @@ def per_mask_loop_tuned(label: np.ndarray, masks: np.ndarray, num_classes: int) 
     return out
 
 
-def official_loop(label: np.ndarray, sam_folder: str, num_cls: int) -> np.ndarray:
-    """The official ``MaxIoU_IMP2.merge`` as written: every PNG decoded once per present class."""
-    seen = []
-    processed_mask = np.zeros_like(label)
-    for i in range(1, num_cls):
-        pre_cls = label == i
-        if np.sum(pre_cls) == 0:
-            continue
-        candidates = []
-        sam_mask = np.zeros_like(pre_cls)
-        for filename in os.scandir(sam_folder):
-            if filename.is_file() and filename.path.endswith("png") and filename.path not in seen:
-                cur_sam = np.array(Image.open(filename.path)) == 255
-                sam_mask = np.logical_or(sam_mask, cur_sam)
-                improve_thresh = 2 * np.sum((pre_cls == cur_sam) * pre_cls) - np.sum(cur_sam)
-                improve_pred_thresh = np.sum((pre_cls == cur_sam) * pre_cls) / np.sum(pre_cls)
-                if improve_thresh > 0 or improve_pred_thresh >= 0.85:
-                    candidates.append(cur_sam)
-                    seen.append(filename.path)
-        candidates.append(np.logical_and(sam_mask == 0, pre_cls == 1))
-        processed_mask[np.sum(candidates, axis=0) > 0] = i
-    return processed_mask
+#: The official ``max_iou_imp2`` merger as written (every PNG decoded once per present class).
+official_loop = _reference_merge.official_sepl
 
 
 def _measure(

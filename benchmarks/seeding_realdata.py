@@ -21,7 +21,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from oracle_masks import oracle_component_masks  # noqa: E402
+from oracle_masks import cam_from_label, oracle_component_masks  # noqa: E402
 
 from fma.datasets.layout import DatasetLayout  # noqa: E402
 from fma.io import Manifest, read_label_map, write_manifest  # noqa: E402
@@ -45,11 +45,7 @@ def build_inputs(voc_mini: Path, work: Path) -> list[str]:
         ]
         save_sam_masks(work / "masks" / f"{image_id}.json.gz", image_id, *gt.shape, recs)
         fg = [c for c in np.unique(gt).tolist() if c not in (0, 255)]
-        h, w = -(-gt.shape[0] // 16), -(-gt.shape[1] // 16)
-        pad = np.zeros((h * 16, w * 16), dtype=np.uint8)
-        pad[: gt.shape[0], : gt.shape[1]] = pseudo
-        cam = np.stack([(pad == c).reshape(h, 16, w, 16).mean((1, 3)) for c in fg] or [])
-        cam = cam.reshape(len(fg), h, w) + rng.normal(0, 0.05, (len(fg), h, w))
+        cam = cam_from_label(pseudo, fg, rng).astype(np.float64)
         save_cam(work / "cams" / f"{image_id}.npz", CamRecord(cam, np.array(fg), ori_size=gt.shape))
     write_manifest(work / "masks", Manifest("sam_masks", 1, len(ids), "voc12", "train"))
     write_manifest(work / "cams", Manifest("cams", 1, len(ids), "voc12", "train"))

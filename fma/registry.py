@@ -3,18 +3,19 @@
 Child nodes of mmengine's root registries with ``scope='fma'``; ``locations`` lists the modules
 that register into each node, so ``default_scope='fma'`` (or a ``fma.`` prefix on a type name)
 imports them on first use. Only Runner-built objects are registered: the stage I model and its
-data preprocessor, the stage I datasets and transforms, the CAM metric and the stage I optimizer
-wrapper.
+data preprocessor, the stage I datasets and transforms, the CAM metric, the stage I optimizer
+wrapper and the test-loop progress bar.
 """
 
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
 
-__all__ = ["DATASETS", "METRICS", "MODELS", "OPTIM_WRAPPERS", "TRANSFORMS"]
+__all__ = ["DATASETS", "HOOKS", "METRICS", "MODELS", "OPTIM_WRAPPERS", "TRANSFORMS"]
 
 MODELS = Registry(
     "model",
@@ -40,3 +41,4 @@ OPTIM_WRAPPERS = Registry(
     scope="fma",
     locations=["fma.models.optim_wrapper"],
 )
+HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="fma", locations=["fma.apis.progress"])

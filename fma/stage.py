@@ -131,6 +131,8 @@ def run_per_image(
     workers: int = 0,
     desc: str = "images",
     progress: bool = True,
+    initializer: Callable[..., Any] | None = None,
+    initargs: tuple[Any, ...] = (),
 ) -> StageReport:
     """Run ``fn(image_id, *args)`` for every id whose output does not exist yet.
 
@@ -144,6 +146,10 @@ def run_per_image(
         desc: progress-bar label.
         progress: show a tqdm bar (on stderr); when every output exists, one line saying so
             instead.
+        initializer: called as ``initializer(*initargs)`` once in every worker process (or
+            once in this process when ``workers`` is 0) before the first image, e.g. to load a
+            model once per process instead of pickling it with every image.
+        initargs: its arguments (picklable when ``workers > 0``).
 
     Returns:
         :class:`StageReport`.
@@ -181,11 +187,13 @@ def run_per_image(
     try:
         with stop_signals():
             if workers <= 0 or len(todo) <= 1:
+                if initializer is not None:
+                    initializer(*initargs)
                 for image_id in todo:
                     if not record(image_id, _call(fn, image_id, args)):
                         break
             else:
-                run_in_workers(todo, _call, fn, args, workers, record)
+                run_in_workers(todo, _call, fn, args, workers, record, initializer, initargs)
     except StopRun as exc:
         raise StageInterrupted(exc.signum, report) from None
     finally:

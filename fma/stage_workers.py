@@ -105,7 +105,13 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def _worker_main(
-    conn: Connection, parent_pid: int, call: Callable[..., Any], fn: Any, args: tuple
+    conn: Connection,
+    parent_pid: int,
+    call: Callable[..., Any],
+    fn: Any,
+    args: tuple,
+    initializer: Callable[..., Any] | None = None,
+    initargs: tuple = (),
 ) -> None:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -114,6 +120,8 @@ def _worker_main(
         raise SystemExit(128 + signum)  # unwinds, so atomic writes remove their temp file
 
     signal.signal(signal.SIGTERM, on_term)
+    if initializer is not None:
+        initializer(*initargs)
     while True:
         try:
             image_id = conn.recv()
@@ -128,10 +136,20 @@ def _worker_main(
 # the parent side
 # ---------------------------------------------------------------------------------------------
 class _Worker:
-    def __init__(self, ctx: Any, call: Callable[..., Any], fn: Any, args: tuple) -> None:
+    def __init__(
+        self,
+        ctx: Any,
+        call: Callable[..., Any],
+        fn: Any,
+        args: tuple,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple = (),
+    ) -> None:
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(
-            target=_worker_main, args=(child, os.getpid(), call, fn, args), daemon=True
+            target=_worker_main,
+            args=(child, os.getpid(), call, fn, args, initializer, initargs),
+            daemon=True,
         )
         self.proc.start()
         child.close()
@@ -168,6 +186,8 @@ def run_in_workers(
     args: tuple,
     workers: int,
     record: Callable[[str, Any], bool],
+    initializer: Callable[..., Any] | None = None,
+    initargs: tuple = (),
 ) -> None:
     """Run ``call(fn, image_id, args)`` for every id in ``workers`` spawned processes.
 
@@ -178,6 +198,8 @@ def run_in_workers(
         workers: number of processes.
         record: ``record(image_id, outcome)``; a dead worker's image gets the outcome
             ``(message, False)``. Returning False stops the run (no new images are handed out).
+        initializer, initargs: ``initializer(*initargs)`` runs once in every worker process
+            (a replaced worker runs it again) before its first image.
 
     Raises:
         StopRun: from :func:`stop_signals` (the workers are stopped first).
@@ -188,7 +210,7 @@ def run_in_workers(
     go_on = True
     try:
         for _ in range(min(workers, len(queue))):
-            w = _Worker(ctx, call, fn, args)
+            w = _Worker(ctx, call, fn, args, initializer, initargs)
             pool.append(w)
             w.give(queue.pop())
         while any(w.image_id is not None for w in pool):
@@ -208,7 +230,9 @@ def run_in_workers(
                     w.image_id = None
                     _stop([w])
                     pool.remove(w)
-                    w = _Worker(ctx, call, fn, args) if queue and go_on else None
+                    w = None
+                    if queue and go_on:
+                        w = _Worker(ctx, call, fn, args, initializer, initargs)
                     if w is not None:
                         pool.append(w)
                 go_on = record(image_id, outcome) and go_on

@@ -23,7 +23,7 @@ from PIL import Image
 
 from fma.io.amg import write_amg_folder
 
-__all__ = ["oracle_component_masks", "write_oracle_amg_folders"]
+__all__ = ["cam_from_label", "oracle_component_masks", "write_oracle_amg_folders"]
 
 
 def oracle_component_masks(
@@ -54,6 +54,22 @@ def oracle_component_masks(
     if not masks:
         return np.zeros((0, *gt.shape), dtype=bool)
     return np.concatenate(masks)
+
+
+def cam_from_label(
+    label: np.ndarray, fg_cls: Sequence[int], rng: np.random.Generator
+) -> np.ndarray:
+    """(P, ceil(H/16), ceil(W/16)) float32 CAM-like maps from a label map, for seeding tests.
+
+    Each class's region ``label == c`` (c in ``fg_cls``) is average-pooled onto the 16-pixel
+    patch grid of the zero-padded image, plus Gaussian noise (sigma 0.05) from ``rng``.
+    """
+    h, w = -(-label.shape[0] // 16), -(-label.shape[1] // 16)
+    pad = np.zeros((h * 16, w * 16), dtype=np.uint8)
+    pad[: label.shape[0], : label.shape[1]] = label
+    cam = np.stack([(pad == c).reshape(h, 16, w, 16).mean((1, 3)) for c in fg_cls] or [])
+    cam = cam.reshape(len(fg_cls), h, w) + rng.normal(0, 0.05, (len(fg_cls), h, w))
+    return cam.astype(np.float32)
 
 
 def write_oracle_amg_folders(

@@ -14,6 +14,7 @@ Examples::
     torchrun --nproc_per_node 2 tools/gen_sam_masks.py CONFIG --launcher pytorch
     python tools/gen_sam_masks.py CONFIG --cfg-options sam_masks.preset=fast --show-dir show
     python tools/gen_sam_masks.py CONFIG --no-compress       # plain <id>.json files
+    python tools/gen_sam_masks.py configs/sam/superpixels_voc12.py --workers 2   # 2 processes
 """
 
 import fma  # noqa: F401, I001  (first: sets up the package before anything else)
@@ -37,6 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--shard", help="process only shard i of n, written 'i/n' (e.g. 0/4)")
     p.add_argument("--launcher", choices=["none", "pytorch"], default="none",
                    help="'pytorch': torch.distributed from torchrun's environment")  # fmt: skip
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="worker processes (superpixels, or SAM on CPU; default 0: this process)",
+    )
+    p.add_argument("--threads-per-worker", type=int, default=1,
+                   help="torch threads of each SAM worker process (default 1)")  # fmt: skip
     p.add_argument("--work-dir", type=Path, help="run folder (default work_dirs/<config stem>)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction,
                    help="override config entries, e.g. sam_masks.preset=fast")  # fmt: skip
@@ -48,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.config.is_file():
         p.error(f"config {args.config} does not exist")
+    if args.workers < 0 or args.threads_per_worker < 1:
+        p.error("--workers must be >= 0 and --threads-per-worker >= 1")
     if args.shard is not None:
         try:
             parse_shard(args.shard)
@@ -75,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         kwargs["split"] = args.split
     if args.no_compress:
         kwargs["compress"] = False
+    if args.workers:
+        kwargs.update(workers=args.workers, threads_per_worker=args.threads_per_worker)
     work_dir = tool_work_dir(args.config, cfg, args.work_dir)
     try:
         result = run_sam_masks(

@@ -18,5 +18,7 @@ default_hooks = dict(
     checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=1000),
     sampler_seed=dict(type="DistSamplerSeedHook"),
 )
+# A progress bar with ETA over the test loop (CAM inference); the logger above logs every 50.
+custom_hooks = [dict(type="ProgressBarHook")]
 vis_backends = [dict(type="LocalVisBackend")]
 visualizer = dict(type="Visualizer", vis_backends=vis_backends)

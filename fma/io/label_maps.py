@@ -174,15 +174,15 @@ def encode_label_png(label: np.ndarray, palette: np.ndarray | None = None) -> by
     label = np.asarray(label)
     if label.ndim != 2:
         raise ValueError(f"label map must be 2-D (H, W), got shape {label.shape}")
-    if label.size and (label.min() < 0 or label.max() > 255):
+    if label.dtype != np.uint8 and label.size and (label.min() < 0 or label.max() > 255):
         raise ValueError("label values must lie in 0..255 to be stored as an 8-bit PNG")
-    img = Image.fromarray(label.astype(np.uint8), mode="P")
+    img = Image.fromarray(label.astype(np.uint8, copy=False), mode="P")
     # Without a palette, PIL would quantise indices on save; a grey ramp keeps them exact.
     pal = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
     if palette is not None:
         p = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)[:256]
         pal[: len(p)] = p
-    img.putpalette(pal.reshape(-1).tolist())
+    img.putpalette(pal.tobytes(), rawmode="RGB")  # the same 768 palette bytes as a list
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False)
     return buf.getvalue()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import functools
 import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -172,23 +173,41 @@ def _resolve_device(device: str, local_rank: int) -> str:
 
 
 class _ImageJob:
-    """Per-image work: read, generate, write (called by :func:`fma.stage.run_per_image`)."""
+    """Per-image work: read, generate, write (called by :func:`fma.stage.run_per_image`).
+
+    The mask generator is built from ``spec`` by :meth:`build`, once per process; a job sent
+    to a worker process is pickled without it (see :func:`_install_job`).
+    """
 
     def __init__(
         self,
-        generator: Any,
+        spec: tuple[Any, ...],
         out_dir: Path,
         image_path: Any,
         min_side: int,
         suffix: str,
         max_pixels: int | None = None,
     ) -> None:
-        self.generator = generator
+        self.spec = spec
+        self.generator: Any = None
         self.out_dir = out_dir
         self.image_path = image_path
         self.min_side = min_side
         self.suffix = suffix
         self.max_pixels = max_pixels
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "generator": None}
+
+    def build(self) -> None:
+        """Build the generator (``spec`` = :func:`_make_generator` arguments + thread count)."""
+        if self.generator is None:
+            *args, threads = self.spec
+            if threads > 0 and args[0] == "sam":
+                import torch
+
+                torch.set_num_threads(threads)
+            self.generator = _make_generator(*args)
 
     def __call__(self, image_id: str) -> None:
         try:
@@ -213,8 +232,19 @@ class _ImageJob:
             raise
 
 
-def _call_job(image_id: str, job: _ImageJob) -> None:
-    job(image_id)
+_JOB: _ImageJob | None = None  # the job of this process, set by _install_job
+
+
+def _install_job(job: _ImageJob) -> None:
+    """Worker initializer: keep the job and build its generator once for this process."""
+    global _JOB
+    job.build()
+    _JOB = job
+
+
+def _call_job(image_id: str) -> None:
+    assert _JOB is not None, "_install_job runs first"
+    _JOB(image_id)
 
 
 def run_sam_masks(
@@ -238,6 +268,8 @@ def run_sam_masks(
     max_image_pixels: int | None = 40_000_000,
     shard: str | Sequence[int] | None = None,
     launcher: str = "none",
+    workers: int = 0,
+    threads_per_worker: int = 1,
     show_dir: str | os.PathLike | None = None,
     num_show: int | None = None,
     progress: bool = True,
@@ -269,6 +301,10 @@ def run_sam_masks(
             (default 40 MP; None: no limit).
         shard: ``"i/n"`` or ``(i, n)``: process only the i-th of n disjoint shards.
         launcher: ``"none"`` or ``"pytorch"`` (torch.distributed; shards by rank).
+        workers: 0 generates in this process; N > 0 in N spawned worker processes, each
+            building the generator once (superpixels, or SAM on CPU; for GPUs use ``shard`` or
+            ``launcher``). The files do not depend on N.
+        threads_per_worker: torch threads of each SAM worker process (default 1).
         show_dir: write level panels (PNG) of this process's images here.
         num_show: at most this many panels per process (None: all).
         progress: tqdm progress bar with ETA.
@@ -284,6 +320,10 @@ def run_sam_masks(
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if workers < 0 or threads_per_worker < 1:
+        raise ValueError(
+            f"workers must be >= 0 and threads_per_worker >= 1, got {workers}, {threads_per_worker}"
+        )
     shard_index, shard_count = parse_shard(shard)
     if source == "sam":
         preset_obj: Any = get_preset(preset or "fma", **dict(preset_overrides or {}))
@@ -324,18 +364,31 @@ def run_sam_masks(
         if cooperative:
             lock.close()
 
-        generator = _make_generator(source, preset_obj, model_type, ckpt_path, device, local_rank,
-                                    tiny_seed)  # fmt: skip
+        spec = (source, preset_obj, model_type, ckpt_path, device, local_rank, tiny_seed,
+                threads_per_worker if workers > 0 else 0)  # fmt: skip
+        if (
+            workers > 0
+            and source == "sam"
+            and _resolve_device(device, local_rank).startswith("cuda")
+        ):
+            raise ValueError(
+                "workers > 0 runs SAM on CPU only; on GPUs start one process per device with "
+                "--launcher pytorch (torchrun) or --shard i/n"
+            )
+        job = _ImageJob(spec, out_dir, images.path, min_image_side, suffix, max_image_pixels)
+        if workers == 0:
+            job.build()  # in this process: a bad model or preset fails here, before any image
         where = f" [rank {rank}/{world}]" if world > 1 else ""
         where += f" [shard {shard_index}/{shard_count}]" if shard_count > 1 else ""
-        job = _ImageJob(generator, out_dir, images.path, min_image_side, suffix, max_image_pixels)
         report = run_per_image(
             ids,
             _call_job,
-            (job,),
             output_path=lambda i: find_mask_file(out_dir, i) or out_dir / f"{i}{suffix}",
+            workers=workers,
             desc=f"{source} masks {images.split}{where}",
             progress=progress,
+            initializer=_install_job,
+            initargs=(job,),
         )
         report.failed = _gather_failures(report.failed, world)
         if world > 1:
@@ -384,7 +437,7 @@ def _resolve_images(
         split_name = split
         images = _Images(
             layout.image_ids(split),
-            lambda i: layout.image_path(split_name, i),
+            functools.partial(layout.image_path, split_name),  # picklable for workers
             layout.dataset,
             split,
         )

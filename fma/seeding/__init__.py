@@ -24,7 +24,9 @@ from fma.seeding.sams import (
     top_mask,
     upsample_cam,
 )
+from fma.seeding.sams_runs import sams_seed_runs
 from fma.seeding.sepl import refine_pseudo_label
+from fma.seeding.sepl_runs import refine_with_runs
 
 __all__ = [
     "BG_METHODS",
@@ -45,7 +47,9 @@ __all__ = [
     "paint_masks",
     "painting_order",
     "refine_pseudo_label",
+    "refine_with_runs",
     "sams_seed",
+    "sams_seed_runs",
     "seed_from_scores",
     "seeds_from_masks",
     "top_mask",

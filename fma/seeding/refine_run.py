@@ -40,10 +40,12 @@ from fma.io.manifest import (
     write_manifest,
 )
 from fma.io.mask_paint import MaskSource, dense_source, paint_masks, rle_source
+from fma.io.rle_runs import load_runs_any
 from fma.io.sam_masks import FORMAT as MASKS_FORMAT
 from fma.io.sam_masks import VERSION as MASKS_VERSION
 from fma.io.sam_masks import SamMaskError, find_mask_file, read_sam_records
-from fma.seeding.sepl import METHODS, refine_pseudo_label
+from fma.seeding.sepl import METHODS
+from fma.seeding.sepl_runs import refine_with_runs
 from fma.stage import StageReport, run_per_image
 
 __all__ = [
@@ -100,17 +102,17 @@ def refine_one(image_id: str, job: _Job) -> None:
     label = read_label_map(
         label_path, num_classes=job.num_classes, ignore_index=job.ignore_index, palette=job.palette
     )
-    sam = load_masks_any(job.masks_dir, image_id, image_size=label.shape)
-    if sam.shape != label.shape:
+    sam = load_runs_any(job.masks_dir, image_id, image_size=label.shape)
+    if tuple(sam.shape) != label.shape:
         mask_path = mask_layout(job.masks_dir, image_id)[1]
         raise ValueError(
             f"size mismatch: pseudo label {label_path} is {label.shape[1]}x{label.shape[0]} "
             f"(WxH) but its SAM masks {mask_path} are {sam.shape[1]}x{sam.shape[0]}; SEPL never "
             "resizes, so generate the masks on the images the labels belong to"
         )
-    refined = refine_pseudo_label(
+    refined = refine_with_runs(
         label,
-        sam.masks,
+        sam,
         job.num_classes,
         job.method,
         keep_ignore=job.keep_ignore,

@@ -593,6 +593,18 @@ def sams_seed(cam: CamRecord, masks: SamMasks, options: SamsOptions) -> SamsResu
 
 
 def _run(index: MaskIndex, cam: Any, fg_cls: Any, levels: Any, options: SamsOptions) -> SamsResult:
+    c, fg = check_cam(cam, fg_cls, options)
+    score = mask_fg_scores(c, index, norm_first=options.norm_first, gather=options.gather)
+    lv = None if levels is None else _to_numpy(levels)
+    return seed_from_scores(index, score, fg, options, levels=lv)
+
+
+def check_cam(cam: Any, fg_cls: Any, options: SamsOptions) -> tuple[np.ndarray, np.ndarray]:
+    """The CAM as numpy and the checked class ids; raises ValueError when they do not fit.
+
+    Returns:
+        cam (P', h, w) numpy array and fg_cls (P,) int64, P' = P (+1 with a background channel).
+    """
     fg = _check_fg_cls(fg_cls)
     c = _to_numpy(cam)
     want = fg.shape[0] + int(options.has_bg_channel)
@@ -604,6 +616,4 @@ def _run(index: MaskIndex, cam: Any, fg_cls: Any, levels: Any, options: SamsOpti
             f"cam of shape {c.shape} does not fit {fg.shape[0]} classes with "
             f"bg_method={options.bg_method!r}: expected ({want}, h, w){extra}"
         )
-    score = mask_fg_scores(c, index, norm_first=options.norm_first, gather=options.gather)
-    lv = None if levels is None else _to_numpy(levels)
-    return seed_from_scores(index, score, fg, options, levels=lv)
+    return c, fg

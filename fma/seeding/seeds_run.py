@@ -34,16 +34,13 @@ from fma.io.manifest import (
     read_manifest,
     write_manifest,
 )
-from fma.seeding.sams import (
-    DEFAULT_PRIORITY,
-    BgMethod,
-    GatherMethod,
-    SamsOptions,
-    index_masks,
-    mask_fg_scores,
-    sams_seed,
-    seed_from_scores,
-    top_mask,
+from fma.io.rle_runs import MaskRuns, load_mask_runs
+from fma.seeding.sams import DEFAULT_PRIORITY, BgMethod, GatherMethod, SamsOptions
+from fma.seeding.sams_runs import (
+    mask_fg_scores_runs,
+    sams_seed_runs,
+    seed_from_scores_runs,
+    top_mask_runs,
 )
 from fma.stage import StageReport, run_per_image
 
@@ -121,7 +118,7 @@ def _check_inputs(
 
 def _load_pair(
     image_id: str, cam_dir: str, mask_dir: str, num_classes: int
-) -> tuple[cam_io.CamRecord, mask_io.SamMasks, str]:
+) -> tuple[cam_io.CamRecord, MaskRuns, str]:
     cam_path = Path(cam_dir) / f"{image_id}.npz"
     mask_path = mask_io.find_mask_file(mask_dir, image_id)
     if mask_path is None:
@@ -131,7 +128,7 @@ def _load_pair(
             "run tools/gen_sam_masks.py for it"
         )
     cam = cam_io.load_cam(cam_path)
-    masks = mask_io.load_sam_masks(mask_path)
+    masks = load_mask_runs(mask_path)
     if cam.fg_cls.size and int(cam.fg_cls.max()) >= num_classes:
         raise ValueError(
             f"{cam_path}: class ids {cam.fg_cls.tolist()} exceed the dataset's {num_classes} "
@@ -162,7 +159,7 @@ def _seed_one(
     _set_threads(threads)
     cam, masks, names = _load_pair(image_id, cam_dir, mask_dir, num_classes)
     try:
-        result = sams_seed(cam, masks, options)
+        result = sams_seed_runs(cam, masks, options)
     except ValueError as exc:
         raise ValueError(f"{names}: {exc}") from exc
     write_label_map(Path(out_dir) / f"{image_id}.png", result.seed, palette)
@@ -348,7 +345,7 @@ def write_seed_panels(
     written = []
     for image_id in image_ids:
         cam, masks, _ = _load_pair(image_id, str(cam_dir), str(mask_dir), num_classes)
-        result = sams_seed(cam, masks, options)
+        result = sams_seed_runs(cam, masks, options)
         H, W = masks.shape
         img = panel_image(Path(image_path(image_id)) if image_path else None, (H, W))
         up = np.maximum(upsample_cam(cam.cam, (H, W)), 0.0)
@@ -358,7 +355,7 @@ def write_seed_panels(
             heat = ((up - lo) / (hi - lo + 1e-7)).max(axis=0)
         else:
             heat = np.zeros((H, W), np.float32)
-        top = top_mask(index_masks(masks.masks), result.order)
+        top = top_mask_runs(masks, result.order)
         colours = _mask_colors(len(masks))[top + 1]
         mask_rgb = np.round(0.5 * img + 0.5 * colours).astype(np.uint8)
         mask_rgb[top < 0] = img[top < 0]
@@ -392,12 +389,11 @@ def _sweep_one(
     gt = read_label_map(gt_path, num_classes=num_classes, palette=palette)
     if gt.shape != masks.shape:
         raise ValueError(f"{gt_path}: ground truth is {gt.shape}, masks are {masks.shape}")
-    index = index_masks(masks.masks)
     first = options[0]
-    score = mask_fg_scores(cam.cam, index, norm_first=first.norm_first, gather=first.gather)
+    score = mask_fg_scores_runs(cam.cam, masks, norm_first=first.norm_first, gather=first.gather)
     out = np.zeros((len(options), num_classes, num_classes + 1), dtype=np.int64)
     for g, opt in enumerate(options):
-        seed = seed_from_scores(index, score, cam.fg_cls, opt, levels=masks.levels).seed
+        seed = seed_from_scores_runs(masks, score, cam.fg_cls, opt).seed
         out[g] = confusion_matrix(seed, gt, num_classes)
     return out
 

@@ -38,7 +38,9 @@ Implementation: the (K, H, W) masks are bit-packed once (64 pixels per uint64 wo
 popcount over the word columns where the class has pixels, so the class loop only touches
 K-length vectors and (K, words of the class) blocks; every union (selected masks, coverage) is
 one OR-reduction over packed rows. Nothing loops over masks or pixels in Python. Peak extra
-memory is about K * H * W / 8 bytes plus one image-sized buffer per class.
+memory is about K * H * W / 8 bytes plus one image-sized buffer per class. The tools use
+:mod:`fma.seeding.sepl_runs`, which gives the same labels from the masks' RLE runs without
+decoding them (memory O(runs + H * W)).
 """
 
 from __future__ import annotations
@@ -112,15 +114,32 @@ class _Bits(NamedTuple):
 def _check_inputs(
     label: np.ndarray, masks: np.ndarray, num_classes: int, ignore_index: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    label = np.asarray(label)
     masks = np.asarray(masks)
-    if label.ndim != 2:
-        raise ValueError(f"label must be an (H, W) array, got shape {label.shape}")
     if masks.ndim != 3:
         raise ValueError(f"masks must be a (K, H, W) array, got shape {masks.shape}")
-    if masks.shape[1:] != label.shape:
+    label = check_label(label, masks.shape[1:], num_classes, ignore_index)
+    if masks.dtype != bool:
+        if not (np.issubdtype(masks.dtype, np.integer) or np.issubdtype(masks.dtype, np.floating)):
+            raise ValueError(f"masks must be bool (or 0/1 numbers), got dtype {masks.dtype}")
+        masks = masks != 0
+    return label, masks
+
+
+def check_label(
+    label: np.ndarray, mask_shape: tuple[int, ...], num_classes: int, ignore_index: int
+) -> np.ndarray:
+    """Validate a pseudo label against the masks' (H, W); returns it as uint8.
+
+    Raises:
+        ValueError: not 2-D, a size other than the masks', a bad class count or ignore index,
+            or values outside 0..255.
+    """
+    label = np.asarray(label)
+    if label.ndim != 2:
+        raise ValueError(f"label must be an (H, W) array, got shape {label.shape}")
+    if tuple(mask_shape) != label.shape:
         raise ValueError(
-            f"masks are {masks.shape[1]}x{masks.shape[2]} (HxW) but the pseudo label is "
+            f"masks are {mask_shape[0]}x{mask_shape[1]} (HxW) but the pseudo label is "
             f"{label.shape[0]}x{label.shape[1]}; SEPL never resizes, give masks of the label's size"
         )
     if not 2 <= int(num_classes) <= 255:
@@ -133,12 +152,34 @@ def _check_inputs(
         raise ValueError(f"label must hold integer class ids, got dtype {label.dtype}")
     if label.dtype != np.uint8 and label.size and (label.min() < 0 or label.max() > 255):
         raise ValueError("label values must lie in 0..255")
-    label = label.astype(np.uint8, copy=False)
-    if masks.dtype != bool:
-        if not (np.issubdtype(masks.dtype, np.integer) or np.issubdtype(masks.dtype, np.floating)):
-            raise ValueError(f"masks must be bool (or 0/1 numbers), got dtype {masks.dtype}")
-        masks = masks != 0
-    return label, masks
+    return label.astype(np.uint8, copy=False)
+
+
+def check_options(method: str, max_area_ratio: float | None) -> None:
+    """Raise ValueError for an unknown ``method`` or a ``max_area_ratio`` that is not > 0."""
+    if method not in METHODS:
+        raise ValueError(f"unknown SEPL method {method!r}; choose one of {', '.join(METHODS)}")
+    if max_area_ratio is not None and not max_area_ratio > 0:
+        raise ValueError(f"max_area_ratio must be > 0 (or None), got {max_area_ratio}")
+
+
+def class_counts(
+    flat_label: np.ndarray, num_classes: int, ignore_index: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(256,) int64 pixel count of every value and the present classes 1..C-1, ascending.
+
+    Raises:
+        ValueError: values that are neither classes nor ``ignore_index``.
+    """
+    counts = np.bincount(flat_label, minlength=256)
+    bad = np.flatnonzero(counts[num_classes:] > 0) + num_classes
+    bad = bad[bad != ignore_index]
+    if bad.size:
+        raise ValueError(
+            f"label holds values {bad[:10].tolist()} that are neither classes 0..{num_classes - 1} "
+            f"nor ignore {ignore_index}; check num_classes"
+        )
+    return counts, np.flatnonzero(counts[1:num_classes] > 0) + 1
 
 
 def refine_pseudo_label(
@@ -195,23 +236,12 @@ def refine_pseudo_label(
         ValueError: unknown method, shape mismatch, bad dtypes, or label values that are neither
             classes nor ``ignore_index``.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown SEPL method {method!r}; choose one of {', '.join(METHODS)}")
-    if max_area_ratio is not None and not max_area_ratio > 0:
-        raise ValueError(f"max_area_ratio must be > 0 (or None), got {max_area_ratio}")
+    check_options(method, max_area_ratio)
     label, masks = _check_inputs(label, masks, num_classes, ignore_index)
     h, w = label.shape
     n = h * w
     flat_label = label.reshape(-1)
-    counts = np.bincount(flat_label, minlength=256)
-    bad = np.flatnonzero(counts[num_classes:] > 0) + num_classes
-    bad = bad[bad != ignore_index]
-    if bad.size:
-        raise ValueError(
-            f"label holds values {bad[:10].tolist()} that are neither classes 0..{num_classes - 1} "
-            f"nor ignore {ignore_index}; check num_classes"
-        )
-    present = np.flatnonzero(counts[1:num_classes] > 0) + 1  # ascending class ids
+    counts, present = class_counts(flat_label, num_classes, ignore_index)
     out = np.zeros(n, dtype=np.uint8)
     if present.size:
         bits = _Bits.pack(masks.reshape(masks.shape[0], n))

@@ -39,8 +39,9 @@ _CAPPED = textwrap.dedent("""
 """)
 
 
-def test_a_huge_mask_stack_under_a_memory_cap_fails_its_image_only(tmp_path):
-    H, W, K = 3000, 4000, 1200  # 14 GB decoded; the cap is 2 GiB
+def _huge_inputs(tmp_path: Path) -> tuple[Path, Path]:
+    """Labels and masks of a 4000x3000 image with 1,200 masks (14 GB decoded) and a tiny one."""
+    H, W, K = 3000, 4000, 1200
     labels, masks = tmp_path / "labels", tmp_path / "masks"
     write_label_map(labels / "a_big.png", np.ones((H, W), np.uint8))
     rng = np.random.default_rng(0)
@@ -55,17 +56,34 @@ def test_a_huge_mask_stack_under_a_memory_cap_fails_its_image_only(tmp_path):
     write_label_map(labels / "b_small.png", np.ones((6, 8), np.uint8))
     small_recs = [make_record(r, area=24, bbox=[0, 0, 4, 6]) for r in encode_rle(small)]
     save_sam_masks(masks / "b_small.json.gz", "b_small", 6, 8, small_recs)
+    return labels, masks
+
+
+def test_a_huge_mask_file_refines_under_a_memory_cap(tmp_path):
+    """refine_labels computes on RLE runs: the 14 GB mask stack is never decoded (2 GiB cap)."""
+    labels, masks = _huge_inputs(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-c", _CAPPED, "2048", str(REPO / "tools/refine_labels.py"), "--labels",
          str(labels), "--masks", str(masks), "--out", str(tmp_path / "out"), "--num-classes",
          "21", "--no-progress"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert proc.returncode == 1, (proc.returncode, proc.stderr[-2000:])
-    assert (tmp_path / "out" / "b_small.png").is_file(), proc.stderr[-3000:]  # the rest of the run is not lost
-    assert not (tmp_path / "out" / "a_big.png").exists()
-    assert "FAILED a_big" in proc.stderr and "a_big.json.gz: decoding its 1200 masks" in proc.stderr
-    assert "FMA_MAX_DECODE_MB" in proc.stderr
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-3000:])
+    assert (tmp_path / "out" / "b_small.png").is_file()
+    assert (tmp_path / "out" / "a_big.png").is_file()
+
+
+def test_the_dense_decoder_refuses_a_huge_mask_stack_naming_the_file(tmp_path):
+    """Where masks are still decoded densely, a stack above FMA_MAX_DECODE_MB is refused before
+    pycocotools would allocate it (and crash the process)."""
+    from fma.io.sam_masks import SamMaskError, load_sam_masks
+
+    _, masks = _huge_inputs(tmp_path)
+    with pytest.raises(
+        SamMaskError, match=r"a_big.json.gz: decoding its 1200 masks .*FMA_MAX_DECODE_MB"
+    ):
+        load_sam_masks(masks / "a_big.json.gz")
+    assert load_sam_masks(masks / "b_small.json.gz").masks.shape == (2, 6, 8)
 
 
 def test_an_image_above_the_pixel_limit_is_reported_by_name(tmp_path):

@@ -153,3 +153,24 @@ def test_cam_roundtrip_and_original_layout(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(CamError, match="bad.npz"):
         load_cam(tmp_path / "bad.npz")
+
+
+def test_label_png_bytes_equal_pil_with_a_palette_list():
+    # The palette goes to PIL as raw bytes; the file must equal the one a list palette gives.
+    import io
+
+    from PIL import Image
+
+    from fma.datasets.meta import bitwise_palette
+    from fma.io.label_maps import encode_label_png
+
+    label = (np.arange(30 * 40).reshape(30, 40) // 37 % 21).astype(np.uint8)
+    for palette in (None, bitwise_palette()[:21]):
+        pal = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)
+        if palette is not None:
+            pal[:21] = palette
+        img = Image.fromarray(label, mode="P")
+        img.putpalette(pal.reshape(-1).tolist())
+        buf = io.BytesIO()
+        img.save(buf, format="PNG", optimize=False)
+        assert encode_label_png(label, palette) == buf.getvalue()

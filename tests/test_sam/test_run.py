@@ -228,7 +228,8 @@ def test_superpixel_source_through_the_tool(tmp_path, write_images, write_config
     write_images(tmp_path / "imgs", 2)
     cfg = write_config(tmp_path / "sp.py", image_dir=str(tmp_path / "imgs"),
                        source="superpixels", preset="slic")  # fmt: skip
-    argv = [str(cfg), "--work-dir", str(tmp_path / "wd"), "--split", "demo", "--no-progress"]
+    argv = [str(cfg), "--work-dir", str(tmp_path / "wd"), "--split", "demo", "--no-progress",
+            "--workers", "2"]  # fmt: skip
     assert load_tool("gen_sam_masks").main(argv) == 0
     folder = tmp_path / "wd" / "masks" / "demo"
     recs = read_sam_records(folder / "img_000.json.gz")["masks"]  # SLIC level 0: > 255 masks
@@ -332,3 +333,39 @@ def test_real_voc_images_align_with_ground_truth(voc_mini, tmp_path):
         gt = Image.open(root / "SegmentationClass" / f"{i}.png")
         doc = read_sam_records(res.out_dir / f"{i}.json.gz")
         assert (doc["width"], doc["height"]) == gt.size and len(doc["masks"]) > 0
+
+
+# ----------------------------------------------------------------------------------------
+# worker processes
+# ----------------------------------------------------------------------------------------
+def _file_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.json.gz"))}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "setting",
+    [dict(source="superpixels", preset="felzenszwalb"), TINY],
+    ids=["superpixels", "tiny_sam_cpu"],
+)
+def test_two_workers_write_the_same_bytes_as_one(tmp_path, write_images, setting):
+    ids = write_images(tmp_path / "imgs", 5)
+    files = {}
+    for workers in (1, 2, 0):
+        res = run_sam_masks(tmp_path / f"w{workers}", image_dir=tmp_path / "imgs",
+                            workers=workers, progress=False, **setting)  # fmt: skip
+        assert res.report.ok and sorted(res.report.done) == ids
+        files[workers] = _file_bytes(res.out_dir)
+    assert len(files[1]) == 5
+    assert files[2] == files[1]
+    if setting["source"] == "superpixels":  # no torch threads involved: equal in-process too
+        assert files[0] == files[1]
+
+
+def test_workers_argument_checks(tmp_path, write_images):
+    write_images(tmp_path / "imgs", 1)
+    with pytest.raises(ValueError, match="workers must be >= 0"):
+        run_sam_masks(tmp_path / "wd", image_dir=tmp_path / "imgs", workers=-1, **TINY)
+    gpu = {**TINY, "device": "cuda"}
+    with pytest.raises(ValueError, match="CPU only"):
+        run_sam_masks(tmp_path / "wd", image_dir=tmp_path / "imgs", workers=2, **gpu)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from fma.io.cams import CamRecord
+from fma.io.rle_runs import runs_from_dense, runs_from_sam_masks
 from fma.io.sam_masks import SamMasks
 from fma.seeding import (
     SamsOptions,
@@ -22,8 +23,38 @@ from fma.seeding import (
     top_mask,
     upsample_cam,
 )
+from fma.seeding.sams import check_cam
+from fma.seeding.sams_runs import (
+    mask_fg_scores_runs,
+    paint_runs,
+    sams_seed_runs,
+    seed_from_scores_runs,
+    top_mask_runs,
+)
 
 EPS = 1e-7
+
+
+def _seeds_via_runs(masks, cam, fg_cls, *, levels=None, **options):
+    """``seeds_from_masks`` through the run-based path (masks converted to runs first)."""
+    opts = SamsOptions(**options)
+    runs = runs_from_dense(np.asarray(masks), levels=levels)
+    c, fg = check_cam(cam, fg_cls, opts)
+    score = mask_fg_scores_runs(c, runs, norm_first=opts.norm_first, gather=opts.gather)
+    return seed_from_scores_runs(runs, score, fg, opts)
+
+
+def _sams_seed_via_runs(cam, masks, options):
+    return sams_seed_runs(cam, runs_from_sam_masks(masks), options)
+
+
+@pytest.fixture(autouse=True, params=["dense", "runs"])
+def implementation(request, monkeypatch):
+    """Every test runs on the dense masks and on their runs (fma.seeding.sams_runs)."""
+    if request.param == "runs":
+        monkeypatch.setitem(globals(), "seeds_from_masks", _seeds_via_runs)
+        monkeypatch.setitem(globals(), "sams_seed", _sams_seed_via_runs)
+    return request.param
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,6 +412,11 @@ def test_top_mask_and_paint():
     assert paint_masks(index, labels, order).tolist() == [[4, 4, 6], [4, 8, 0]]
     with pytest.raises(ValueError, match="permutation"):
         paint_masks(index, labels, np.array([0, 0, 1]))
+    runs = runs_from_dense(masks)
+    assert top_mask_runs(runs, order).tolist() == [[0, 0, 1], [0, 2, -1]]
+    assert paint_runs(runs, labels, order).tolist() == [[4, 4, 6], [4, 8, 0]]
+    with pytest.raises(ValueError, match="permutation"):
+        paint_runs(runs, labels, np.array([0, 0, 1]))
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,24 @@ import math
 import numpy as np
 import pytest
 
+from fma.io.rle_runs import runs_from_dense
 from fma.seeding.sepl import METHODS, refine_pseudo_label
+from fma.seeding.sepl_runs import refine_with_runs
 
 H = W = 20
+
+
+def _refine_via_runs(label, masks, num_classes, method="max_iou_imp2", **kwargs):
+    """``refine_pseudo_label`` through the run-based path (masks converted to runs first)."""
+    return refine_with_runs(label, runs_from_dense(masks), num_classes, method, **kwargs)
+
+
+@pytest.fixture(autouse=True, params=["packed", "runs"])
+def implementation(request, monkeypatch):
+    """Every test runs on the bit-packed dense masks and on their runs (fma.seeding.sepl_runs)."""
+    if request.param == "runs":
+        monkeypatch.setitem(globals(), "refine_pseudo_label", _refine_via_runs)
+    return request.param
 
 
 def _official_merge(predict: np.ndarray, masks: list[np.ndarray], num_cls: int, variant: str):

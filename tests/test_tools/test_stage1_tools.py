@@ -93,6 +93,35 @@ def _test(ckpt: Path, options: list[str], out: Path, *extra: str) -> dict:
     return _load_cams(out)
 
 
+def test_cam_inference_shows_a_progress_bar(tmp_path, voc_ckpt, capfd) -> None:
+    ckpt, options = voc_ckpt
+    assert len(_test(ckpt, options, tmp_path / "cams")) == 4
+    err = capfd.readouterr().err
+    assert "CAM inference" in err and "4/4" in err and "100%" in err  # tqdm: count, ETA, rate
+
+
+def test_progress_bar_hook_counts_batches_and_hides_when_disabled() -> None:
+    from types import SimpleNamespace
+
+    from fma.apis.progress import ProgressBarHook
+    from fma.registry import HOOKS
+
+    runner = SimpleNamespace(test_dataloader=[0, 1, 2])
+    hook = HOOKS.build(dict(type="ProgressBarHook"))
+    assert isinstance(hook, ProgressBarHook)
+    hook.before_test(runner)
+    assert hook._bar.total == 3 and not hook._bar.disable
+    for i in range(3):
+        hook.after_test_iter(runner, i)
+    assert hook._bar.n == 3
+    hook.after_test(runner)
+    assert hook._bar is None
+    quiet = ProgressBarHook(disable=True)
+    quiet.before_test(runner)
+    assert quiet._bar.disable
+    quiet.after_test(runner)
+
+
 def test_tta_flag(tmp_path, voc_ckpt) -> None:
     ckpt, options = voc_ckpt
     plain = _test(ckpt, options, tmp_path / "plain")

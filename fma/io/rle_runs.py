@@ -1,0 +1,351 @@
+"""SAM masks as runs: COCO RLE decoded into foreground intervals, never into (K, H, W) arrays.
+
+A COCO RLE mask of an (H, W) image lists alternating run lengths (background first) over the
+pixels in column-major order, flat index ``f = x * H + y``. :class:`MaskRuns` keeps, for every
+mask, its foreground runs as half-open intervals ``[start, end)`` of ``f``; per-mask sums of any
+per-pixel quantity are then differences of prefix sums at the run boundaries, and unions or
+priority painting are run operations too (:mod:`fma.seeding.runs`). Memory is O(runs), about
+the length of the ``counts`` strings, instead of K x H x W bytes.
+
+The ``counts`` strings are decoded in numpy, all masks of an image at once: the characters of
+one concatenated buffer are split into values at the characters without the continuation bit
+(0x20), the 5-bit groups are shifted and summed, the sign bit (0x10) of a value's last
+character sign-extends it, and every count after the third adds the count two places before it
+(pycocotools' ``rleFrString``). A mask whose counts do not add up to H x W, or that holds a
+negative count, is refused with :class:`~fma.io.sam_masks.SamMaskError` naming the file.
+
+:func:`load_mask_runs` reads an fma ``sam_masks`` file (plain or gzip'd JSON, parsed once);
+:func:`load_runs_any` reads any layout of :func:`fma.io.amg.mask_layout` (amg.py folders and
+JSON lists are decoded densely, then converted with :func:`runs_from_dense`);
+:meth:`MaskRuns.dense` decodes back (tests, panels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fma.io.amg import load_masks_any, mask_layout
+from fma.io.sam_masks import SamMaskError, SamMasks, mask_file_id, read_sam_records
+
+__all__ = [
+    "MaskRuns",
+    "decode_counts",
+    "load_mask_runs",
+    "load_runs_any",
+    "mask_sums",
+    "runs_from_counts",
+    "runs_from_dense",
+    "runs_from_sam_masks",
+]
+
+_MAX_CHARS_PER_VALUE = 13  # 64-bit values need at most 13 5-bit groups
+
+
+@dataclasses.dataclass
+class MaskRuns:
+    """The foreground runs of K masks of an (H, W) image, grouped by mask.
+
+    Attributes:
+        shape: (H, W).
+        starts: (R,) int64 column-major flat index of each run's first pixel.
+        ends: (R,) int64 one past its last pixel; ``ends > starts``, ascending within a mask.
+        offsets: (K + 1,) int64; the runs of mask k are ``offsets[k]:offsets[k + 1]``.
+        levels: (K,) int8, 0 sub-part / 1 part / 2 whole, -1 unknown.
+        predicted_iou: (K,) float32.
+        stability_score: (K,) float32.
+        image_id: the image id ("" when unknown).
+    """
+
+    shape: tuple[int, int]
+    starts: np.ndarray
+    ends: np.ndarray
+    offsets: np.ndarray
+    levels: np.ndarray
+    predicted_iou: np.ndarray
+    stability_score: np.ndarray
+    image_id: str = ""
+
+    def __len__(self) -> int:
+        return int(self.offsets.shape[0] - 1)
+
+    @property
+    def num_pixels(self) -> int:
+        return int(self.shape[0]) * int(self.shape[1])
+
+    @property
+    def run_mask(self) -> np.ndarray:
+        """(R,) int64 mask index of every run."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.offsets))
+
+    @property
+    def areas(self) -> np.ndarray:
+        """(K,) int64 pixel count of every mask."""
+        return mask_sums(self, self.ends - self.starts)
+
+    def dense(self) -> np.ndarray:
+        """(K, H, W) bool masks (row-major), for tests and panels; costs K x H x W bytes."""
+        h, w = self.shape
+        k = len(self)
+        flat = np.zeros(k * (h * w) + 1, dtype=np.int8)
+        base = self.run_mask * (h * w)
+        np.add.at(flat, base + self.starts, 1)
+        np.add.at(flat, base + self.ends, -1)
+        cover = np.cumsum(flat[:-1], dtype=np.int8).astype(bool)
+        return np.ascontiguousarray(cover.reshape(k, w, h).transpose(0, 2, 1))
+
+
+def mask_sums(runs: MaskRuns, per_run: np.ndarray) -> np.ndarray:
+    """(K,) per-mask sums of a (R,) per-run quantity.
+
+    Integers are summed exactly in int64 (a cumulative sum differenced at the mask boundaries);
+    floats in float64 with one segment sum per mask, so the rounding error stays relative to
+    each mask's own sum. Masks without runs sum to 0.
+    """
+    k = len(runs)
+    if np.issubdtype(per_run.dtype, np.integer):
+        csum = np.zeros(per_run.shape[0] + 1, dtype=np.int64)
+        np.cumsum(per_run, out=csum[1:])
+        return csum[runs.offsets[1:]] - csum[runs.offsets[:-1]]
+    out = np.zeros(k, dtype=np.float64)
+    nonempty = np.flatnonzero(np.diff(runs.offsets) > 0)
+    if nonempty.size:
+        out[nonempty] = np.add.reduceat(
+            per_run.astype(np.float64, copy=False), runs.offsets[nonempty]
+        )
+    return out
+
+
+def decode_counts(counts: Sequence[str | bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode COCO compressed-RLE ``counts`` strings, all at once.
+
+    Args:
+        counts: K strings (str or ASCII bytes) in pycocotools' compressed format.
+
+    Returns:
+        values (V,) int64, the run lengths of all masks one after the other, and offsets
+        (K + 1,) int64: mask k's run lengths are ``values[offsets[k]:offsets[k + 1]]``.
+
+    Raises:
+        ValueError: a string with characters outside the format, or ending inside a value.
+    """
+    parts = [c.encode("ascii") if isinstance(c, str) else bytes(c) for c in counts]
+    k = len(parts)
+    lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=k)
+    c = np.frombuffer(b"".join(parts), dtype=np.uint8) - np.uint8(48)  # wraps below '0'
+    if c.size == 0:
+        return np.zeros(0, np.int64), np.zeros(k + 1, np.int64)
+    if c.max() > 63:
+        raise ValueError("RLE counts hold characters outside '0'..'o'")
+    ends = np.flatnonzero((c & 0x20) == 0)  # a value ends at a character without 0x20
+    char_end = np.cumsum(lengths)
+    if (c[char_end[lengths > 0] - 1] & 0x20).any():
+        raise ValueError("RLE counts string ends inside a value")
+    begins = np.empty_like(ends)
+    begins[0] = 0
+    begins[1:] = ends[:-1] + 1
+    n_chars = ends - begins + 1
+    longest = int(n_chars.max())
+    if longest > _MAX_CHARS_PER_VALUE:
+        raise ValueError("RLE counts hold a value longer than 64 bits")
+    low = (c & 0x1F).astype(np.int64)
+    x = low[begins]
+    for j in range(1, longest):  # values have few characters: one pass per position
+        more = np.flatnonzero(n_chars > j)
+        x[more] |= low[begins[more] + j] << (5 * j)
+    negative = (c[ends] & 0x10) != 0
+    x[negative] |= -1 << (5 * n_chars[negative])
+    # A value belongs to the mask whose characters hold its last character.
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    offsets[1:] = np.searchsorted(ends, char_end, side="left")
+    return _undelta(x, offsets), offsets
+
+
+def _position(offsets: np.ndarray) -> np.ndarray:
+    """(V,) index of every value inside its mask."""
+    n = int(offsets[-1])
+    return np.arange(n, dtype=np.int64) - np.repeat(offsets[:-1], np.diff(offsets))
+
+
+def _undelta(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``cnts[m] = x[m] + cnts[m - 2]`` for m > 2 within each mask (pycocotools' rleFrString).
+
+    Along each stride-2 chain of the whole buffer, ``S[i] = x[i] + S[i - 2]``; a count with
+    m >= 1 is ``S[i] - S[p]`` where p lies two places before its chain's head in the mask
+    (m = 1 or m = 2), and the first count (m = 0) stays as it is.
+    """
+    if x.size == 0:
+        return x
+    chain = np.empty_like(x)
+    chain[0::2] = np.cumsum(x[0::2])
+    chain[1::2] = np.cumsum(x[1::2])
+    m = _position(offsets)
+    first = np.repeat(offsets[:-1], np.diff(offsets))
+    before = first - (m % 2)  # m even: the mask's m = 0; m odd: the value before the mask
+    padded = np.concatenate([[0], chain])  # padded[p + 1] = S[p], S[-1] = 0
+    out = chain - padded[before + 1]
+    out[m == 0] = x[m == 0]
+    return out
+
+
+def runs_from_counts(
+    values: np.ndarray, offsets: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Foreground runs from decoded run lengths (see :func:`decode_counts`).
+
+    Returns:
+        starts (R,), ends (R,) int64 and run offsets (K + 1,) int64, empty runs dropped.
+
+    Raises:
+        ValueError: a negative run length, or a mask whose run lengths do not add up to H x W
+            (the message names the first such mask).
+    """
+    n = int(shape[0]) * int(shape[1])
+    k = offsets.shape[0] - 1
+    if values.size and values.min() < 0:
+        bad = int(np.searchsorted(offsets, np.flatnonzero(values < 0)[0], side="right") - 1)
+        raise ValueError(f"mask {bad} has a negative run length")
+    csum = np.zeros(values.size + 1, dtype=np.int64)
+    np.cumsum(values, out=csum[1:])
+    totals = csum[offsets[1:]] - csum[offsets[:-1]]
+    if (totals != n).any():
+        bad = int(np.flatnonzero(totals != n)[0])
+        raise ValueError(
+            f"mask {bad} covers {int(totals[bad])} pixels, the image has {shape[0]}x{shape[1]}"
+        )
+    # Mask k's counts start at pixel k * n of the concatenated masks.
+    fg = np.flatnonzero(values > 0)
+    fg = fg[(_position(offsets)[fg] % 2) == 1]
+    mask_of_run = np.searchsorted(offsets, fg, side="right") - 1
+    starts = csum[fg] - mask_of_run * n
+    ends = starts + values[fg]
+    run_offsets = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(np.bincount(mask_of_run, minlength=k), out=run_offsets[1:])
+    return starts, ends, run_offsets
+
+
+def _column(recs: list[dict[str, Any]], key: str, dtype: Any, default: float) -> np.ndarray:
+    return np.asarray([r.get(key, default) for r in recs], dtype=dtype).reshape(-1)
+
+
+def load_mask_runs(path: str | os.PathLike) -> MaskRuns:
+    """Read an fma ``sam_masks`` file (plain or gzip'd JSON) as runs; the JSON is parsed once.
+
+    Raises:
+        FileNotFoundError: no such file.
+        SamMaskError: unreadable file, wrong format or version, or a corrupt record (names the
+            file and the mask).
+    """
+    path = Path(path)
+    doc = read_sam_records(path)
+    recs = doc["masks"]
+    try:
+        h, w = int(doc["height"]), int(doc["width"])
+        counts = []
+        for i, r in enumerate(recs):
+            seg = r["segmentation"]
+            if [int(s) for s in seg["size"]] != [h, w]:
+                raise ValueError(f"mask {i} has size {seg['size']}, the file header {[h, w]}")
+            if not isinstance(seg["counts"], (str, bytes)):
+                raise ValueError(f"mask {i} has uncompressed RLE counts")
+            counts.append(seg["counts"])
+        values, offsets = decode_counts(counts)
+        starts, ends, run_offsets = runs_from_counts(values, offsets, (h, w))
+        return MaskRuns(
+            shape=(h, w),
+            starts=starts,
+            ends=ends,
+            offsets=run_offsets,
+            levels=_column(recs, "level", np.int8, -1),
+            predicted_iou=_column(recs, "predicted_iou", np.float32, 1.0),
+            stability_score=_column(recs, "stability_score", np.float32, 1.0),
+            image_id=str(doc.get("image_id", mask_file_id(path))),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SamMaskError(f"{path}: corrupt mask record ({exc}); delete it and re-run") from exc
+
+
+def runs_from_dense(
+    masks: Any,
+    *,
+    levels: Any = None,
+    predicted_iou: Any = None,
+    stability_score: Any = None,
+    image_id: str = "",
+) -> MaskRuns:
+    """Runs of (K, H, W) masks (bool, or numbers with non-zero inside).
+
+    Memory: one (H, W) column-major copy of one mask at a time plus the runs.
+    """
+    m = np.asarray(masks)
+    if m.ndim != 3:
+        raise ValueError(f"masks must be (K, H, W), got shape {m.shape}")
+    k, h, w = m.shape
+    n = h * w
+    starts, ends, counts = [], [], np.zeros(k, dtype=np.int64)
+    for i in range(k):  # one pass per mask over its pixels, vectorised inside
+        col = np.zeros(n + 2, dtype=np.int8)
+        col[1:-1] = m[i].T.reshape(-1) != 0
+        edges = np.flatnonzero(np.diff(col))
+        starts.append(edges[0::2])
+        ends.append(edges[1::2])
+        counts[i] = edges.size // 2
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+
+    def col(name: str, v: Any, dtype: Any, default: float) -> np.ndarray:
+        if v is None:
+            return np.full(k, default, dtype=dtype)
+        out = np.asarray(v, dtype=dtype).reshape(-1)
+        if out.shape[0] != k:
+            raise ValueError(f"{out.shape[0]} {name} for {k} masks")
+        return out
+
+    return MaskRuns(
+        shape=(h, w),
+        starts=np.concatenate(starts).astype(np.int64) if k else np.zeros(0, np.int64),
+        ends=np.concatenate(ends).astype(np.int64) if k else np.zeros(0, np.int64),
+        offsets=offsets,
+        levels=col("levels", levels, np.int8, -1),
+        predicted_iou=col("predicted_iou", predicted_iou, np.float32, 1.0),
+        stability_score=col("stability_score", stability_score, np.float32, 1.0),
+        image_id=image_id,
+    )
+
+
+def runs_from_sam_masks(masks: SamMasks) -> MaskRuns:
+    """Runs of decoded :class:`~fma.io.sam_masks.SamMasks` (amg.py layouts)."""
+    return runs_from_dense(
+        masks.masks,
+        levels=masks.levels,
+        predicted_iou=masks.predicted_iou,
+        stability_score=masks.stability_score,
+        image_id=masks.image_id,
+    )
+
+
+def load_runs_any(
+    mask_root: str | os.PathLike, image_id: str, *, image_size: tuple[int, int] | None = None
+) -> MaskRuns:
+    """One image's masks as runs from whichever layout ``mask_root`` uses.
+
+    fma ``sam_masks`` files are read straight into runs (:func:`load_mask_runs`); amg.py PNG
+    folders and RLE lists go through :func:`fma.io.amg.load_masks_any`.
+
+    Args:
+        mask_root: folder of fma mask files or of amg.py outputs.
+        image_id: the image id.
+        image_size: (H, W) of the image, used only to shape an empty mask set.
+    """
+    kind, path = mask_layout(mask_root, image_id)
+    if kind != "fma":
+        return runs_from_sam_masks(load_masks_any(mask_root, image_id, image_size=image_size))
+    runs = load_mask_runs(path)
+    if image_size is not None and len(runs) == 0:
+        runs.shape = (int(image_size[0]), int(image_size[1]))
+    return runs

@@ -1,0 +1,170 @@
+"""Run operations for SAMS and SEPL: per-mask sums, unions and priority painting on mask runs.
+
+Masks come as :class:`fma.io.rle_runs.MaskRuns`: foreground intervals ``[start, end)`` of the
+column-major flat pixel index ``f = x * H + y``. Every per-pixel input is first turned into
+that order (:func:`column_major`) and every per-pixel output back (:func:`row_major`).
+
+* :func:`count_in` gives ``|M_k & A|`` for all masks from one int32 prefix sum of ``A``.
+* :func:`float_sums` gives the sum of a float image over every mask from prefix sums restarted
+  at every column, so the rounding error of a run stays relative to its column (at most H
+  values), not to the whole image.
+* :func:`cover` is the union of a subset of masks: +1 / -1 at the run ends of an int32 array
+  over the pixels, then a cumulative sum.
+* :func:`max_rank` is the highest painting rank of the masks covering each pixel (the last
+  painted mask wins). It works on the elementary segments between run ends (marked in one pass
+  over the pixels) and applies each run as a range maximum with a top-down sparse table (two
+  blocks of a power of two per run): O(R log R + H W) time, O(R + H W) memory.
+
+Memory per call stays a few bytes per pixel (int32 and bool arrays over H x W) plus O(R);
+nothing builds a (K, H, W) array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fma.io.rle_runs import MaskRuns, mask_sums
+
+__all__ = [
+    "column_major",
+    "count_in",
+    "cover",
+    "float_sums",
+    "max_rank",
+    "row_major",
+]
+
+
+def column_major(image: np.ndarray) -> np.ndarray:
+    """(H, W) array -> (H*W,) copy in column-major order (the order of RLE runs)."""
+    return np.ascontiguousarray(np.asarray(image).T).reshape(-1)
+
+
+def row_major(flat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(H*W,) column-major array -> (H, W) C-contiguous array."""
+    h, w = int(shape[0]), int(shape[1])
+    return np.ascontiguousarray(flat.reshape(w, h).T)
+
+
+def count_in(runs: MaskRuns, inside: np.ndarray) -> np.ndarray:
+    """(K,) int64 ``|M_k & A|`` for a (H*W,) column-major bool ``A``."""
+    n = runs.num_pixels
+    csum = np.zeros(n + 1, dtype=np.int32 if n < 2**31 else np.int64)
+    np.cumsum(inside, out=csum[1:])
+    return mask_sums(runs, csum[runs.ends] - csum[runs.starts])
+
+
+def float_sums(runs: MaskRuns, images: np.ndarray) -> np.ndarray:
+    """(K, P) float64 sums of P float (H, W) images over the pixels of every mask.
+
+    Prefix sums (float64) restart at every image column; a run inside one column is the
+    difference of two of them, a run over several columns adds the column totals in between.
+
+    Args:
+        runs: the masks.
+        images: (P, H, W) or (H, W) floats (one image gives a (K,) result).
+    """
+    h, w = runs.shape
+    imgs = np.asarray(images)
+    single = imgs.ndim == 2
+    if single:
+        imgs = imgs[None]
+    if imgs.shape[1:] != (h, w):
+        raise ValueError(f"images are {imgs.shape[1:]}, masks are {(h, w)}")
+    xs, ys = np.divmod(runs.starts, h)
+    xe = (runs.ends - 1) // h
+    ye = runs.ends - xe * h  # 1..h: the end stays in the column of the run's last pixel
+    lo, hi = xs * (h + 1) + ys, xe * (h + 1) + ye
+    span = np.flatnonzero(xe != xs)
+    out = np.zeros((len(runs), imgs.shape[0]), dtype=np.float64)
+    local = np.zeros((w, h + 1), dtype=np.float64)
+    cols = np.zeros(w + 1, dtype=np.float64)
+    flat = local.reshape(-1)
+    for c, img in enumerate(imgs):
+        np.cumsum(img.T, axis=1, dtype=np.float64, out=local[:, 1:])
+        per_run = flat[hi] - flat[lo]
+        if span.size:
+            np.cumsum(local[:, h], out=cols[1:])
+            per_run[span] += cols[xe[span]] - cols[xs[span]]
+        out[:, c] = mask_sums(runs, per_run)
+    return out[:, 0] if single else out
+
+
+def _segments(runs: MaskRuns, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Boundaries of the elementary segments between run ends, and each run's range [a, b).
+
+    One pass over the pixels marks the boundaries (no sort): segment i is
+    ``[bounds[i], bounds[i + 1])`` and run r covers the segments ``a[r] <= i < b[r]``.
+    """
+    n = runs.num_pixels
+    mark = np.zeros(n + 1, dtype=bool)
+    mark[starts] = True
+    mark[ends] = True
+    index = np.cumsum(mark, dtype=np.int32 if n < 2**31 else np.int64)
+    index -= 1
+    return np.flatnonzero(mark), index[starts], index[ends]
+
+
+def _expand(runs: MaskRuns, bounds: np.ndarray, per_segment: np.ndarray) -> np.ndarray:
+    """(H*W,) pixels of elementary-segment values (0 outside every segment)."""
+    out = np.zeros(runs.num_pixels, dtype=per_segment.dtype)
+    if bounds.size:
+        out[bounds[0] : bounds[-1]] = np.repeat(per_segment, np.diff(bounds))
+    return out
+
+
+def cover(runs: MaskRuns, select: np.ndarray | None = None) -> np.ndarray:
+    """(H*W,) column-major bool: pixels covered by at least one selected mask.
+
+    Args:
+        runs: the masks.
+        select: (K,) bool, or None for every mask.
+    """
+    starts, ends = runs.starts, runs.ends
+    if select is not None:
+        keep = np.repeat(np.asarray(select, dtype=bool), np.diff(runs.offsets))
+        starts, ends = starts[keep], ends[keep]
+    n = runs.num_pixels
+    depth = np.zeros(n + 1, dtype=np.int32)
+    np.add.at(depth, starts, np.int32(1))
+    np.add.at(depth, ends, np.int32(-1))
+    np.cumsum(depth, out=depth)
+    return depth[:n] > 0
+
+
+def max_rank(runs: MaskRuns, rank: np.ndarray) -> np.ndarray:
+    """(H*W,) column-major: the largest ``rank`` among the masks covering each pixel.
+
+    Args:
+        runs: the masks.
+        rank: (K,) non-negative integers; 0 paints nothing.
+
+    Returns:
+        (H*W,) array of ``rank``'s dtype, 0 where no mask with a positive rank covers the pixel.
+    """
+    rank = np.asarray(rank)
+    per_run = np.repeat(rank, np.diff(runs.offsets))
+    keep = per_run > 0
+    starts, ends, per_run = runs.starts[keep], runs.ends[keep], per_run[keep]
+    if starts.size == 0:
+        return np.zeros(runs.num_pixels, dtype=rank.dtype)
+    bounds, a, b = _segments(runs, starts, ends)
+    m = bounds.size - 1  # elementary segments
+    level = np.log2(b - a).astype(np.int64)  # floor(log2(length)); lengths are >= 1
+    # Guard the float log against rounding at exact powers of two.
+    level -= (1 << level) > (b - a)
+    level += (1 << (level + 1)) <= (b - a)
+    table = np.zeros(0, dtype=rank.dtype)
+    for k in range(int(level.max()), -1, -1):
+        size, half = m - (1 << k) + 1, 1 << k
+        level_k = np.zeros(size, dtype=rank.dtype)
+        if table.size:  # push level k + 1 down: block i covers blocks i and i + 2^k here
+            level_k[: table.size] = table
+            np.maximum(level_k[half : half + table.size], table,
+                       out=level_k[half : half + table.size])  # fmt: skip
+        sel = level == k
+        if sel.any():
+            np.maximum.at(level_k, a[sel], per_run[sel])
+            np.maximum.at(level_k, b[sel] - half, per_run[sel])
+        table = level_k
+    return _expand(runs, bounds, table)
