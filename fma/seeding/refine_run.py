@@ -123,7 +123,7 @@ def refine_one(image_id: str, job: _Job) -> None:
 
 
 def _mask_source(masks_dir: Path, first_id: str | None) -> str:
-    manifest = read_manifest(masks_dir, format=MASKS_FORMAT, version=MASKS_VERSION, required=False)
+    manifest = read_manifest(masks_dir, required=False)  # format and version: _check_masks
     if manifest is not None and manifest.params.get("mask_source"):
         return str(manifest.params["mask_source"])
     if first_id is None:
@@ -148,6 +148,12 @@ def _check_masks(
             raise ManifestError(
                 f"{masks_dir}: holds {manifest.format!r} files, not SAM masks; pass the folder "
                 "written by tools/gen_sam_masks.py (--masks)"
+            )
+        if manifest.version != MASKS_VERSION:
+            raise ManifestError(
+                f"{masks_dir}: manifest field 'version' is {manifest.version}, this fma reads "
+                f"version {MASKS_VERSION} of {MASKS_FORMAT}; regenerate the masks with "
+                "tools/gen_sam_masks.py, or use the fma version that wrote them"
             )
         for key, want in (("dataset", dataset), ("split", split)):
             have = getattr(manifest, key)
