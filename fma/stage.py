@@ -34,9 +34,11 @@ from fma.io.manifest import FolderLockedError
 from fma.stage_workers import StopRun, run_in_workers, stop_signals
 
 __all__ = [
+    "StageFailedError",
     "StageInterrupted",
     "StageReport",
     "StageStoppedError",
+    "map_per_image",
     "run_per_image",
     "shard_ids",
     "tool_exit",
@@ -208,7 +210,8 @@ def tool_exit(main: Callable[[], int]) -> int:
 
     Returns:
         ``main()``'s code; 128 + the signal number after SIGINT/SIGTERM; 1 for a full disk, a
-        read-only output folder, a file in the way or a folder locked by another run.
+        read-only output folder, a file in the way, a folder locked by another run, or images
+        that failed in :func:`map_per_image`.
     """
     try:
         return main()
@@ -218,6 +221,77 @@ def tool_exit(main: Callable[[], int]) -> int:
     except StopRun as exc:
         print(f"\nstopped by {exc.args[0]}; {_RESUME}", file=sys.stderr)
         return 128 + exc.signum
-    except (StageStoppedError, OutputError, FolderLockedError) as exc:
+    except (StageStoppedError, StageFailedError, OutputError, FolderLockedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _call_value(fn: Callable[..., Any], image_id: str, args: tuple[Any, ...]) -> tuple[str, Any]:
+    """``("ok", value)`` on success, else ``("error", message)``."""
+    try:
+        return "ok", fn(image_id, *args)
+    except KeyboardInterrupt:
+        raise
+    except MemoryError:
+        return "error", "MemoryError: ran out of memory on this image"
+    except Exception as exc:  # reported by id at the end
+        return "error", f"{type(exc).__name__}: {exc}"
+
+
+class StageFailedError(RuntimeError):
+    """Some images of a :func:`map_per_image` run failed; ``failed`` maps id -> message."""
+
+    def __init__(self, failed: dict[str, str], desc: str) -> None:
+        lines = "\n".join(f"  {i}: {m}" for i, m in list(failed.items())[:20])
+        super().__init__(f"{desc}: {len(failed)} image(s) failed\n{lines}")
+        self.failed = failed
+
+
+def map_per_image(
+    image_ids: Sequence[str],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...] = (),
+    *,
+    workers: int = 0,
+    desc: str = "images",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``{image_id: fn(image_id, *args)}`` for every id, on the worker pool of
+    :func:`run_per_image` (one image per worker at a time, workers die with their parent,
+    SIGINT/SIGTERM stop the run within about a second).
+
+    Raises:
+        StageFailedError: after every image ran, when some failed (each named with its error).
+        StageInterrupted: SIGINT or SIGTERM.
+    """
+    from tqdm import tqdm
+
+    values: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    ids = list(image_ids)
+    bar = tqdm(total=len(ids), desc=desc, unit="img", disable=not progress, file=sys.stderr)
+
+    def record(image_id: str, outcome: tuple[str, Any]) -> bool:
+        kind, payload = outcome
+        if kind == "ok":
+            values[image_id] = payload
+        else:  # ("error", message), or a dead worker's (message, False)
+            failed[image_id] = payload if kind == "error" else kind
+        bar.update(1)
+        return True
+
+    try:
+        with stop_signals():
+            if workers <= 0 or len(ids) <= 1:
+                for image_id in ids:
+                    record(image_id, _call_value(fn, image_id, args))
+            else:
+                run_in_workers(ids, _call_value, fn, args, workers, record)
+    except StopRun as exc:
+        report = StageReport(done=list(values), failed=failed)
+        raise StageInterrupted(exc.signum, report) from None
+    finally:
+        bar.close()
+    if failed:
+        raise StageFailedError(failed, desc)
+    return values

@@ -55,3 +55,33 @@ def test_shard_ids_are_disjoint_and_complete():
     assert shards[0] == ["0", "3", "6", "9"]
     with pytest.raises(ValueError):
         shard_ids(ids, 3, 3)
+
+
+def _square(image_id: str, offset: int) -> int:
+    if image_id == "bad":
+        raise ValueError("no such image")
+    if image_id == "dies":
+        import os
+
+        os._exit(3)  # a worker killed mid-image
+    return int(image_id) ** 2 + offset
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_map_per_image_returns_values(workers):
+    from fma.stage import map_per_image
+
+    ids = [str(i) for i in range(7)]
+    got = map_per_image(ids, _square, (1,), workers=workers, progress=False)
+    assert got == {i: int(i) ** 2 + 1 for i in ids}
+
+
+def test_map_per_image_names_every_failed_image_after_the_rest():
+    from fma.stage import StageFailedError, map_per_image
+
+    ids = ["1", "bad", "2", "dies", "3"]
+    with pytest.raises(StageFailedError) as info:
+        map_per_image(ids, _square, (0,), workers=2, progress=False)
+    assert set(info.value.failed) == {"bad", "dies"}
+    assert "ValueError: no such image" in info.value.failed["bad"]
+    assert "2 image(s) failed" in str(info.value) and "bad:" in str(info.value)

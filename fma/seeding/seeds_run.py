@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from fma.seeding.sams_runs import (
     seed_from_scores_runs,
     top_mask_runs,
 )
-from fma.stage import StageReport, run_per_image
+from fma.stage import StageReport, map_per_image, run_per_image
 
 __all__ = [
     "SEEDS_FORMAT",
@@ -431,8 +430,12 @@ def sweep_gamma(
     Returns:
         One dict per gamma, in the given order: ``{"gamma": g, "mIoU": ..., "metrics": ...}``
         with the metrics of :func:`fma.evaluation.confusion.metrics_from_confusion`.
+
+    Raises:
+        fma.stage.StageFailedError: images that could not be scored (every one named), after
+            all the others were.
+        fma.stage.StageInterrupted: SIGINT or SIGTERM (the workers are stopped first).
     """
-    from tqdm import tqdm
 
     from fma.evaluation.confusion import metrics_from_confusion
 
@@ -451,22 +454,13 @@ def sweep_gamma(
     C = len(class_names)
     args = (str(cam_dir), str(mask_dir), str(gt_dir), options, C, 1 if workers > 0 else 0, palette)
     total = np.zeros((len(options), C, C + 1), dtype=np.int64)
-    bar = tqdm(total=len(ids), desc="gamma sweep", unit="img", disable=not progress)
-    try:
-        if workers > 0 and len(ids) > 1:
-            import multiprocessing as mp
-
-            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_sweep_one, i, *args) for i in ids]
-                for fut in futures:
-                    total += fut.result()
-                    bar.update(1)
-        else:
-            for i in ids:
-                total += _sweep_one(i, *args)
-                bar.update(1)
-    finally:
-        bar.close()
+    # The stage worker pool: workers die with their parent, Ctrl-C stops the sweep at once.
+    per_image = map_per_image(
+        ids, _sweep_one, args, workers=workers if len(ids) > 1 else 0, desc="gamma sweep",
+        progress=progress,
+    )  # fmt: skip
+    for cm in per_image.values():
+        total += cm
     rows = []
     for g, cm in zip(gammas, total, strict=True):
         metrics = metrics_from_confusion(cm, class_names)
