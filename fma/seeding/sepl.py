@@ -337,18 +337,11 @@ def _majority(
         inter[:, j] = view.inter
         # CAM fallback: class pixels that no mask at all covers.
         np.putmask(out, _uncovered(view, classes, j, everything).unpack()[0], c)
-    cand = (2 * inter - area[:, None]) > 0
-    cand |= (inter / size[None, :]) >= COVER_THRESHOLD
-    cand &= area[:, None] <= max_area_ratio * size[None, :]
-    idx = np.flatnonzero(cand.any(axis=1))
-    if idx.size == 0:
+    chosen_masks = majority_choice(inter, area, size, present, max_area_ratio)
+    if chosen_masks is None:
         return
-    best = np.argmax(np.where(cand, inter, -1), axis=1)  # first (lowest class) on ties
-    cls = present[best[idx]]
-    # Priority: larger masks first, so the smallest covering mask is painted last; equal areas
-    # put the higher class later. Rank 1..S (0 = uncovered), winner = max rank per pixel.
-    order = np.lexsort((cls, -area[idx]))
-    idx, cls = idx[order], cls[order]
+    # Rank 1..S in painting order (0 = uncovered), winner = max rank per pixel.
+    idx, cls = chosen_masks
     rank_dtype = np.uint8 if idx.size < 256 else np.uint16
     ranks = np.arange(1, idx.size + 1, dtype=rank_dtype)[:, None]
     chosen = _Bits(bits.head[idx], bits.tail[idx]).unpack()  # (S, N) bool
@@ -356,3 +349,37 @@ def _majority(
     hit = winner > 0
     lut = np.concatenate([[0], cls]).astype(np.uint8)
     out[hit] = lut[winner[hit]]
+
+
+def majority_choice(
+    inter: np.ndarray,
+    area: np.ndarray,
+    size: np.ndarray,
+    present: np.ndarray,
+    max_area_ratio: float,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The masks the ``majority`` rule paints, their classes, in painting order.
+
+    Args:
+        inter: (K, P) int64 pixels of mask k inside present class j.
+        area: (K,) mask areas.
+        size: (P,) pixel counts of the present classes.
+        present: (P,) the present class ids.
+        max_area_ratio: a mask larger than this many times a class's size is not a candidate.
+
+    Returns:
+        ``(idx, cls)``: (S,) mask indices and their classes, larger masks first (the smallest
+        covering mask is painted last), equal areas with the higher class later; None when no
+        mask is a candidate. A mask takes the candidate class it overlaps most (the lowest class
+        on ties).
+    """
+    cand = (2 * inter - area[:, None]) > 0
+    cand |= (inter / size[None, :]) >= COVER_THRESHOLD
+    cand &= area[:, None] <= max_area_ratio * size[None, :]
+    idx = np.flatnonzero(cand.any(axis=1))
+    if idx.size == 0:
+        return None
+    best = np.argmax(np.where(cand, inter, -1), axis=1)  # first (lowest class) on ties
+    cls = present[best[idx]]
+    order = np.lexsort((cls, -area[idx]))
+    return idx[order], cls[order]

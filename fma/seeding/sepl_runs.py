@@ -22,6 +22,7 @@ from fma.seeding.sepl import (
     check_label,
     check_options,
     class_counts,
+    majority_choice,
 )
 
 __all__ = ["refine_with_runs"]
@@ -112,20 +113,14 @@ def _majority(
         inside = flat == c
         inter[:, j] = count_in(runs, inside)
         np.putmask(out, inside & uncovered, c)  # CAM fallback: no mask at all covers it
-    cand = (2 * inter - area[:, None]) > 0
-    cand |= (inter / size[None, :]) >= COVER_THRESHOLD
-    cand &= area[:, None] <= max_area_ratio * size[None, :]
-    idx = np.flatnonzero(cand.any(axis=1))
-    if idx.size == 0:
+    chosen = majority_choice(inter, area, size, present, max_area_ratio)
+    if chosen is None:
         return
-    best = np.argmax(np.where(cand, inter, -1), axis=1)  # first (lowest class) on ties
-    cls = present[best[idx]]
-    # Larger masks first, so the smallest covering mask is painted last; equal areas put the
-    # higher class later. Rank 1..S, winner = the highest rank covering a pixel.
-    order = np.lexsort((cls, -area[idx]))
+    idx, cls = chosen
+    # Rank 1..S in painting order, winner = the highest rank covering a pixel.
     rank = np.zeros(len(runs), dtype=np.int64)
-    rank[idx[order]] = np.arange(1, idx.size + 1)
+    rank[idx] = np.arange(1, idx.size + 1)
     winner = max_rank(runs, rank)
-    by_rank = np.concatenate([[0], cls[order]]).astype(np.uint8)
+    by_rank = np.concatenate([[0], cls]).astype(np.uint8)
     hit = winner > 0
     out[hit] = by_rank[winner[hit]]
