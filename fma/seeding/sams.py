@@ -512,7 +512,33 @@ def seed_from_scores(
     Returns:
         :class:`SamsResult`.
     """
-    K = len(index)
+    labels, conf, order = label_and_order(fg_score, fg_cls, options, index.areas, levels)
+    seed = paint_masks(index, labels, order)
+    return SamsResult(seed, labels, conf, fg_score, order)
+
+
+def label_and_order(
+    fg_score: np.ndarray,
+    fg_cls: Any,
+    options: SamsOptions,
+    areas: np.ndarray,
+    levels: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 5-6 for K masks, whatever their representation: background score, each mask's
+    label and confidence (empty masks -> background), and the painting order.
+
+    Args:
+        fg_score: (K, P) scores of :func:`mask_fg_scores` (P = len(fg_cls), +1 background).
+        fg_cls: (P,) dataset class ids.
+        options: :class:`SamsOptions`.
+        areas: (K,) mask areas.
+        levels: (K,) SAM levels; None means unknown (all equal).
+
+    Returns:
+        ``(labels, conf, order)``: (K,) class ids, (K,) confidences, mask indices in painting
+        order (painted first to last).
+    """
+    K = areas.shape[0]
     fg = _check_fg_cls(fg_cls)
     want = fg.shape[0] + int(options.has_bg_channel)
     if fg_score.shape != (K, want):
@@ -525,11 +551,9 @@ def seed_from_scores(
         alpha=options.alpha,
     )  # fmt: skip
     labels, conf = label_masks(scores, fg)
-    empty = index.areas == 0
-    labels[empty] = 0
-    order = painting_order(options.priority, levels=lv, conf=conf, areas=index.areas)
-    seed = paint_masks(index, labels, order)
-    return SamsResult(seed, labels, conf, fg_score, order)
+    labels[areas == 0] = 0
+    order = painting_order(options.priority, levels=lv, conf=conf, areas=areas)
+    return labels, conf, order
 
 
 def seeds_from_masks(

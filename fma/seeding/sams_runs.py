@@ -27,12 +27,9 @@ from fma.seeding.sams import (
     GatherMethod,
     SamsOptions,
     SamsResult,
-    _check_fg_cls,
     _min_max,
-    add_background,
     check_cam,
-    label_masks,
-    painting_order,
+    label_and_order,
     upsample_cam,
 )
 
@@ -102,20 +99,8 @@ def seed_from_scores_runs(
     runs: MaskRuns, fg_score: np.ndarray, fg_cls: Any, options: SamsOptions
 ) -> SamsResult:
     """Steps 5-7 on runs from the scores of :func:`mask_fg_scores_runs` (levels from ``runs``)."""
-    k = len(runs)
-    fg = _check_fg_cls(fg_cls)
-    want = fg.shape[0] + int(options.has_bg_channel)
-    if fg_score.shape != (k, want):
-        raise ValueError(f"fg_score has shape {fg_score.shape}, expected {(k, want)}")
-    scores = add_background(
-        fg_score, options.bg_method, gamma=options.gamma, bg_thresh=options.bg_thresh,
-        alpha=options.alpha,
-    )  # fmt: skip
-    labels, conf = label_masks(scores, fg)
-    areas = runs.areas
-    labels[areas == 0] = 0
     levels = np.asarray(runs.levels, dtype=np.int64)
-    order = painting_order(options.priority, levels=levels, conf=conf, areas=areas)
+    labels, conf, order = label_and_order(fg_score, fg_cls, options, runs.areas, levels)
     return SamsResult(paint_runs(runs, labels, order), labels, conf, fg_score, order)
 
 
