@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = build_cfg(args)
     if is_stage2(cfg):
         check_cuda_ops(cfg)
-        resolve_pretrained(cfg, download=not args.no_download)
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        resolve_pretrained(cfg, download=not args.no_download, local_rank=local_rank)
     prepare_cpu_dist(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     with mmengine_checkpoint_globals():  # --resume reads this run's own checkpoints

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,12 @@ def pretrained_paths(cfg: Any) -> list[str]:
 
 
 def resolve_pretrained(
-    cfg: Any, *, download: bool = True, opener: Callable[[str], Any] | None = None
+    cfg: Any,
+    *,
+    download: bool = True,
+    opener: Callable[[str], Any] | None = None,
+    local_rank: int = 0,
+    wait_s: float = 3600.0,
 ) -> list[Path]:
     """Make sure every local backbone weight file of ``cfg`` exists.
 
@@ -94,6 +100,9 @@ def resolve_pretrained(
         cfg: the stage II config.
         download: fetch known files (:data:`PRETRAINED`) that are missing.
         opener: URL opener for the download (tests pass a fake one).
+        local_rank: in a multi-process launch only local rank 0 downloads; the other ranks of
+            the machine wait up to ``wait_s`` seconds for its file.
+        wait_s: how long a rank > 0 waits for the download of rank 0.
 
     Returns:
         The weight files, all present.
@@ -120,6 +129,17 @@ def resolve_pretrained(
         where = f"download {known.url} (sha256 {known.sha256}...) and save it as {path}"
         if not download:
             raise FileNotFoundError(f"backbone weights {path} not found: {where}")
+        if local_rank > 0:  # local rank 0 downloads it
+            deadline = time.monotonic() + wait_s
+            while not path.is_file():
+                if time.monotonic() > deadline:
+                    raise FileNotFoundError(
+                        f"backbone weights {path}: local rank 0 did not finish the download "
+                        f"within {wait_s:.0f} s: {where}"
+                    )
+                time.sleep(1.0)
+            found.append(path)
+            continue
         kwargs = {"opener": opener} if opener is not None else {}
         try:
             download_verified(known.url, path, sha256=known.sha256, **kwargs)
@@ -150,14 +170,20 @@ def check_cuda_ops(cfg: Any, cuda: bool | None = None) -> None:
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if not cuda or not _uses_deformable_attention(cfg):
         return
-    from fma.mmseg_ext.hooks import FULL_MMCV_HINT, MmcvOpsMissingError, compiled_ops_missing
+    from fma.mmseg_ext.hooks import MmcvOpsMissingError, compiled_ops_missing
 
     if compiled_ops_missing():
-        raise MmcvOpsMissingError(
-            "this config uses multi-scale deformable attention (Mask2Former's pixel decoder), "
-            "whose CUDA kernel is a compiled mmcv op, but the installed mmcv has no compiled ops "
-            f"(mmcv-lite). Install the full mmcv: {FULL_MMCV_HINT}"
-        )
+        raise MmcvOpsMissingError("config")
+
+
+def _use_tta(cfg: Any, config: str | os.PathLike) -> None:
+    """mmseg's test-time augmentation: the test loader runs ``tta_pipeline`` and the model is
+    wrapped in ``tta_model`` (as mmseg's ``tools/test.py --tta`` does)."""
+    if "tta_pipeline" not in cfg or "tta_model" not in cfg:
+        raise KeyError(f"{config} has no tta_pipeline / tta_model; --tta needs both")
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
 
 
 def _tta_scales(cfg: Any) -> list[float]:
@@ -185,11 +211,7 @@ def apply_test_options(
     """
     split = cfg.test_dataloader.dataset.get("split", "test")
     if tta:
-        if "tta_pipeline" not in cfg or "tta_model" not in cfg:
-            raise KeyError(f"{config} has no tta_pipeline / tta_model; --tta needs both")
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+        _use_tta(cfg, config)
         protocol = {"mode": "ms_flip", "scales": _tta_scales(cfg), "flip": True}
     else:
         protocol = {"mode": "ss", "scales": [1.0], "flip": False}
@@ -246,9 +268,7 @@ def apply_export_options(cfg: Any, *, out_root: str | os.PathLike, split: str, t
         type="SegMetric", format_only=True, output_dir=str(folder), dataset="voc12", split=split
     )
     if tta:
-        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
-        cfg.tta_model.module = cfg.model
-        cfg.model = cfg.tta_model
+        _use_tta(cfg, "the config")
     return folder
 
 

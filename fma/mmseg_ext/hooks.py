@@ -47,6 +47,13 @@ FULL_MMCV_HINT = (
 class MmcvOpsMissingError(RuntimeError):
     """A CUDA run needs mmcv's compiled ops, which the installed mmcv lacks."""
 
+    def __init__(self, what: str = "model") -> None:
+        super().__init__(
+            f"this {what} uses multi-scale deformable attention (Mask2Former's pixel decoder), "
+            "whose CUDA kernel is a compiled mmcv op, but the installed mmcv has no compiled ops "
+            f"(mmcv-lite). Install the full mmcv: {FULL_MMCV_HINT}"
+        )
+
 
 def compiled_ops_missing() -> bool:
     """True when mmcv has no compiled ``mmcv._ext`` (mmcv-lite, where ``fma._compat`` stands in)."""
@@ -75,11 +82,7 @@ def check_compiled_ops(model: torch.nn.Module, cuda: bool | None = None) -> None
     """
     cuda = torch.cuda.is_available() if cuda is None else cuda
     if cuda and _uses_deformable_attention(model) and compiled_ops_missing():
-        raise MmcvOpsMissingError(
-            "this model uses multi-scale deformable attention (Mask2Former's pixel decoder), "
-            "whose CUDA kernel is a compiled mmcv op, but the installed mmcv has no compiled ops "
-            f"(mmcv-lite). Install the full mmcv: {FULL_MMCV_HINT}"
-        )
+        raise MmcvOpsMissingError("model")
 
 
 def _leaf_datasets(dataset: Any) -> list[Any]:

@@ -18,7 +18,6 @@ ground truth (the VOC test set).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -165,8 +164,3 @@ class SegMetric(IoUMetric):
 
 def _round(x: float | None) -> float:
     return float("nan") if x is None else round(float(x), 2)
-
-
-def default_metrics_file(work_dir: str | os.PathLike, split: str) -> Path:
-    """``<work_dir>/metrics_<split>.json``, the name every stage's metrics use."""
-    return Path(work_dir) / f"metrics_{split}.json"

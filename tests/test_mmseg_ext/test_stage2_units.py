@@ -194,3 +194,21 @@ def test_server_archive_needs_every_prediction(tmp_path):
             "results/VOC2012/Segmentation/comp6_test_cls/a.png",
             "results/VOC2012/Segmentation/comp6_test_cls/b.png",
         ]
+
+
+def test_other_local_ranks_wait_for_the_download_of_rank_0(tmp_path):
+    import threading
+
+    target = tmp_path / "resnet101_v1c-e67eebb6.pth"
+
+    def fail(url):
+        raise AssertionError("only local rank 0 downloads")
+
+    writer = threading.Timer(0.5, lambda: target.write_bytes(b"weights"))
+    writer.start()
+    got = stage2.resolve_pretrained(_cfg_with_weights(target), opener=fail, local_rank=1)
+    writer.join()
+    assert got == [target]
+    target.unlink()
+    with pytest.raises(FileNotFoundError, match="local rank 0 did not finish the download"):
+        stage2.resolve_pretrained(_cfg_with_weights(target), opener=fail, local_rank=1, wait_s=0)
