@@ -122,8 +122,8 @@ def refine_one(image_id: str, job: _Job) -> None:
     write_label_map(Path(job.out_dir) / f"{image_id}.png", refined, job.palette)
 
 
-def _mask_source(masks_dir: Path, first_id: str | None) -> str:
-    manifest = read_manifest(masks_dir, required=False)  # format and version: _check_masks
+def _mask_source(masks_dir: Path, manifest: Manifest | None, first_id: str | None) -> str:
+    """The mask source recorded in the (checked) manifest, else the folder layout of an image."""
     if manifest is not None and manifest.params.get("mask_source"):
         return str(manifest.params["mask_source"])
     if first_id is None:
@@ -140,8 +140,12 @@ MAX_LISTED = 20
 
 def _check_masks(
     masks_dir: Path, ids: Sequence[str], dataset: str | None, split: str | None
-) -> None:
-    """Refuse a mask folder of another dataset or split, or one lacking masks of some images."""
+) -> Manifest | None:
+    """Refuse a mask folder of another dataset or split, or one lacking masks of some images.
+
+    Returns:
+        The folder's manifest (None for a folder without one, e.g. amg.py output).
+    """
     manifest = read_manifest(masks_dir, required=False)
     if manifest is not None:
         if manifest.format != MASKS_FORMAT:
@@ -176,6 +180,7 @@ def _check_masks(
             f"{masks_dir}: no SAM masks for {what} ({shown}){origin}. Pass the masks of these "
             "images (tools/gen_sam_masks.py), or --image-list the ids that have masks"
         )
+    return manifest
 
 
 def _resolve_classes(
@@ -299,7 +304,7 @@ def refine_label_dir(
     split = labels_manifest.split if labels_manifest is not None else None
     if dataset is None and labels_manifest is not None:
         dataset = labels_manifest.dataset
-    _check_masks(masks_dir, ids, dataset, split)
+    masks_manifest = _check_masks(masks_dir, ids, dataset, split)
     if palette is None:
         palette = _dataset_palette(dataset)
     palette = np.asarray(palette, dtype=np.uint8)
@@ -307,7 +312,7 @@ def refine_label_dir(
         "method": method,
         "labels_dir": str(labels_dir.resolve()),
         "masks_dir": str(masks_dir.resolve()),
-        "mask_source": _mask_source(masks_dir, ids[0]),
+        "mask_source": _mask_source(masks_dir, masks_manifest, ids[0]),
         "num_classes": num_classes,
         "keep_ignore": bool(keep_ignore),
         "max_area_ratio": max_area_ratio,
