@@ -116,14 +116,23 @@ class SegMetric(IoUMetric):
     def _write_panel(
         self, img_path: str, image_id: str, pred: np.ndarray, gt: np.ndarray | None, palette
     ) -> None:
-        from fma.visualization.panels import colorize, panel_image, save_png, side_by_side
+        from fma.visualization.panels import (
+            add_legend,
+            colorize,
+            panel_image,
+            save_png,
+            side_by_side,
+        )
 
-        panels = [panel_image(img_path, pred.shape), colorize(pred, palette, ignore_index=255)]
-        titles = [image_id, "prediction"]
-        if gt is not None:
-            panels.append(colorize(gt, palette, ignore_index=self.ignore_index))
-            titles.append("ground truth")
-        save_png(Path(self.show_dir) / f"{image_id}.png", side_by_side(panels, titles=titles))
+        maps = [pred] if gt is None else [pred, gt]
+        panels = [panel_image(img_path, pred.shape)]
+        panels += [colorize(m, palette, ignore_index=self.ignore_index) for m in maps]
+        titles = [image_id, "prediction", "ground truth"][: len(panels)]
+        panel = side_by_side(panels, titles=titles)
+        panel = add_legend(
+            panel, maps, self.dataset_meta["classes"], palette, ignore_index=self.ignore_index
+        )
+        save_png(Path(self.show_dir) / f"{image_id}.png", panel)
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         """Sum the cells into one confusion matrix, write ``metrics_file``, return the summary."""

@@ -102,6 +102,11 @@ def test_test_tool_writes_predictions_panels_and_metrics(trained, stage2_voc, tm
     assert again.metrics["mIoU"] == pytest.approx(metrics["mIoU"], abs=1e-9)
     assert again.metrics["IoU"] == metrics["IoU"]
     assert sorted(p.name for p in show.glob("*.png")) == ["synth_000.png", "synth_001.png"]
+    from fma.visualization.panels import title_height
+
+    with Image.open(show / "synth_000.png") as panel:  # image | prediction | ground truth
+        assert panel.width == 3 * 128 + 2 * 4  # three panels, 4-pixel gaps
+        assert panel.height > title_height() + 96  # a class legend under the panels
 
 
 def test_test_tool_tta(trained, stage2_voc, tmp_path):
