@@ -61,6 +61,7 @@ import numpy as np
 
 from fma.io.cams import CamRecord
 from fma.io.sam_masks import SamMasks
+from fma.seeding.upsample import bilinear_resize
 
 __all__ = [
     "BG_METHODS",
@@ -243,6 +244,9 @@ def index_masks(masks: Any) -> MaskIndex:
 def upsample_cam(cam: Any, size: tuple[int, int]) -> np.ndarray:
     """Bilinear (``align_corners=False``) resize of a CAM to the image size.
 
+    The numbers of ``F.interpolate`` on the CPU, computed without torch
+    (:func:`fma.seeding.upsample.bilinear_resize`).
+
     Args:
         cam: (P, h, w) float CAM (numpy or torch, any float dtype).
         size: target (H, W).
@@ -257,14 +261,7 @@ def upsample_cam(cam: Any, size: tuple[int, int]) -> np.ndarray:
     c = np.ascontiguousarray(c, dtype=np.float32)
     if c.shape[1:] == (H, W) or c.shape[0] == 0:
         return np.zeros((0, H, W), np.float32) if c.shape[0] == 0 else c.copy()
-    import torch
-    import torch.nn.functional as F
-
-    with torch.no_grad():
-        out = F.interpolate(
-            torch.from_numpy(c)[None], size=(H, W), mode="bilinear", align_corners=False
-        )[0]
-    return out.numpy()
+    return bilinear_resize(c, (H, W))
 
 
 def _min_max(x: np.ndarray, axis: int, valid: np.ndarray | None = None) -> np.ndarray:

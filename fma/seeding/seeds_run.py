@@ -15,6 +15,7 @@ against ground truth and returns the table. Nothing here calls it or picks a val
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -137,11 +138,11 @@ def _load_pair(
 
 
 def _set_threads(threads: int) -> None:
-    if threads > 0:
-        import torch
-
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+    """Limit torch's intra-op threads in a worker, if torch is loaded (seeding itself never
+    imports it: the CAM resize is numpy)."""
+    torch = sys.modules.get("torch")
+    if threads > 0 and torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 def _seed_one(
