@@ -360,7 +360,12 @@ def run_pipeline(
         status = _execute(cmd, pipeline.root, log_path, out)
         seconds = time.monotonic() - t0
         if status != 0:
-            what = "interrupted" if status == 128 + signal.SIGINT else f"failed (exit {status})"
+            if status in (128 + signal.SIGINT, -signal.SIGINT):
+                what, status = "interrupted", 128 + signal.SIGINT
+            elif status < 0:
+                what, status = f"killed by signal {-status}", 128 - status
+            else:
+                what = f"failed (exit {status})"
             print(f"\nerror: step {step.name} {what} after {_fmt_time(seconds)}\n"
                   f"  command: {shlex.join(cmd)}\n  log: {log_path}\n"
                   "  rerun the same command to continue from this step", file=out)  # fmt: skip
