@@ -26,6 +26,7 @@ from fma.evaluation import (
     write_show_panels,
 )
 from fma.io import write_json_atomic
+from fma.io.manifest import MANIFEST_NAME, file_sha256, producer_info, read_manifest
 from fma.stage import tool_exit
 
 
@@ -67,6 +68,17 @@ def _warn_missing_images(layout: DatasetLayout, split: str, scores: list) -> Non
               f"{missing[0]}): their panels' first column stays grey", file=sys.stderr)  # fmt: skip
 
 
+def _labels_record(folder: Path) -> dict:
+    """What was evaluated: the folder and its manifest's sha256, format, split and producer."""
+    record: dict = {"dir": str(folder), "manifest_sha256": None}
+    manifest = folder / MANIFEST_NAME
+    if manifest.is_file():
+        record["manifest_sha256"] = file_sha256(manifest)
+        m = read_manifest(folder, required=False)
+        record.update(format=m.format, dataset=m.dataset, split=m.split, producer=m.producer)
+    return record
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     layout = DatasetLayout.of(args.dataset, args.data_root)
@@ -91,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         summary = result_summary(
             result, dataset=args.dataset, split=args.split, pred_dir=str(args.pred_dir),
-            gt_dir=str(gt_dir),
+            gt_dir=str(gt_dir), protocol={"mode": "labels"}, labels=_labels_record(args.pred_dir),
+            producer=producer_info("tools/eval_labels.py"),
         )  # fmt: skip
         write_json_atomic(args.json, summary)
         print(f"wrote {args.json}")

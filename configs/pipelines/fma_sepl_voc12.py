@@ -1,0 +1,10 @@
+# Pipeline (tools/reproduce.py): FMA-WSSS on VOC12 with the fine seeds refined by SEPL before
+# stage II (fma_voc12 with its optional sepl_refine / sepl_eval steps switched on). Consumes and
+# produces what fma_voc12 does, in its own work_dir, plus the refined seeds and their metrics.
+_base_ = ["./fma_voc12.py"]
+pipeline = dict(
+    name="fma_sepl_voc12",
+    description="FMA-WSSS on VOC12, fine seeds refined by SEPL (max_iou_imp2) before stage II",
+)
+work_dir = "work_dirs/pipelines/fma_sepl_voc12"
+vars = dict(sepl="true", stage2_seeds="{work_dir}/sepl_seeds/train_aug")

@@ -1,0 +1,217 @@
+"""Fingerprints of pipeline steps: what decides a step's outputs, as one hash.
+
+The fingerprint of a step (:func:`step_fingerprint`) is the sha256 of its *parts*:
+
+* ``tool``: the sha256 of the tool file (``tools/x.py``) or of the module's source file;
+* ``args``: the resolved arguments, in order;
+* ``config:<path>``: for every argument that names a ``.py`` config file, the sha256 of the
+  merged config (``_base_`` chain resolved by ``mmengine.Config.fromfile``, serialised as sorted
+  JSON), so a change in a base file counts too;
+* ``input:<path>``: for every input, the sha256 of ``<input>/manifest.json`` when it is a folder
+  with a manifest, the sha256 of the file when it is a file, a hash of the sorted listing of
+  names and sizes for a folder without a manifest, ``missing`` when it does not exist. An input
+  with ``*`` is a glob: each match is fingerprinted.
+
+Launcher options are not part of the fingerprint: running a step on another number of
+processes does not change what it computes. Large files (checkpoints) are hashed once per
+(size, mtime): :class:`HashCache` keeps their digests in ``<records>/.hash_cache.json``.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from fma.io.atomic import write_json_atomic
+from fma.io.manifest import MANIFEST_NAME, file_sha256
+
+__all__ = [
+    "HashCache",
+    "changed_parts",
+    "config_digest",
+    "expand",
+    "input_digest",
+    "module_file",
+    "step_fingerprint",
+]
+
+
+class HashCache:
+    """sha256 of files, remembered by (path, size, mtime) in a JSON file (None: in memory)."""
+
+    def __init__(self, path: str | os.PathLike | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._data: dict[str, list] = {}
+        self._dirty = False
+        if self.path is not None and self.path.is_file():
+            try:
+                self._data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                self._data = {}
+
+    def sha256(self, path: str | os.PathLike) -> str:
+        """The file's sha256, from the cache when its size and mtime are unchanged."""
+        p = Path(path)
+        st = p.stat()
+        key = str(p.resolve())
+        hit = self._data.get(key)
+        if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            return str(hit[2])
+        digest = file_sha256(p)
+        self._data[key] = [st.st_size, st.st_mtime_ns, digest]
+        self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        """Write the cache file (atomically) when something new was hashed."""
+        if self.path is not None and self._dirty:
+            write_json_atomic(self.path, self._data, indent=None)
+            self._dirty = False
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def expand(path: str, root: Path) -> list[str]:
+    """``[path]``, or the sorted matches of a glob pattern (relative to ``root``)."""
+    if not glob.has_magic(path):
+        return [path]
+    base = Path(path) if Path(path).is_absolute() else root / path
+    matches = sorted(glob.glob(str(base)))
+    if Path(path).is_absolute():
+        return matches
+    return [os.path.relpath(m, root) for m in matches]
+
+
+def _listing_digest(folder: Path) -> str:
+    """Hash of the sorted (relative name, size) listing of a folder; hidden names are left out."""
+    rows = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            full = Path(dirpath) / name
+            try:
+                size = full.stat().st_size
+            except OSError:
+                continue
+            rows.append(f"{full.relative_to(folder).as_posix()}\t{size}")
+    rows.sort()
+    return "listing:" + _sha("\n".join(rows))
+
+
+def input_digest(path: str, root: Path, cache: HashCache) -> str:
+    """Digest of one input (see the module docstring); ``path`` is relative to ``root``."""
+    p = Path(path) if Path(path).is_absolute() else root / path
+    if p.is_dir():
+        manifest = p / MANIFEST_NAME
+        if manifest.is_file():
+            return "manifest:" + file_sha256(manifest)
+        return _listing_digest(p)
+    if p.is_file():
+        return "file:" + cache.sha256(p)
+    return "missing"
+
+
+def config_digest(path: Path) -> str:
+    """sha256 of the merged config (``_base_`` resolved); of the bytes if it does not load."""
+    try:
+        from mmengine.config import Config
+
+        with warnings.catch_warnings():  # mmseg:: bases import pkg_resources (deprecated)
+            warnings.simplefilter("ignore")
+            cfg = Config.fromfile(str(path), import_custom_modules=False)
+        text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+        return "merged:" + _sha(text)
+    except Exception:  # not an mmengine config (a plain script): its bytes decide
+        return "file:" + file_sha256(path)
+
+
+def module_file(module: str, root: Path) -> Path | None:
+    """Source file of ``module`` (found without importing it; ``root`` is searched too)."""
+    added = str(root) not in sys.path
+    if added:
+        sys.path.insert(0, str(root))
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    finally:
+        if added:
+            sys.path.remove(str(root))
+    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+        return None
+    return Path(spec.origin)
+
+
+def _config_args(args: Sequence[str], root: Path) -> list[str]:
+    out = []
+    for arg in args:
+        if arg.endswith(".py") and not arg.startswith("-"):
+            p = Path(arg) if Path(arg).is_absolute() else root / arg
+            if p.is_file():
+                out.append(arg)
+    return out
+
+
+def step_fingerprint(
+    *,
+    tool: str | None,
+    module: str | None,
+    args: Sequence[str],
+    inputs: Sequence[str],
+    root: Path,
+    cache: HashCache,
+) -> tuple[str, dict[str, Any]]:
+    """``(fingerprint, parts)`` of a step; ``parts`` names what each piece hashed to."""
+    parts: dict[str, Any] = {}
+    if tool is not None:
+        tool_path = Path(tool) if Path(tool).is_absolute() else root / tool
+        parts["tool"] = cache.sha256(tool_path) if tool_path.is_file() else "missing"
+    else:
+        src = module_file(str(module), root)
+        parts["tool"] = f"module:{module}:" + (cache.sha256(src) if src else "not found")
+    parts["args"] = list(args)
+    for cfg in _config_args(args, root):
+        parts[f"config:{cfg}"] = config_digest(Path(cfg) if Path(cfg).is_absolute() else root / cfg)
+    for pattern in inputs:
+        matches = expand(pattern, root)
+        if not matches:
+            parts[f"input:{pattern}"] = "missing"
+        for match in matches:
+            parts[f"input:{match}"] = input_digest(match, root, cache)
+    digest = _sha(json.dumps(parts, sort_keys=True))
+    return digest, parts
+
+
+def changed_parts(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Human-readable names of the parts that differ between two fingerprints."""
+    out = []
+    for key in sorted(set(old) | set(new), key=lambda k: (k != "tool", k != "args", k)):
+        if old.get(key) == new.get(key):
+            continue
+        if key == "tool":
+            out.append("tool file")
+        elif key == "args":
+            out.append("arguments")
+        elif key.startswith("config:"):
+            out.append(f"config {key[len('config:') :]}")
+        elif key.startswith("input:"):
+            name = key[len("input:") :]
+            if key not in old:
+                out.append(f"new input {name}")
+            elif key not in new:
+                out.append(f"input {name} gone")
+            else:
+                out.append(f"input {name}")
+    return out

@@ -1,0 +1,284 @@
+"""tools/reproduce.py on a toy pipeline: skip, rerun on change, --from/--only, dry run, failures,
+launcher pass-through, summary and --verify (steps are tiny scripts, no fma stage runs)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from fma.apis.leaderboard import format_checks, verify
+from fma.apis.pipeline import Launcher, format_summary, records_summary, run_pipeline
+from fma.apis.pipeline_config import PipelineError, load_pipeline, parse_set_options
+
+TOY = r"""
+import json, pathlib, sys
+args = sys.argv[1:]
+name = args[0]
+pathlib.Path("calls.txt").open("a").write(name + "\n")
+if "--fail" in args and pathlib.Path(args[args.index("--fail") + 1]).exists():
+    print("boom: step", name, "fails")
+    sys.exit(3)
+out = pathlib.Path(args[1])
+if name == "metrics":
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"mIoU": 71.5, "dataset": "voc12", "split": "train"}))
+    sys.exit(0)
+out.mkdir(parents=True, exist_ok=True)
+(out / "data.txt").write_text(" ".join(args))
+calls = pathlib.Path("calls.txt").read_text().count("\n")
+(out / "manifest.json").write_text(json.dumps({"format": "toy", "run": calls}))
+print("wrote", out)
+"""
+
+PIPELINE = """
+pipeline = dict(name="toy", description="a toy chain")
+work_dir = "wd"
+vars = dict(data_root="data", cfg="cfg.py", fail="fail_b")
+steps = [
+    dict(name="a", label="first", tool="toy.py", args=["a", "{work_dir}/a", "{cfg}"],
+         inputs=["{data_root}/list.txt"], outputs=["{work_dir}/a"]),
+    dict(name="b", tool="toy.py", args=["b", "{work_dir}/b", "--fail", "{fail}"],
+         inputs=["{work_dir}/a"], outputs=["{work_dir}/b"], distributed=True),
+    dict(name="c", tool="toy.py", args=["metrics", "{work_dir}/eval/m.json"],
+         inputs=["{work_dir}/b"], outputs=["{work_dir}/eval/m.json"],
+         metrics="{work_dir}/eval/m.json"),
+]
+"""
+
+
+@pytest.fixture
+def toy(tmp_path):
+    (tmp_path / "toy.py").write_text(TOY)
+    (tmp_path / "cfg.py").write_text("x = 1\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "list.txt").write_text("img1\nimg2\n")
+    (tmp_path / "pipe.py").write_text(PIPELINE)
+    return tmp_path
+
+
+def _run(root: Path, **kwargs):
+    overrides = kwargs.pop("overrides", None)
+    pipeline = load_pipeline(root / "pipe.py", root=root, overrides=overrides)
+    out = io.StringIO()
+    calls = root / "calls.txt"
+    before = calls.read_text().split() if calls.exists() else []
+    code = run_pipeline(pipeline, out=out, **kwargs)
+    after = calls.read_text().split() if calls.exists() else []
+    return code, after[len(before) :], out.getvalue()
+
+
+def test_run_all_then_rerun_skips_everything(toy):
+    code, calls, text = _run(toy)
+    assert code == 0 and calls == ["a", "b", "metrics"], text
+    for name in "abc":
+        rec = json.loads((toy / "wd" / "pipeline" / f"{name}.json").read_text())
+        assert (
+            rec["exit_status"] == 0 and rec["fingerprint"] and rec["command"][0] == sys.executable
+        )
+    assert "wrote wd/a" in (toy / "wd" / "pipeline" / "logs" / "a.log").read_text()
+    assert "71.50" in text.splitlines()[-1]  # the summary row of c carries its mIoU
+    code, calls, text = _run(toy)
+    assert code == 0 and calls == []
+    assert text.count("skip -- up to date") == 3
+    assert "skipped" in text
+
+
+def test_changed_config_reruns_that_step_and_later_ones(toy):
+    _run(toy)
+    (toy / "cfg.py").write_text("x = 2\n")
+    code, calls, text = _run(toy)
+    assert code == 0 and calls == ["a", "b", "metrics"]
+    assert "a (first): run -- changed: config cfg.py" in text
+    assert "b (b): run -- it reads the output of a, which runs again" in text
+    assert (toy / "wd" / "a.stale" / "data.txt").is_file()  # the old output is kept aside
+    assert "moving the old output" in text
+
+
+def test_changed_input_file_reruns(toy):
+    _run(toy)
+    (toy / "data" / "list.txt").write_text("img1\n")
+    _code, calls, text = _run(toy)
+    assert calls == ["a", "b", "metrics"]
+    assert "changed: input data/list.txt" in text
+
+
+def test_upstream_manifest_change_is_seen_by_the_next_step(toy):
+    _run(toy)
+    (toy / "wd" / "a" / "manifest.json").write_text('{"format": "toy", "run": 99}')
+    _code, calls, text = _run(toy)
+    assert calls == ["b", "metrics"]
+    assert "changed: input wd/a" in text
+
+
+def test_missing_output_reruns(toy):
+    _run(toy)
+    (toy / "wd" / "eval" / "m.json").unlink()
+    _code, calls, text = _run(toy)
+    assert calls == ["metrics"] and "outputs missing: wd/eval/m.json" in text
+
+
+def test_from_and_only(toy):
+    _run(toy)
+    code, calls, text = _run(toy, start="b")
+    assert code == 0 and calls == ["b", "metrics"]
+    assert "selected by --from" in text
+    code, calls, _ = _run(toy, only="b")
+    assert calls == ["b"]
+    code, calls, _ = _run(toy)  # c reads b's new output
+    assert calls == ["metrics"]
+
+
+def test_unknown_step_and_var_are_clear_errors(toy):
+    pipeline = load_pipeline(toy / "pipe.py", root=toy)
+    with pytest.raises(PipelineError, match="no step 'x'; the steps are: a, b, c"):
+        run_pipeline(pipeline, only="x", out=io.StringIO())
+    with pytest.raises(PipelineError, match=r"no var 'data_rot' \(its vars: cfg, data_root"):
+        load_pipeline(toy / "pipe.py", root=toy, overrides={"data_rot": "x"})
+    with pytest.raises(PipelineError, match="KEY=VALUE"):
+        parse_set_options(["novalue"])
+    (toy / "bad.py").write_text(PIPELINE.replace("{cfg}", "{cgf}"))
+    with pytest.raises(PipelineError, match=r"unknown placeholder \{cgf\}"):
+        load_pipeline(toy / "bad.py", root=toy)
+
+
+def test_dry_run_runs_nothing_and_prints_the_commands(toy):
+    code, calls, text = _run(toy, dry_run=True)
+    assert code == 0 and calls == []
+    assert not (toy / "wd" / "pipeline").exists()
+    assert "a (first): would run -- no record" in text
+    assert f"{sys.executable} toy.py a wd/a cfg.py" in text
+    assert "dry run: nothing was run" in text
+    _run(toy)
+    (toy / "cfg.py").write_text("x = 3\n")
+    code, calls, text = _run(toy, dry_run=True)
+    assert calls == [] and "would run -- changed: config cfg.py" in text
+    assert "would move the old output" in text and not (toy / "wd" / "a.stale").exists()
+
+
+def test_failure_writes_no_record_and_rerun_continues(toy):
+    (toy / "fail_b").write_text("")
+    code, calls, text = _run(toy)
+    assert code == 3 and calls == ["a", "b"]
+    records = toy / "wd" / "pipeline"
+    assert (records / "a.json").is_file() and not (records / "b.json").exists()
+    assert "error: step b failed (exit 3)" in text
+    assert f"log: {records / 'logs' / 'b.log'}" in text
+    assert "boom: step b fails" in (records / "logs" / "b.log").read_text()
+    assert "failed" in text and "not run" in text  # summary rows of b and c
+    (toy / "fail_b").unlink()
+    code, calls, text = _run(toy)
+    assert code == 0 and calls == ["b", "metrics"]
+    assert "b (b): run -- no record" in text and not (toy / "wd" / "b.stale").exists()
+
+
+def test_launcher_options_reach_distributed_steps_only(toy):
+    launcher = Launcher("pytorch", nproc_per_node=2, nnodes=2, node_rank=0, master_port=29511)
+    _code, _, text = _run(toy, dry_run=True, launcher=launcher)
+    lines = [line.strip() for line in text.splitlines() if line.startswith(f"  {sys.executable}")]
+    a, b, c = lines
+    assert "torch.distributed.run" not in a and "torch.distributed.run" not in c
+    assert b == (
+        f"{sys.executable} -m torch.distributed.run --nnodes=2 --node_rank=0 "
+        "--master_addr=127.0.0.1 --master_port=29511 --nproc_per_node=2 toy.py b wd/b --fail "
+        "fail_b --launcher pytorch"
+    )
+
+
+def test_module_steps_and_globs(toy):
+    (toy / "toymod.py").write_text("import sys, pathlib; pathlib.Path(sys.argv[1]).write_text('m')")
+    (toy / "pipe.py").write_text(
+        PIPELINE
+        + textwrap.dedent("""
+        steps.append(dict(name="d", module="toymod", args=["{work_dir}/d.txt"],
+                          inputs=["{work_dir}/a/*.txt"], outputs=["{work_dir}/d.txt"]))
+        steps.append(dict(name="e", tool="toy.py", args=["e", "{work_dir}/e", "{work_dir}/a/*.txt"],
+                          inputs=["{work_dir}/d.txt"], outputs=["{work_dir}/e"]))
+    """)
+    )
+    code, _calls, text = _run(toy)
+    assert code == 0 and (toy / "wd" / "d.txt").read_text() == "m"
+    assert f"{sys.executable} -m toymod wd/d.txt" in text
+    assert "wd/a/data.txt" in (toy / "wd" / "e" / "data.txt").read_text()  # glob resolved
+    rec = json.loads((toy / "wd" / "pipeline" / "d.json").read_text())
+    assert (
+        rec["parts"]["tool"].startswith("module:toymod:") and "input:wd/a/data.txt" in rec["parts"]
+    )
+
+
+def test_disabled_steps_and_summary_from_records(toy):
+    (toy / "pipe.py").write_text(
+        PIPELINE.replace("distributed=True)", 'enabled="{on}")').replace(
+            'fail="fail_b")', 'fail="fail_b", on="false")'
+        )
+    )
+    _code, calls, text = _run(toy)
+    assert calls == ["a", "metrics"] and "b (b): off" in text
+    assert "warning: step c: input wd/b is neither written by an earlier step" in text
+    pipeline = load_pipeline(toy / "pipe.py", root=toy, overrides={"on": "true"})
+    table = format_summary(pipeline, records_summary(pipeline))
+    rows = {line.split()[0]: line for line in table.splitlines()[2:]}
+    assert " done " in rows["a"] and "not run" in rows["b"] and " done " in rows["c"]
+    assert table.splitlines()[0].split() == ["step", "label", "status", "time", "mIoU", "outputs"]
+
+
+def test_verify_pass_miss_and_missing(toy):
+    metafile = toy / "metafile.yml"
+
+    def entries(expected: float) -> None:
+        metafile.write_text(
+            textwrap.dedent(f"""
+            entries:
+              - {{name: toy_m, pipeline: pipe.py, step: c, dataset: voc12, split: train,
+                  metric: mIoU, expected: {expected}, tolerance: 0.5, verify: local, source: test}}
+              - {{name: toy_server, pipeline: pipe.py, dataset: voc12, split: test, metric: mIoU,
+                  expected: 1.0, verify: server, source: test}}
+        """)
+        )
+
+    entries(71.8)
+    checks = verify(metafile, toy, pipeline=toy / "pipe.py")
+    assert [c.status for c in checks] == ["MISSING", "not checked"]
+    assert "not produced yet: run python tools/reproduce.py pipe.py" in checks[0].message
+    _run(toy)
+    checks = verify(metafile, toy)
+    out = io.StringIO()
+    format_checks(checks, out)
+    assert checks[0].status == "ok" and not any(c.failed for c in checks)
+    assert ["toy_m", "train", "mIoU", "71.80", "71.50", "-0.30", "0.50", "ok"] in [
+        line.split() for line in out.getvalue().splitlines()
+    ]
+    entries(73.0)
+    checks = verify(metafile, toy)
+    assert checks[0].status == "MISS" and checks[0].failed
+    metrics = toy / "wd" / "eval" / "m.json"
+    metrics.write_text(json.dumps({"mIoU": 73.0, "dataset": "voc12", "split": "val"}))
+    check = verify(metafile, toy)[0]
+    assert check.status == "MISS" and "split 'val'" in check.message
+
+
+def test_tool_verify_exit_codes_on_the_real_metafile(tmp_path, capsys):
+    from tool_modules import load_tool
+
+    tool = load_tool("reproduce")
+    pipe = "configs/pipelines/fma_voc12.py"
+    pipe_path = str(Path(__file__).resolve().parents[2] / pipe)
+    assert tool.main(["--verify", pipe_path, "--work-dir", str(tmp_path)]) == 1
+    assert "not produced yet: run python tools/reproduce.py " + pipe in capsys.readouterr().out
+    (tmp_path / "eval").mkdir()
+    seeds = tmp_path / "eval" / "fine_seeds_train_aug.json"
+    seeds.write_text(json.dumps({"mIoU": 74.0, "dataset": "voc12", "split": "train_aug"}))
+    (tmp_path / "stage2_eval").mkdir()
+    (tmp_path / "stage2_eval" / "metrics_val.json").write_text(
+        json.dumps({"mIoU": 82.9, "dataset": "voc12", "split": "val", "protocol": {"mode": "ss"}})
+    )
+    assert tool.main(["--verify", pipe_path, "--work-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "4 checked, 0 failed or missing, 1 not checkable here" in out
+    seeds.write_text(json.dumps({"mIoU": 70.0, "dataset": "voc12", "split": "train_aug"}))
+    assert tool.main(["--verify", pipe_path, "--work-dir", str(tmp_path)]) == 1
+    assert "MISS" in capsys.readouterr().out
