@@ -33,7 +33,12 @@ from mmengine.runner import Runner
 from fma._compat import mmengine_checkpoint_globals
 from fma.apis.config import merge_cfg_options, tool_work_dir
 from fma.apis.dist import prepare_cpu_dist
-from fma.apis.stage2 import apply_test_options, check_cuda_ops, is_stage2
+from fma.apis.stage2 import (
+    adapt_to_custom_dataset,
+    apply_test_options,
+    check_cuda_ops,
+    is_stage2,
+)
 from fma.io.manifest import file_sha256
 from fma.models.prompt_clip import tta_settings
 
@@ -79,6 +84,7 @@ def build_cfg(args: argparse.Namespace) -> Config:
     cfg.work_dir = str(tool_work_dir(args.config, cfg, args.work_dir))
     cfg.load_from = str(args.checkpoint)
     if is_stage2(cfg):
+        adapt_to_custom_dataset(cfg, for_test=True)
         apply_test_options(
             cfg,
             config=args.config,

@@ -25,7 +25,12 @@ from mmengine.runner import Runner
 from fma._compat import mmengine_checkpoint_globals
 from fma.apis.config import merge_cfg_options, tool_work_dir
 from fma.apis.dist import prepare_cpu_dist
-from fma.apis.stage2 import check_cuda_ops, is_stage2, resolve_pretrained
+from fma.apis.stage2 import (
+    adapt_to_custom_dataset,
+    check_cuda_ops,
+    is_stage2,
+    resolve_pretrained,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,6 +72,8 @@ def build_cfg(args: argparse.Namespace) -> Config:
         cfg.optim_wrapper.pop("amp", None)  # CudaAmpOptimWrapper's switch, not AmpOptimWrapper's
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
     cfg.resume = args.resume
+    if is_stage2(cfg):
+        adapt_to_custom_dataset(cfg)
     return cfg
 
 

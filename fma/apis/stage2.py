@@ -8,6 +8,8 @@ plug-in. Before the Runner is built the tools:
   missing file whose name is in :data:`PRETRAINED` is downloaded from its official URL and checked
   against the sha256 prefix in its OpenMMLab file name; any other missing file stops the run with
   the path to fill;
+* size the network for a custom dataset (:func:`adapt_to_custom_dataset`: the class count of its
+  ``classes.txt``; no validation when the folder has no ground truth for the validation split);
 * refuse a CUDA run of a deformable-attention model without mmcv's compiled ops (one message
   with the install command), before anything is loaded;
 * at test time set the prediction folder, panels, TTA (mmseg's ``tta_model`` + ``tta_pipeline``)
@@ -26,6 +28,7 @@ from typing import Any
 __all__ = [
     "PRETRAINED",
     "PretrainedWeights",
+    "adapt_to_custom_dataset",
     "apply_test_options",
     "check_cuda_ops",
     "is_stage2",
@@ -84,6 +87,68 @@ def pretrained_paths(cfg: Any) -> list[str]:
             if ckpt and "://" not in ckpt and ckpt not in out:
                 out.append(ckpt)
     return out
+
+
+CUSTOM_DATASET = "CustomSeedDataset"
+
+
+def _loader_dataset(cfg: Any, key: str) -> Any:
+    loader = cfg.get(key)
+    return loader.get("dataset") if isinstance(loader, dict) else None
+
+
+def _has_ground_truth(dataset: Any) -> bool:
+    """True when a custom folder has ``ground_truth/`` and the list of the split (or ``all``)."""
+    root = Path(str(dataset.get("data_root", ""))).expanduser()
+    split = str(dataset.get("split", "all"))
+    split_ok = split == "all" or (root / "splits" / f"{split}.txt").is_file()
+    return (root / "ground_truth").is_dir() and split_ok
+
+
+def adapt_to_custom_dataset(
+    cfg: Any, *, for_test: bool = False, log: Callable[[str], None] = print
+) -> int | None:
+    """Fit a stage II config to a custom dataset folder (no-op for VOC and COCO configs).
+
+    With ``train_dataloader.dataset.type == 'CustomSeedDataset'`` (or the test loader's, with
+    ``for_test``): every ``num_classes`` in ``cfg.model`` becomes the class count of the folder's
+    ``classes.txt`` (background included), and a Mask2Former class-weight list
+    (``num_classes + 1`` entries, the last one for "no object") is rebuilt for it. For training,
+    when the folder has no ground truth for the validation split (``ground_truth/`` and
+    ``splits/<split>.txt``), validation is switched off with a note, and checkpoints are kept by
+    interval instead of by best mIoU.
+
+    Returns:
+        The class count, or None when the config is not for a custom dataset.
+    """
+    from fma.mmseg_ext.datasets import custom_metainfo
+
+    key = "test_dataloader" if for_test else "train_dataloader"
+    dataset = _loader_dataset(cfg, key)
+    if dataset is None or dataset.get("type") != CUSTOM_DATASET:
+        return None
+    num_classes = len(custom_metainfo(dataset.get("data_root", ""))["classes"])
+    for node in _walk(cfg.model):
+        old = node.get("num_classes")
+        if isinstance(old, int) and not isinstance(old, bool):
+            node["num_classes"] = num_classes
+            loss = node.get("loss_cls")
+            weights = loss.get("class_weight") if isinstance(loss, dict) else None
+            if isinstance(weights, list | tuple) and len(weights) == old + 1:
+                loss["class_weight"] = [1.0] * num_classes + [weights[-1]]
+    val = _loader_dataset(cfg, "val_dataloader")
+    if not for_test and val is not None and not _has_ground_truth(val):
+        log(
+            f"note: {val.get('data_root')} has no ground truth for split "
+            f"{val.get('split', 'all')!r} (ground_truth/ and splits/<split>.txt); training "
+            "without validation, checkpoints by interval"
+        )
+        cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+        checkpoint = cfg.get("default_hooks", {}).get("checkpoint")
+        if isinstance(checkpoint, dict):
+            checkpoint.pop("save_best", None)
+            checkpoint.pop("rule", None)
+    return num_classes
 
 
 def resolve_pretrained(

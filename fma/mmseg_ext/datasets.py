@@ -1,6 +1,6 @@
-"""Stage II datasets for mmseg: VOC 2012 and COCO 2014 object segmentation with seed labels.
+"""Stage II datasets for mmseg: VOC 2012, COCO 2014 and custom folders with seed labels.
 
-Both read the layouts of :mod:`fma.datasets.layout` (the ones ``tools/prepare_voc.py`` and
+All read the layouts of :mod:`fma.datasets.layout` (the ones ``tools/prepare_voc.py`` and
 ``tools/prepare_coco.py`` check or write) and take the training labels from any seed folder:
 
 * ``split`` picks the image list (``train_aug``, ``train``, ``val``, ``test``) the same way stage I
@@ -10,6 +10,10 @@ Both read the layouts of :mod:`fma.datasets.layout` (the ones ``tools/prepare_vo
   directory (the repository root when the tools run from there, as ``work_dirs/`` is). It is
   never joined under ``data_root``, which mmengine does silently with ``data_prefix`` entries.
 * ``with_labels=False`` lists images only (the VOC test set, which has no ground truth).
+
+:class:`CustomSeedDataset` takes its classes from the folder's ``classes.txt`` (background first,
+the VOC colour map extended to any class count) and its images from ``images/`` with any of the
+accepted suffixes; ``split='all'`` without ``splits/all.txt`` lists every image.
 
 Every listed image and label file is checked when the dataset is built; a missing file stops
 the run before the first iteration with the folder, the count and the first ids.
@@ -25,9 +29,10 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
 from fma.datasets.layout import DatasetLayout, read_split_file
-from fma.datasets.meta import COCO14, VOC12, DatasetMeta
+from fma.datasets.meta import COCO14, VOC12, DatasetMeta, bitwise_palette
+from fma.datasets.prepare import read_class_names
 
-__all__ = ["COCOObjectDataset", "VOCSeedDataset", "resolve_seed_dir"]
+__all__ = ["COCOObjectDataset", "CustomSeedDataset", "VOCSeedDataset", "resolve_seed_dir"]
 
 MAX_LISTED = 10  # ids named in a missing-file error
 
@@ -56,6 +61,19 @@ def _metainfo(meta: DatasetMeta) -> dict[str, Any]:
     )
 
 
+def custom_metainfo(data_root: str | os.PathLike) -> dict[str, Any]:
+    """mmseg metainfo of a custom folder: ``background`` + the names of its ``classes.txt``.
+
+    Raises:
+        FileNotFoundError / fma.datasets.prepare.DatasetCheckError: see
+        :func:`fma.datasets.prepare.read_class_names`.
+    """
+    names = read_class_names(Path(data_root).expanduser() / "classes.txt")
+    if len(names) > 256:
+        raise ValueError(f"{data_root}: {len(names)} classes; label PNGs hold at most 256")
+    return dict(classes=names, palette=bitwise_palette(len(names)).tolist())
+
+
 def _missing_error(folder: str, what: str, missing: list[str], total: int) -> FileNotFoundError:
     shown = ", ".join(missing[:MAX_LISTED]) + (" ..." if len(missing) > MAX_LISTED else "")
     return FileNotFoundError(
@@ -78,6 +96,7 @@ class _LayoutSegDataset(BaseSegDataset):
         **kwargs: Any,
     ) -> None:
         layout = DatasetLayout.of(self.DATASET, Path(data_root).expanduser().resolve())
+        self.layout = layout
         self.split = split
         self.seed_dir = str(resolve_seed_dir(seed_dir)) if seed_dir is not None else None
         self.with_labels = with_labels
@@ -95,12 +114,18 @@ class _LayoutSegDataset(BaseSegDataset):
             **kwargs,
         )
 
+    def _image_ids(self) -> list[str]:
+        return read_split_file(self.ann_file)
+
+    def _image_path(self, image_id: str) -> Path:
+        return Path(self.data_prefix["img_path"]) / f"{image_id}{self.img_suffix}"
+
     def load_data_list(self) -> list[dict]:
         """One record per id of the split file, after checking that every file exists."""
-        ids = read_split_file(self.ann_file)
+        ids = self._image_ids()
         img_dir = Path(self.data_prefix["img_path"])
         seg_dir = self.data_prefix.get("seg_map_path")
-        imgs = [img_dir / f"{i}{self.img_suffix}" for i in ids]
+        imgs = [self._image_path(i) for i in ids]
         missing = [i for i, p in zip(ids, imgs, strict=True) if not p.is_file()]
         if missing:
             raise _missing_error(str(img_dir), "images", missing, len(ids))
@@ -143,3 +168,26 @@ class COCOObjectDataset(_LayoutSegDataset):
 
     DATASET = "coco14"
     METAINFO = _metainfo(COCO14)
+
+
+@DATASETS.register_module()
+class CustomSeedDataset(_LayoutSegDataset):
+    """A custom dataset folder (docs/datasets.md, "Custom datasets"), labels from ``seed_dir``.
+
+    ``images/<id>.<jpg|png|...>``, ``classes.txt`` (the classes, background first implicitly),
+    ``ground_truth/<id>.png`` (validation labels, optional), ``splits/<split>.txt`` (optional;
+    ``split='all'`` without it is every image). Training reads the seeds (``seed_dir``);
+    validation reads ``ground_truth/``.
+    """
+
+    DATASET = "custom"
+
+    def __init__(self, split: str = "all", data_root: str = "", **kwargs: Any) -> None:
+        kwargs.setdefault("metainfo", custom_metainfo(data_root))
+        super().__init__(split, data_root, **kwargs)
+
+    def _image_ids(self) -> list[str]:
+        return self.layout.image_ids(self.split)
+
+    def _image_path(self, image_id: str) -> Path:
+        return self.layout.image_path(self.split, image_id)

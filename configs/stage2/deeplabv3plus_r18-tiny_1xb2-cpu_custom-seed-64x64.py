@@ -1,0 +1,16 @@
+# Tiny CPU stage II config (tools/train.py, tools/test.py) on a custom dataset folder
+# (docs/datasets.md, "Custom datasets"): the tiny network of
+# deeplabv3plus_r18-tiny_1xb2-cpu_voc12-seed-64x64.py on the seeds of every image (split "all"),
+# validated on splits/val.txt against ground_truth/. The tools size the network for the folder's
+# classes.txt and switch validation off (with a note) when the folder has no ground truth for the
+# val split. Set data_root and seed_dir with --cfg-options (tests, tiny pipelines).
+_base_ = ["./deeplabv3plus_r18-tiny_1xb2-cpu_voc12-seed-64x64.py"]
+data_root = "data/custom"
+seed_dir = "work_dirs/pipelines/fma_custom/fine_seeds/seeds/all"
+train_dataloader = dict(
+    dataset=dict(type="CustomSeedDataset", data_root=data_root, split="all", seed_dir=seed_dir)
+)
+val_dataloader = dict(dataset=dict(type="CustomSeedDataset", data_root=data_root, split="val"))
+test_dataloader = val_dataloader
+val_evaluator = dict(dataset="custom")
+test_evaluator = val_evaluator
