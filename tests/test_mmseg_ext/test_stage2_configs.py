@@ -38,9 +38,35 @@ def _pipelines(cfg) -> dict[str, list]:
     }
 
 
+# Custom-folder leaves: (the VOC leaf they inherit from, the seed folder they default to).
+CUSTOM = {
+    "mask2former_swin-l-in22k_2xb2-80k_custom-seed-512x512.py": (
+        "mask2former_swin-l-in22k_2xb2-80k_voc12aug-seed-512x512.py"
+    ),
+    "deeplabv3plus_r18-tiny_1xb2-cpu_custom-seed-64x64.py": (
+        "deeplabv3plus_r18-tiny_1xb2-cpu_voc12-seed-64x64.py"
+    ),
+}
+
+
 def test_every_stage2_config_is_checked():
-    listed = set(LEAVES) | {p.name for p in TINY.values()}
+    listed = set(LEAVES) | {p.name for p in TINY.values()} | set(CUSTOM)
     assert {p.name for p in STAGE2.glob("*.py")} == listed
+
+
+@pytest.mark.parametrize("name", sorted(CUSTOM))
+def test_custom_leaf_is_its_voc_recipe_on_a_custom_folder(name):
+    cfg, voc = Config.fromfile(STAGE2 / name), Config.fromfile(STAGE2 / CUSTOM[name])
+    train, val = cfg.train_dataloader.dataset, cfg.val_dataloader.dataset
+    assert (train.type, train.split, val.type, val.split) == (
+        "CustomSeedDataset", "all", "CustomSeedDataset", "val"
+    )  # fmt: skip
+    assert train.seed_dir == "work_dirs/pipelines/fma_custom/fine_seeds/seeds/all"
+    assert cfg.test_dataloader.dataset.type == "CustomSeedDataset"
+    assert cfg.val_evaluator.dataset == cfg.test_evaluator.dataset == "custom"
+    assert cfg.model == voc.model and cfg.train_cfg == voc.train_cfg
+    assert train.pipeline == voc.train_dataloader.dataset.pipeline
+    assert cfg.optim_wrapper == voc.optim_wrapper
 
 
 @pytest.mark.parametrize("name", sorted(LEAVES))
