@@ -13,13 +13,20 @@ from fma.io import read_label_map, write_label_map
 
 
 def voc_to_custom(
-    voc: Path, ids: Sequence[str], out: Path, *, val_ids: Sequence[str] = (), with_gt: bool = True
+    voc: Path,
+    ids: Sequence[str],
+    out: Path,
+    *,
+    val_ids: Sequence[str] = (),
+    with_gt: bool = True,
+    prompt_names: Sequence[str] | None = None,
 ) -> Path:
     """``out/{images,classes.txt,labels.csv,ground_truth,splits}`` from the VOC folder ``voc``.
 
     Images are symlinks; ``classes.txt`` lists the 20 VOC names in VOC order (so class ids are
     the same); ``labels.csv`` holds the classes present in each ground-truth map;
-    ``splits/val.txt`` is written when ``val_ids`` are given.
+    ``splits/val.txt`` is written when ``val_ids`` are given, ``prompt_names.txt`` when
+    ``prompt_names`` are.
     """
     (out / "images").mkdir(parents=True)
     rows = ["image_id,labels"]
@@ -34,6 +41,8 @@ def voc_to_custom(
             write_label_map(out / "ground_truth" / f"{image_id}.png", gt, VOC12.palette)
     (out / "classes.txt").write_text("\n".join(VOC12.class_names[1:]) + "\n")
     (out / "labels.csv").write_text("\n".join(rows) + "\n")
+    if prompt_names is not None:
+        (out / "prompt_names.txt").write_text("\n".join(prompt_names) + "\n")
     if val_ids:
         (out / "splits").mkdir()
         (out / "splits" / "val.txt").write_text("\n".join(val_ids) + "\n")

@@ -19,12 +19,13 @@ from typing import Any
 
 from mmengine.dataset import BaseDataset
 
+from fma.datasets.custom_meta import custom_dataset_meta
 from fma.datasets.labels import load_image_labels
 from fma.datasets.layout import DatasetLayout
 from fma.datasets.meta import get_dataset_meta
 from fma.registry import DATASETS
 
-__all__ = ["ClsDataset", "VOCClsDataset"]
+__all__ = ["ClsDataset", "CustomClsDataset", "VOCClsDataset"]
 
 
 class ClsDataset(BaseDataset):
@@ -60,10 +61,14 @@ class ClsDataset(BaseDataset):
         **kwargs: Any,
     ) -> None:
         key = dataset or self.DATASET_KEY
-        self.meta = get_dataset_meta(key)
         self.layout = DatasetLayout.of(key, data_root)
+        custom = self.layout.dataset == "custom"
+        self.meta = custom_dataset_meta(data_root) if custom else get_dataset_meta(key)
         self.split = split
-        self.label_file = Path(label_file) if label_file else self.layout.image_labels_file(split)
+        if label_file:
+            self.label_file: Path | None = Path(label_file)
+        else:  # custom folders keep their own labels.csv / labels.json
+            self.label_file = None if custom else self.layout.image_labels_file(split)
         self.seed_dir = Path(seed_dir) if seed_dir else None
         self.with_gt = with_gt
         self.done_dir = Path(done_dir) if done_dir else None
@@ -81,8 +86,14 @@ class ClsDataset(BaseDataset):
             **kwargs,
         )
 
-    def load_data_list(self) -> list[dict[str, Any]]:
-        """Read the split list and the image labels; see the module docstring."""
+    def _images_and_labels(self) -> tuple[list[str], dict[str, Path], dict[str, Any]]:
+        """(ids, image paths, image-level labels) of the split."""
+        if self.layout.dataset == "custom" and self.label_file is None:
+            from fma.datasets.prepare import load_custom_dataset
+
+            ds = load_custom_dataset(self.layout.root, self.split)
+            paths = dict(zip(ds.image_ids, ds.image_paths, strict=True))
+            return ds.image_ids, paths, ds.labels
         ids = self.layout.image_ids(self.split)
         labels = load_image_labels(
             self.label_file, dataset=self.meta.name, num_classes=self.meta.num_classes
@@ -93,19 +104,25 @@ class ClsDataset(BaseDataset):
                 f"{self.label_file}: no image-level labels for {len(missing)} images of split "
                 f"{self.split!r} (e.g. {missing[:3]}); re-create the label file"
             )
+        return ids, {i: self.layout.image_path(self.split, i) for i in ids}, labels
+
+    def load_data_list(self) -> list[dict[str, Any]]:
+        """Read the split list and the image labels; see the module docstring."""
+        ids, paths, labels = self._images_and_labels()
+        gt_dir = self.layout.labels_dir(self.split)
         out = []
         for img_id in ids:
             if self.done_dir is not None and (self.done_dir / f"{img_id}.npz").is_file():
                 continue
             item: dict[str, Any] = {
                 "img_id": img_id,
-                "img_path": str(self.layout.image_path(self.split, img_id)),
+                "img_path": str(paths[img_id]),
                 "gt_labels": list(labels[img_id]),
             }
             if self.seed_dir is not None:
                 item["seed_path"] = str(self.seed_dir / f"{img_id}.png")
-            if self.with_gt:
-                item["gt_path"] = str(self.layout.labels_dir(self.split) / f"{img_id}.png")
+            if self.with_gt and (self.layout.dataset != "custom" or gt_dir.is_dir()):
+                item["gt_path"] = str(gt_dir / f"{img_id}.png")
             out.append(item)
         return out
 
@@ -115,3 +132,20 @@ class VOCClsDataset(ClsDataset):
     """PASCAL VOC 2012 (21 classes) stage I dataset; see :class:`ClsDataset`."""
 
     DATASET_KEY = "voc12"
+
+
+@DATASETS.register_module()
+class CustomClsDataset(ClsDataset):
+    """A custom dataset folder (docs/datasets.md, "Custom datasets"); see :class:`ClsDataset`.
+
+    Images, labels (``labels.csv`` / ``labels.json``) and the split come from
+    :func:`fma.datasets.prepare.load_custom_dataset`, which checks the folder first; classes
+    and prompt names from :func:`fma.datasets.custom_meta.custom_dataset_meta`. ``split='all'``
+    without ``splits/all.txt`` is every image; ``with_gt`` adds ``ground_truth/<id>.png`` only
+    when the folder has ``ground_truth/``.
+    """
+
+    DATASET_KEY = "custom"
+
+    def __init__(self, data_root: str, split: str = "all", **kwargs: Any) -> None:
+        super().__init__(data_root, split, **kwargs)

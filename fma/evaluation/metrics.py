@@ -25,6 +25,7 @@ from mmengine.dist import is_main_process
 from mmengine.evaluator import BaseMetric
 
 from fma.cam import cam_to_label, cam_to_score
+from fma.datasets.custom_meta import custom_dataset_meta
 from fma.datasets.meta import get_dataset_meta
 from fma.evaluation.confusion import confusion_matrix, metrics_from_confusion
 from fma.io.cams import CAM_DTYPES, FORMAT, VERSION, CamRecord, save_cam
@@ -78,6 +79,7 @@ class CAMMetric(BaseMetric):
     Args:
         output_dir: folder for ``<img_id>.npz`` files and ``manifest.json``; None writes nothing.
         dataset: dataset key (class names of the manifest and of the mIoU table).
+        dataset_root: the folder of a ``custom`` dataset (its ``classes.txt``).
         split: split name recorded in the manifest.
         gammas: background exponents to score (empty: no mIoU even with ground truth).
         save_att: store the attention matrix (``att``) when the model returned it.
@@ -103,6 +105,7 @@ class CAMMetric(BaseMetric):
         self,
         output_dir: str | os.PathLike | None = None,
         dataset: str = "voc12",
+        dataset_root: str | os.PathLike | None = None,
         split: str | None = None,
         gammas: Sequence[float] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
         save_att: bool = False,
@@ -117,7 +120,12 @@ class CAMMetric(BaseMetric):
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.output_dir = Path(output_dir) if output_dir is not None else None
-        self.meta = get_dataset_meta(dataset)
+        if dataset == "custom":
+            if dataset_root is None:
+                raise ValueError("CAMMetric(dataset='custom') needs dataset_root (its classes.txt)")
+            self.meta = custom_dataset_meta(dataset_root)
+        else:
+            self.meta = get_dataset_meta(dataset)
         self.split = split
         self.gammas = tuple(float(g) for g in gammas)
         self.save_att = save_att

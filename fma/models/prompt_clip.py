@@ -39,6 +39,7 @@ from fma.cam import caa_refine, fuse_cams, positive_pairs, scaled_aligned_size, 
 from fma.cam.gradcam import GradCAMOutput
 from fma.clip import CLIPImageEncoder, PromptLearner, TextEncoder, load_clip
 from fma.clip.backbone import VisualFeatures
+from fma.datasets.custom_meta import custom_dataset_meta
 from fma.datasets.meta import get_dataset_meta
 from fma.models.data_preprocessor import CLIPDataPreprocessor
 from fma.models.losses import CAMActivationLoss, MultiLabelContrastiveLoss
@@ -119,7 +120,9 @@ class PromptCLIP(BaseModel):
     Args:
         clip: keyword arguments of :func:`fma.clip.load_clip` (``model_name``, ``pretrained``,
             ``quick_gelu``, ``cache_dir``, ``model_config``).
-        dataset: dataset key giving the foreground prompt names (CLIP-ES names).
+        dataset: dataset key giving the foreground prompt names (CLIP-ES names); ``custom``
+            takes them from ``dataset_root`` (:func:`fma.datasets.custom_meta.custom_dataset_meta`).
+        dataset_root: the custom dataset folder (``classes.txt``, optional ``prompt_names.txt``).
         bg_prompts: ``"clip"`` = the dataset's CLIP-ES background names, an int ``k`` = ``k``
             empty (fully learnable) prompts, or an explicit list of names.
         fg_names: explicit foreground prompt names instead of the dataset's.
@@ -175,6 +178,7 @@ class PromptCLIP(BaseModel):
         self,
         clip: dict[str, Any] | None = None,
         dataset: str = "voc12",
+        dataset_root: str | None = None,
         bg_prompts: str | int | Sequence[str] = "clip",
         fg_names: Sequence[str] | None = None,
         n_ctx: int = 16,
@@ -204,7 +208,15 @@ class PromptCLIP(BaseModel):
         self.sub_batches = sub_batches
         if act_positives not in ("image", "seed"):
             raise ValueError(f"act_positives must be 'image' or 'seed', got {act_positives!r}")
-        meta = get_dataset_meta(dataset)
+        if dataset == "custom":
+            if dataset_root is None:
+                raise ValueError(
+                    "dataset='custom' needs dataset_root, the folder whose classes.txt names the "
+                    "classes (set model.dataset_root in the config)"
+                )
+            meta = custom_dataset_meta(dataset_root)
+        else:
+            meta = get_dataset_meta(dataset)
         fg = list(fg_names) if fg_names is not None else list(meta.clip_fg_names)
         if isinstance(bg_prompts, str):
             if bg_prompts != "clip":
