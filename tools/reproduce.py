@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             format_checks(checks, sys.stdout)
             return 1 if any(c.failed for c in checks) else 0
         pipeline = load_pipeline(args.pipeline, root=REPO, work_dir=args.work_dir,
-                                 overrides=overrides)  # fmt: skip
+                                 overrides=overrides, run_checks=not args.summary)  # fmt: skip
         if args.summary:
             print(format_summary(pipeline, records_summary(pipeline)))
             return 0

@@ -298,6 +298,8 @@ def run_pipeline(
     print(f"pipeline {pipeline.name}: {pipeline.description}", file=out)
     print(f"work dir: {pipeline.work_dir} (records and logs in {pipeline.records_dir})", file=out)
     print(f"cwd: {pipeline.root}", file=out)
+    for note in pipeline.notes:
+        print(f"note: {note}", file=out)
     for problem in check_wiring(pipeline):
         print(f"warning: {problem}", file=out)
     results: list[StepResult] = []

@@ -20,6 +20,11 @@ A pipeline config is an mmengine Python config file (``_base_`` works; dicts mer
         ),
     ]
 
+A config may also list ``checks = [dict(type="custom_dataset", root="{data_root}")]``
+(:mod:`fma.apis.pipeline_checks`): they run before the first step, ``--dry-run`` included; any
+problem stops the run with all of them listed, and vars set to ``"auto"`` take the values the
+checks derive (e.g. ``seed_eval`` switches evaluation steps off without ground truth).
+
 ``{name}`` in any string of a step (and in var values) is replaced by the var of that name or by
 ``work_dir``; ``{{`` and ``}}`` stand for literal braces; an unknown name is an error. A var
 whose value is ``None`` must be given on the command line (``--set name=VALUE``) before a step
@@ -95,6 +100,7 @@ class Pipeline:
     work_dir: str
     vars: dict[str, Any]
     steps: list[Step]
+    notes: list[str] = dataclasses.field(default_factory=list)  # what the checks reported
 
     @property
     def records_dir(self) -> Path:
@@ -224,6 +230,7 @@ def load_pipeline(
     root: str | os.PathLike | None = None,
     work_dir: str | None = None,
     overrides: Mapping[str, Any] | None = None,
+    run_checks: bool = False,
 ) -> Pipeline:
     """Read a pipeline config and substitute its vars.
 
@@ -233,9 +240,13 @@ def load_pipeline(
         work_dir: replaces the config's ``work_dir``.
         overrides: var values from the command line (``--set``, ``--data-root``, ...); a name
             the pipeline has no var for is an error listing the vars.
+        run_checks: run the config's ``checks`` (:mod:`fma.apis.pipeline_checks`) first: their
+            problems raise, their notes go to ``Pipeline.notes``, and vars set to ``"auto"``
+            take the values they derive. Without it ``auto`` stays as it is.
 
     Raises:
-        PipelineError: a missing section, a bad step, an unknown var or placeholder.
+        PipelineError: a missing section, a bad step, an unknown var or placeholder, or a
+            check that found problems (all of them listed).
     """
     from mmengine.config import Config
 
@@ -259,6 +270,7 @@ def load_pipeline(
     values = _Vars(raw_vars, str(path))
     wd = values.sub(str(work_dir or cfg.get("work_dir") or Path("work_dirs/pipelines") / name))
     values.raw["work_dir"] = wd
+    notes = _run_checks(cfg.get("checks") or [], values, overrides or {}, str(path), run_checks)
     steps = [_resolve_step(s, i, values, str(path)) for i, s in enumerate(cfg["steps"])]
     seen: set[str] = set()
     for step in steps:
@@ -279,7 +291,41 @@ def load_pipeline(
         work_dir=wd,
         vars=shown_vars,
         steps=steps,
+        notes=notes,
     )
+
+
+def _run_checks(
+    checks: Sequence[Mapping[str, Any]],
+    values: _Vars,
+    overrides: Mapping[str, Any],
+    where: str,
+    run: bool,
+) -> list[str]:
+    """Resolve (and with ``run`` execute) the ``checks`` of a config; returns their notes."""
+    from fma.apis.pipeline_checks import CHECKS
+
+    notes: list[str] = []
+    for i, raw in enumerate(checks):
+        kind = str(dict(raw).get("type", ""))
+        if kind not in CHECKS:
+            known = ", ".join(sorted(CHECKS))
+            raise PipelineError(f"{where}: check {i + 1} has type {kind!r}; known: {known}")
+        if not run:
+            continue
+        kwargs = {k: values.sub(str(v)) for k, v in dict(raw).items() if k != "type"}
+        result = CHECKS[kind](**kwargs)
+        if result.problems:
+            listed = "\n  ".join(result.problems)
+            raise PipelineError(
+                f"{where}: the {kind} check found {len(result.problems)} problem(s); nothing was "
+                f"run. Fix them and rerun:\n  {listed}"
+            )
+        notes += result.notes
+        for key, value in result.derived.items():
+            if values.raw.get(key) == "auto" and key not in overrides:
+                values.raw[key] = value
+    return notes
 
 
 def under(path: str, folder: str) -> bool:

@@ -1,0 +1,148 @@
+"""Checks a pipeline runs before its first step, ``--dry-run`` included.
+
+A pipeline config may list ``checks = [dict(type="custom_dataset", root="{data_root}")]``; the
+arguments take ``{var}`` placeholders like the steps. A check returns every problem it finds
+(the run stops before anything is computed, with all of them listed), notes to print, and
+values for the vars the config sets to ``"auto"`` (e.g. whether the folder has ground truth,
+which switches the evaluation steps on or off).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["CHECKS", "CheckResult", "check_custom_dataset"]
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """What a check found: problems (each naming its file), notes, values of ``auto`` vars."""
+
+    problems: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    derived: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def check_custom_dataset(root: str) -> CheckResult:
+    """Check a custom dataset folder the way every stage will read it.
+
+    Runs :func:`fma.datasets.prepare.load_custom_dataset` on split ``all`` (and on ``train``
+    and ``val`` when ``splits/`` has them) and reads the class and prompt names. Derived vars:
+
+    * ``train_split``: ``train`` with ``splits/train.txt``, else ``all`` (prompts, seeds and
+      stage II training use it);
+    * ``seed_eval``: ``true`` when ``ground_truth/`` holds a map for every image of
+      ``train_split`` (the seeds are scored there);
+    * ``stage2_eval``: ``true`` with ``splits/val.txt`` and a map for each of its images.
+
+    Missing ground truth is a note, not a problem: those evaluations are switched off.
+    """
+    from fma.datasets.custom_meta import custom_dataset_meta
+    from fma.datasets.prepare import DatasetCheckError, load_custom_dataset
+
+    folder = Path(root).expanduser()
+    result = CheckResult()
+    if not folder.is_dir():
+        result.problems.append(f"{folder}: dataset folder not found (--data-root)")
+        return result
+    needed = {
+        "images": "the photos, ROOT/images/<id>.jpg",
+        "classes.txt": "the foreground class names, one per line",
+    }
+    for name, what in needed.items():
+        if not (folder / name).exists():
+            result.problems.append(f"{folder / name}: missing ({what})")
+    if not (folder / "labels.csv").is_file() and not (folder / "labels.json").is_file():
+        result.problems.append(f"{folder}: no labels.csv or labels.json (image-level tags)")
+    if result.problems:
+        return result
+    try:
+        custom_dataset_meta(folder)
+    except DatasetCheckError as exc:  # the label file cannot be read without the classes
+        where = folder / "classes.txt"
+        result.problems += [
+            p if p.startswith(str(folder)) else f"{where}: {p}" for p in exc.problems
+        ]
+        result.problems += _id_problems(folder)
+        return result
+    splits = ["all"] + [s for s in ("train", "val") if (folder / "splits" / f"{s}.txt").is_file()]
+    loaded = {}
+    for split in splits:
+        try:
+            loaded[split] = load_custom_dataset(folder, split)
+        except DatasetCheckError as exc:
+            result.problems += [p for p in exc.problems if p not in result.problems]
+        except FileNotFoundError as exc:
+            result.problems.append(str(exc))
+    if result.problems:
+        return result
+    train_split = "train" if "train" in loaded else "all"
+    gt = folder / "ground_truth"
+
+    def covered(split: str) -> bool:
+        ids = loaded[split].image_ids
+        missing = [i for i in ids if not (gt / f"{i}.png").is_file()]
+        if missing and gt.is_dir():
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            result.notes.append(f"{gt}: no <id>.png for {len(missing)} of the {len(ids)} images "
+                                f"of split {split!r} ({shown})")  # fmt: skip
+        return gt.is_dir() and not missing
+
+    seed_eval = covered(train_split)
+    stage2_eval = "val" in loaded and covered("val")
+    if not gt.is_dir():
+        result.notes.append(f"{folder}: no ground_truth/ folder; seeds and the segmenter are "
+                            "made but not evaluated")  # fmt: skip
+    elif not seed_eval:
+        result.notes.append(f"the seeds are not evaluated (split {train_split!r} lacks ground "
+                            "truth)")  # fmt: skip
+    if gt.is_dir() and not stage2_eval:
+        result.notes.append("stage II is not evaluated (it needs splits/val.txt and ground truth "
+                            "for those images)")  # fmt: skip
+    if train_split == "all" and "val" in loaded:
+        result.notes.append(f"{folder}: no splits/train.txt, so the val images are trained on "
+                            "too (with their image-level tags); list the others in "
+                            "splits/train.txt to keep them apart")  # fmt: skip
+    n, c = len(loaded[train_split].image_ids), len(loaded["all"].class_names) - 1
+    result.notes.append(f"{folder}: {c} classes; training on {n} images (split {train_split!r})")
+    result.derived = {
+        "train_split": train_split,
+        "seed_eval": "true" if seed_eval else "false",
+        "stage2_eval": "true" if stage2_eval else "false",
+    }
+    return result
+
+
+def _id_problems(folder: Path) -> list[str]:
+    """Label rows without an image and images without a label row, by id only (used when the
+    class list is broken, so that these problems are reported in the same run)."""
+    import csv
+    import json
+
+    from fma.datasets.layout import IMAGE_SUFFIXES
+
+    images = {p.stem for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    path = folder / "labels.csv"
+    try:
+        if path.is_file():
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                rows = [r for r in csv.reader(f) if r and r[0].strip()][1:]
+            labelled = {Path(r[0].strip()).stem if Path(r[0].strip()).suffix.lower()
+                        in IMAGE_SUFFIXES else r[0].strip() for r in rows}  # fmt: skip
+        else:
+            path = folder / "labels.json"
+            data = json.loads(path.read_text(encoding="utf-8"))
+            labelled = set(data.get("labels", data) if isinstance(data, dict) else [])
+    except (OSError, ValueError) as exc:
+        return [f"{path}: cannot be read ({exc})"]
+    out = [f"{path}: labels for {i!r} but no image in {folder / 'images'}"
+           for i in sorted(labelled - images)]  # fmt: skip
+    out += [f"{folder / 'images'}: {i} has no image-level labels in {path.name}"
+            for i in sorted(images - labelled)]  # fmt: skip
+    return out
+
+
+#: Check types a pipeline config may name.
+CHECKS: dict[str, Callable[..., CheckResult]] = {"custom_dataset": check_custom_dataset}
