@@ -45,7 +45,8 @@ steps = [
         tool="tools/gen_sam_masks.py",
         args=["{sam_config}", "--work-dir", "{work_dir}/sam", "--cfg-options",
               "sam_masks.dataset=custom", "sam_masks.data_root={data_root}",
-              "sam_masks.split={train_split}", "sam_masks.checkpoint={sam}"],
+              "sam_masks.split={train_split}",
+              "+sam_masks.checkpoint={sam}"],  # + : the superpixel source has no checkpoint
         inputs=["{data_root}/images", "{sam}"],
         outputs=["{work_dir}/sam"],
         distributed=True,

@@ -20,9 +20,15 @@ vars = dict(
     stage2_seeds="{work_dir}/fine_seeds/seeds/train_aug",  # what stage II trains on
     sepl="false",  # true: refine the fine seeds with SEPL first (pipelines/fma_sepl_voc12.py)
     sepl_method="max_iou_imp2",
+    # The stage configs and their final checkpoints (other recipes, tiny models in tests).
+    sam_config="configs/sam/sam_vit-h_amg-fma_voc12.py",
+    cls_config="configs/stage1/fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py",
+    cls_iters="1800",
+    seg_config="configs/stage1/fma-seg_prompt-clip-vit-b16_1xb16-17k_voc12.py",
+    seg_iters="17000",
 )
-_cls = "configs/stage1/fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py"
-_seg = "configs/stage1/fma-seg_prompt-clip-vit-b16_1xb16-17k_voc12.py"
+_cls = "{cls_config}"
+_seg = "{seg_config}"
 _split_file = "{data_root}/ImageSets/Segmentation/train_aug.txt"
 _labels = "{data_root}/cls_labels/train_aug.json"
 # fmt: off
@@ -31,8 +37,9 @@ steps = [
         name="sam_masks",
         label="SAM quasi-superpixels (train_aug)",
         tool="tools/gen_sam_masks.py",
-        args=["configs/sam/sam_vit-h_amg-fma_voc12.py", "--work-dir", "{work_dir}/sam",
-              "--cfg-options", "sam_masks.data_root={data_root}", "sam_masks.checkpoint={sam}"],
+        args=["{sam_config}", "--work-dir", "{work_dir}/sam", "--cfg-options",
+              "sam_masks.data_root={data_root}", "sam_masks.split=train_aug",
+              "+sam_masks.checkpoint={sam}"],  # + : the superpixel source has no checkpoint
         inputs=[_split_file, "{sam}"],
         outputs=["{work_dir}/sam"],
         distributed=True,
@@ -50,10 +57,11 @@ steps = [
         name="cls_cams",
         label="CAMs + CAA (cls prompts, tau 0.4 on the score)",
         tool="tools/test.py",
-        args=[_cls, "{work_dir}/cls_prompts/iter_1800.pth", "--work-dir", "{work_dir}/cls_cams",
+        args=[_cls, "{work_dir}/cls_prompts/iter_{cls_iters}.pth",
+              "--work-dir", "{work_dir}/cls_cams",
               "--out", "{work_dir}/cls_cams/train_aug", "--cfg-options",
               "test_dataloader.dataset.data_root={data_root}", "model.clip.pretrained={clip}"],
-        inputs=["{work_dir}/cls_prompts/iter_1800.pth", _split_file, _labels],
+        inputs=["{work_dir}/cls_prompts/iter_{cls_iters}.pth", _split_file, _labels],
         outputs=["{work_dir}/cls_cams"],
         distributed=True,
     ),
@@ -93,10 +101,11 @@ steps = [
         name="seg_cams",
         label="CAMs + CAA (seg prompts, tau 0.5 on the CAM)",
         tool="tools/test.py",
-        args=[_seg, "{work_dir}/seg_prompts/iter_17000.pth", "--work-dir", "{work_dir}/seg_cams",
+        args=[_seg, "{work_dir}/seg_prompts/iter_{seg_iters}.pth",
+              "--work-dir", "{work_dir}/seg_cams",
               "--out", "{work_dir}/seg_cams/train_aug", "--cfg-options",
               "test_dataloader.dataset.data_root={data_root}", "model.clip.pretrained={clip}"],
-        inputs=["{work_dir}/seg_prompts/iter_17000.pth", _split_file, _labels],
+        inputs=["{work_dir}/seg_prompts/iter_{seg_iters}.pth", _split_file, _labels],
         outputs=["{work_dir}/seg_cams"],
         distributed=True,
     ),
