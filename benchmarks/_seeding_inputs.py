@@ -44,8 +44,8 @@ class Inputs:
 
 
 def _real(voc_mini: Path, work: Path, n: int, k: int, workers: int) -> tuple[list[str], str]:
+    from fma.apis.sam_masks import run_sam_masks
     from fma.datasets.layout import DatasetLayout
-    from fma.sam.run import run_sam_masks
 
     layout = DatasetLayout.of("voc12", voc_mini / "VOC2012")
     ids = layout.image_ids("train")[:n]

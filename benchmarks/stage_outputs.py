@@ -63,7 +63,7 @@ def _run(cmd: list[str], log: Path) -> None:
         raise SystemExit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
 
 
-def _subset(voc_mini: Path, data: Path, num_train: int, num_val: int) -> tuple[list[str], list[str]]:
+def _subset(voc_mini: Path, data: Path, num_train: int, num_val: int) -> tuple[list, list]:
     """Copy ``num_train``/``num_val`` images (+ ground truth) into ``data`` (a VOC2012 root)."""
     src = voc_mini / "VOC2012"
     seg = src / "ImageSets" / "Segmentation"
@@ -73,7 +73,8 @@ def _subset(voc_mini: Path, data: Path, num_train: int, num_val: int) -> tuple[l
     for sub in ("JPEGImages", "SegmentationClass"):
         (data / sub).mkdir(parents=True, exist_ok=True)
     for image_id in train + val:
-        shutil.copyfile(src / "JPEGImages" / f"{image_id}.jpg", data / "JPEGImages" / f"{image_id}.jpg")
+        jpg = f"JPEGImages/{image_id}.jpg"
+        shutil.copyfile(src / jpg, data / jpg)
         shutil.copyfile(
             src / "SegmentationClass" / f"{image_id}.png",
             data / "SegmentationClass" / f"{image_id}.png",
@@ -128,7 +129,8 @@ def produce(out: Path, voc_mini: Path, num_train: int, num_val: int) -> None:
     sp = out / "superpixels"
     _run(["tools/gen_sam_masks.py", "configs/sam/superpixels_voc12.py", "--work-dir", str(sp),
           "--show-dir", str(sp / "show"), "--num-show", "3", "--workers", "2", "--no-progress",
-          "--cfg-options", f"sam_masks.data_root={data}", "sam_masks.split=train"], log)  # fmt: skip
+          "--cfg-options", f"sam_masks.data_root={data}", "sam_masks.split=train"],
+         log)  # fmt: skip
     tiny = out / "sam_tiny"
     _run(["tools/gen_sam_masks.py", "configs/sam/sam_tiny_test.py", "--work-dir", str(tiny),
           "--show-dir", str(tiny / "show"), "--num-show", "2", "--workers", "0", "--no-progress",

@@ -87,7 +87,7 @@ def test_the_dense_decoder_refuses_a_huge_mask_stack_naming_the_file(tmp_path):
 
 
 def test_an_image_above_the_pixel_limit_is_reported_by_name(tmp_path):
-    from fma.sam.run import run_sam_masks
+    from fma.apis.sam_masks import run_sam_masks
 
     imgs = tmp_path / "imgs"
     imgs.mkdir()
@@ -139,9 +139,9 @@ def test_paint_masks_equals_a_per_mask_loop(budget):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_panels_from_rle_batches_equal_the_dense_panels(tmp_path, seed):
+    from fma.apis.refine import _paint_colors, mask_colors
     from fma.io.mask_paint import rle_source
     from fma.io.sam_masks import load_sam_masks
-    from fma.seeding.refine_run import _paint_colors, mask_colors
 
     masks = _random_masks(seed)
     np.testing.assert_array_equal(mask_colors(masks, seed), _old_mask_colors(masks, seed))

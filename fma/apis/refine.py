@@ -328,7 +328,7 @@ def refine_label_dir(
                 dataset=dataset,
                 split=split,
                 class_names=class_names,
-                producer=producer_info("fma.seeding.refine_run.refine_label_dir"),
+                producer=producer_info("fma.apis.refine.refine_label_dir"),
                 params={**params, "complete": complete, "images": len(ids)},
             )
 

@@ -59,7 +59,7 @@ MAX_LISTED_MISSING = 20
 
 
 def _label_space(dataset: str, data_root: str | os.PathLike | None) -> tuple[list[str], np.ndarray]:
-    from fma.evaluation.label_eval import dataset_label_space
+    from fma.apis.evaluate import dataset_label_space
 
     if DatasetLayout.of(dataset, data_root or ".").dataset == "custom" and data_root is None:
         raise ValueError("dataset='custom' needs data_root (its classes.txt names the classes)")
