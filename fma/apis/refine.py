@@ -2,8 +2,9 @@
 
 Inputs: ``<labels_dir>/<image_id>.png`` pseudo labels of any method (palette or greyscale PNGs,
 0 = background, 255 = ignore) and the SAM masks of the same images under ``masks_dir`` in any
-layout :func:`fma.io.amg.load_masks_any` reads (fma ``sam_masks`` files ``<image_id>.json.gz``
-or ``<image_id>.json``, segment-anything ``amg.py`` PNG folders or its COCO-RLE JSON).
+layout :func:`fma.io.mask_layout.load_masks_any` reads (fma ``sam_masks`` files
+``<image_id>.json.gz`` or ``<image_id>.json``, segment-anything ``amg.py`` PNG folders or its
+COCO-RLE JSON).
 Output: ``<out_dir>/<image_id>.png`` refined labels (palette PNGs) and
 ``<out_dir>/manifest.json`` (format ``label_maps``).
 
@@ -29,7 +30,6 @@ import numpy as np
 
 from fma.datasets.layout import IMAGE_SUFFIXES
 from fma.datasets.meta import bitwise_palette, get_dataset_meta
-from fma.io.amg import load_masks_any, mask_layout
 from fma.io.label_maps import read_label_map, write_label_map
 from fma.io.manifest import (
     Manifest,
@@ -39,6 +39,7 @@ from fma.io.manifest import (
     read_manifest,
     write_manifest,
 )
+from fma.io.mask_layout import load_masks_any, mask_layout
 from fma.io.mask_paint import MaskSource, dense_source, paint_masks, rle_source
 from fma.io.rle_runs import load_runs_any
 from fma.io.sam_masks import FORMAT as MASKS_FORMAT

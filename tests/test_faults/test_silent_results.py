@@ -92,7 +92,7 @@ def test_refine_refuses_a_mask_manifest_of_another_format_or_version(tmp_path, f
 
 
 def test_a_mask_file_of_another_image_is_refused(tmp_path):
-    from fma.io.amg import load_masks_any
+    from fma.io.mask_layout import load_masks_any
     from fma.io.sam_masks import SamMaskError, load_sam_masks
 
     folder = _mask_folder(tmp_path, "a")
