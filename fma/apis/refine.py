@@ -34,13 +34,14 @@ from fma.io.label_maps import read_label_map, write_label_map
 from fma.io.manifest import (
     Manifest,
     ManifestError,
+    check_compatible,
     folder_lock,
     producer_info,
     read_manifest,
     write_manifest,
 )
 from fma.io.mask_layout import load_masks_any, mask_layout
-from fma.io.mask_paint import MaskSource, dense_source, paint_masks, rle_source
+from fma.io.mask_paint import rle_source
 from fma.io.rle_runs import load_runs_any
 from fma.io.sam_masks import FORMAT as MASKS_FORMAT
 from fma.io.sam_masks import VERSION as MASKS_VERSION
@@ -48,16 +49,18 @@ from fma.io.sam_masks import SamMaskError, find_mask_file, read_sam_records
 from fma.seeding.sepl import METHODS
 from fma.seeding.sepl_runs import refine_with_runs
 from fma.stage import StageReport, run_per_image
+from fma.visualization.masks import mask_colors, paint_mask_colors
 
 __all__ = [
     "FORMAT",
     "VERSION",
     "RefineResult",
-    "mask_colors",
     "refine_label_dir",
     "refine_one",
     "write_refine_panels",
 ]
+#: Settings an existing output folder must share with a run that adds files to it.
+_RESUME_KEYS = ("method", "labels_dir", "masks_dir", "num_classes", "keep_ignore", "max_area_ratio")
 
 FORMAT = "label_maps"
 VERSION = 1
@@ -214,20 +217,6 @@ def _dataset_palette(dataset: str | None) -> np.ndarray:
     return bitwise_palette()
 
 
-def _check_resume(out_dir: Path, params: dict[str, Any]) -> None:
-    old = read_manifest(out_dir, required=False)
-    if old is None:
-        return
-    keys = ("method", "labels_dir", "masks_dir", "num_classes", "keep_ignore", "max_area_ratio")
-    diff = [k for k in keys if k in old.params and old.params[k] != params[k]]
-    if old.format != FORMAT or diff:
-        what = ", ".join(f"{k}: {old.params.get(k)!r} -> {params[k]!r}" for k in diff)
-        raise ManifestError(
-            f"{out_dir}: holds labels written with other settings ({what or old.format}); "
-            "choose another output folder or delete this one"
-        )
-
-
 def _count_outputs(out_dir: Path, ids: Sequence[str]) -> int:
     return sum(1 for i in ids if (out_dir / f"{i}.png").is_file())
 
@@ -319,7 +308,7 @@ def refine_label_dir(
         "max_area_ratio": max_area_ratio,
     }
     with folder_lock(out_dir):
-        _check_resume(out_dir, params)
+        check_compatible(out_dir, params, format=FORMAT, what="refined labels", keys=_RESUME_KEYS)
 
         def manifest(complete: bool) -> Manifest:
             return Manifest(
@@ -373,32 +362,6 @@ def refine_label_dir(
 # ---------------------------------------------------------------------------------------------
 # panels
 # ---------------------------------------------------------------------------------------------
-def mask_colors(masks: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Draw (K, H, W) bool masks in random colours: (H, W, 3) uint8.
-
-    Each mask gets a random colour (``numpy.random.default_rng(seed)``); where masks overlap
-    the smallest one is drawn on top (equal areas: the later mask); uncovered pixels are black.
-    """
-    masks = np.asarray(masks, dtype=bool)
-    k, h, w = masks.shape
-    areas = masks.reshape(k, h * w).sum(1)
-    return _paint_colors(dense_source(masks), areas, h, w, seed)
-
-
-def _paint_colors(source: MaskSource, areas: np.ndarray, h: int, w: int, seed: int) -> np.ndarray:
-    """:func:`mask_colors` from masks decoded in batches (memory: a few H x W arrays)."""
-    k = len(areas)
-    out = np.zeros((h * w, 3), dtype=np.uint8)
-    if k == 0:
-        return out.reshape(h, w, 3)
-    colors = np.random.default_rng(seed).integers(40, 256, size=(k, 3), dtype=np.uint8)
-    order = np.argsort(-np.asarray(areas), kind="stable")  # large first: the smallest on top
-    top = paint_masks(source, order, h, w).reshape(-1)
-    hit = top >= 0
-    out[hit] = colors[top[hit]]
-    return out.reshape(h, w, 3)
-
-
 def _panel_masks(masks_dir: Path, image_id: str, shape: tuple[int, int], seed: int) -> tuple:
     """(H, W, 3) mask colours and mask count; fma mask files are painted straight from RLE."""
     kind, path = mask_layout(masks_dir, image_id)
@@ -409,7 +372,7 @@ def _panel_masks(masks_dir: Path, image_id: str, shape: tuple[int, int], seed: i
     h, w = int(doc["height"]), int(doc["width"])
     rles = [r["segmentation"] for r in doc["masks"]]
     areas = np.asarray([int(r["area"]) for r in doc["masks"]], dtype=np.int64)
-    return _paint_colors(rle_source(rles, h, w), areas, h, w, seed), len(rles)
+    return paint_mask_colors(rle_source(rles, h, w), areas, h, w, seed), len(rles)
 
 
 def _find_image(images_dir: Path, image_id: str) -> Path | None:

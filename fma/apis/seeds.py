@@ -28,6 +28,7 @@ from fma.io.label_maps import read_label_map, write_label_map
 from fma.io.manifest import (
     Manifest,
     ManifestError,
+    check_compatible,
     folder_lock,
     producer_info,
     read_manifest,
@@ -42,6 +43,7 @@ from fma.seeding.sams_runs import (
     top_mask_runs,
 )
 from fma.stage import StageReport, map_per_image, run_per_image
+from fma.visualization.masks import distinct_colors
 
 __all__ = [
     "SEEDS_FORMAT",
@@ -56,6 +58,7 @@ __all__ = [
 SEEDS_FORMAT = "label_maps"
 SEEDS_VERSION = 1
 MAX_LISTED_MISSING = 20
+_HINT = "delete the folder or choose another out_dir/--work-dir"
 
 
 def _label_space(dataset: str, data_root: str | os.PathLike | None) -> tuple[list[str], np.ndarray]:
@@ -164,27 +167,6 @@ def _seed_one(
     write_label_map(Path(out_dir) / f"{image_id}.png", result.seed, palette)
 
 
-def _check_existing(out_dir: Path, params: dict[str, Any]) -> None:
-    old = read_manifest(out_dir, required=False)
-    if old is None:
-        return
-    if old.format != SEEDS_FORMAT:
-        raise ManifestError(f"{out_dir}: holds {old.format!r} files, not seeds")
-    for key in ("options", "cam_dir", "mask_dir"):
-        if key not in old.params:
-            continue
-        same = (
-            old.params[key] == params[key]
-            if key == "options"
-            else Path(old.params[key]).resolve() == Path(params[key]).resolve()
-        )
-        if not same:
-            raise ValueError(
-                f"{out_dir}: existing seeds were made with {key}={old.params[key]!r}, this run "
-                f"has {params[key]!r}; delete the folder or choose another out_dir/--work-dir"
-            )
-
-
 def run_seeding(
     cam_dir: str | os.PathLike,
     mask_dir: str | os.PathLike,
@@ -264,7 +246,10 @@ def run_seeding(
         "complete": False,
     }
     with folder_lock(out_dir):
-        _check_existing(out_dir, params)
+        check_compatible(
+            out_dir, params, format=SEEDS_FORMAT, what="seeds", keys=("options", "cam_dir",
+            "mask_dir"), paths=("cam_dir", "mask_dir"), hint=_HINT,
+        )  # fmt: skip
         manifest = Manifest(
             format=SEEDS_FORMAT, version=SEEDS_VERSION, count=0, dataset=ds_key, split=split,
             class_names=class_names, producer=producer_info(tool, config), params=params,
@@ -295,15 +280,6 @@ def run_seeding(
                 image_path=image_path, num_classes=len(class_names), class_names=class_names,
             )  # fmt: skip
         return report
-
-
-def _mask_colors(k: int) -> np.ndarray:
-    """(k + 1, 3) uint8 distinct-looking colours; row 0 (no mask) is black."""
-    golden = (np.arange(k) * 0.618033988749895) % 1.0
-    hue = golden[:, None] * 6.0 - np.array([0.0, 2.0, 4.0])[None, :]
-    rgb = np.clip(np.abs((hue + 6.0) % 6.0 - 3.0) - 1.0, 0.0, 1.0)
-    rgb = np.concatenate([np.zeros((1, 3)), 0.35 + 0.65 * rgb])
-    return np.round(rgb * 255.0).astype(np.uint8)
 
 
 def write_seed_panels(
@@ -355,7 +331,7 @@ def write_seed_panels(
         else:
             heat = np.zeros((H, W), np.float32)
         top = top_mask_runs(masks, result.order)
-        colours = _mask_colors(len(masks))[top + 1]
+        colours = distinct_colors(len(masks))[top + 1]
         mask_rgb = np.round(0.5 * img + 0.5 * colours).astype(np.uint8)
         mask_rgb[top < 0] = img[top < 0]
         panel = side_by_side(

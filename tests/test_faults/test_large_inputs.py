@@ -139,15 +139,15 @@ def test_paint_masks_equals_a_per_mask_loop(budget):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_panels_from_rle_batches_equal_the_dense_panels(tmp_path, seed):
-    from fma.apis.refine import _paint_colors, mask_colors
     from fma.io.mask_paint import rle_source
     from fma.io.sam_masks import load_sam_masks
+    from fma.visualization.masks import mask_colors, paint_mask_colors
 
     masks = _random_masks(seed)
     np.testing.assert_array_equal(mask_colors(masks, seed), _old_mask_colors(masks, seed))
     rles = encode_rle(masks)
     areas = masks.reshape(len(masks), -1).sum(1)
-    got = _paint_colors(rle_source(rles, 17, 23), areas, 17, 23, seed)
+    got = paint_mask_colors(rle_source(rles, 17, 23), areas, 17, 23, seed)
     np.testing.assert_array_equal(got, _old_mask_colors(masks, seed))
     # level panels: the file-based strip equals the strip of the decoded masks
     from fma.sam.show import level_panel, write_level_panels
