@@ -62,7 +62,7 @@ _HINT = "delete the folder or choose another out_dir/--work-dir"
 
 
 def _label_space(dataset: str, data_root: str | os.PathLike | None) -> tuple[list[str], np.ndarray]:
-    from fma.apis.evaluate import dataset_label_space
+    from fma.datasets.checks import dataset_label_space
 
     if DatasetLayout.of(dataset, data_root or ".").dataset == "custom" and data_root is None:
         raise ValueError("dataset='custom' needs data_root (its classes.txt names the classes)")
