@@ -525,7 +525,7 @@ def _make_generator(
 
         return SuperpixelGenerator.from_preset(preset)
     from fma.sam.builder import build_sam
-    from fma.sam.generator import FmaMaskGenerator
+    from fma.sam.level_masks import FmaMaskGenerator
 
     dev = _resolve_device(device, local_rank)
     sam = build_sam(model_type, ckpt_path, device=dev, tiny_seed=tiny_seed)

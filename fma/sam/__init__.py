@@ -43,11 +43,11 @@ __all__ = [
 _LAZY = {
     "SAM_CHECKPOINTS": "fma.sam.builder",
     "build_sam": "fma.sam.builder",
-    "build_tiny_sam": "fma.sam.builder",
+    "build_tiny_sam": "fma.sam.tiny",
     "download_checkpoint": "fma.sam.builder",
     "resolve_checkpoint": "fma.sam.builder",
-    "FmaMaskGenerator": "fma.sam.generator",
-    "containment_filter": "fma.sam.generator",
+    "FmaMaskGenerator": "fma.sam.level_masks",
+    "containment_filter": "fma.sam.level_masks",
     "SuperpixelGenerator": "fma.sam.superpixels",
     "read_image_rgb": "fma.sam.show",
 }
