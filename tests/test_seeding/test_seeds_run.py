@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fma.apis.seeds import run_seeding, sweep_gamma
+from fma.apis.seeds import run_seeding
+from fma.apis.sweeps import sweep_gamma
 from fma.datasets.meta import VOC12
 from fma.io import Manifest, ManifestError, read_label_map, read_manifest, write_manifest
 from fma.io.cams import CamRecord, load_cam, save_cam
