@@ -1,5 +1,7 @@
 """Evaluate a folder of label PNGs (seeds, pseudo labels, predictions) against ground truth.
 
+Size (~410 lines): one job, the folder evaluation with its checks, result types and panels.
+
 One confusion matrix is accumulated over the whole split (method-fma section 10.1), so the mIoU
 is the dataset-level one, not a mean of per-image scores. Every per-file problem (missing,
 corrupt, wrong size, wrong values) is collected first and reported together in one

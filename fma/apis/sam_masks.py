@@ -1,5 +1,7 @@
 """Generate SAM (or superpixel) masks for a dataset split or a folder of images.
 
+Size (~550 lines): one stage run (SAM or superpixels, sharded, distributed, resumable).
+
 :func:`run_sam_masks` is the library function behind ``tools/gen_sam_masks.py``. It writes one
 ``<image_id>.json.gz`` per image (gzip'd JSON of format ``fma.io.sam_masks``; ``compress=False``
 writes plain ``<image_id>.json``) into ``<work_dir>/masks/<split>/`` plus a ``manifest.json``

@@ -1,5 +1,7 @@
 """COCO 2014 preparation: instance annotations into 81-class label PNGs, split lists and labels.
 
+Size (~460 lines): one job, COCO conversion; most lines are the per-file checks and messages.
+
 pycocotools is imported inside :func:`prepare_coco` only. All problems of a run are reported
 together, each naming its file (docs/datasets.md).
 """

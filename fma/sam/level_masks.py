@@ -1,5 +1,7 @@
 """Multi-level SAM masks (sub-part, part, whole): segment-anything's AMG plus the FMA-WSSS changes.
 
+Size (~510 lines): one class, segment-anything's AMG steps kept in their upstream order.
+
 :class:`FmaMaskGenerator` subclasses ``segment_anything.SamAutomaticMaskGenerator``
 (``segment_anything/automatic_mask_generator.py``) and keeps its algorithm step for step: point
 grid per crop, one image-encoder pass per crop, batched point prompts with three multimask
