@@ -56,6 +56,8 @@ __all__ = [
     "refine_label_dir",
     "refine_one",
 ]
+#: ``producer.tool`` of the manifest; kept from before the module moved (a stable file field).
+PRODUCER = "fma.seeding.refine_run.refine_label_dir"
 #: Settings an existing output folder must share with a run that adds files to it.
 _RESUME_KEYS = ("method", "labels_dir", "masks_dir", "num_classes", "keep_ignore", "max_area_ratio")
 
@@ -315,7 +317,7 @@ def refine_label_dir(
                 dataset=dataset,
                 split=split,
                 class_names=class_names,
-                producer=producer_info("fma.apis.refine.refine_label_dir"),
+                producer=producer_info(PRODUCER),
                 params={**params, "complete": complete, "images": len(ids)},
             )
 
