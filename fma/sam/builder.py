@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from fma.io.download import download_verified
-from fma.sam.tiny import build_tiny_sam
+from fma.sam.tiny import build_tiny_sam, sam_registry
 
 __all__ = [
     "DEFAULT_CHECKPOINT_DIR",
@@ -193,17 +193,6 @@ def resolve_checkpoint(
     )
 
 
-def _sam_registry() -> dict[str, Callable[..., Any]]:
-    try:
-        from segment_anything import sam_model_registry
-    except ImportError as exc:
-        raise ImportError(
-            "SAM masks need segment-anything: pip install 'fma[sam]' "
-            "(segment-anything, opencv-python, scikit-image)"
-        ) from exc
-    return sam_model_registry
-
-
 def build_sam(
     model_type: str = "vit_h",
     checkpoint: str | os.PathLike | None = None,
@@ -238,7 +227,7 @@ def build_sam(
         if checkpoint is not None:
             raise ValueError("model_type='tiny' has random weights; leave checkpoint=None")
         return build_tiny_sam(seed=tiny_seed).to(device)
-    registry = _sam_registry()
+    registry = sam_registry()
     path = resolve_checkpoint(model_type, checkpoint, download=download)
     sam = registry[model_type](checkpoint=str(path))
     return sam.to(device).eval()

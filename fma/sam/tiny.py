@@ -11,13 +11,19 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-__all__ = ["build_tiny_sam"]
+__all__ = ["build_tiny_sam", "sam_registry"]
 
 
-def _sam_registry() -> dict[str, Callable[..., Any]]:
-    from fma.sam.builder import _sam_registry as registry
-
-    return registry()
+def sam_registry() -> dict[str, Callable[..., Any]]:
+    """segment-anything's ``sam_model_registry``; a missing install fails with its pip hint."""
+    try:
+        from segment_anything import sam_model_registry
+    except ImportError as exc:
+        raise ImportError(
+            "SAM masks need segment-anything: pip install 'fma[sam]' "
+            "(segment-anything, opencv-python, scikit-image)"
+        ) from exc
+    return sam_model_registry
 
 
 def build_tiny_sam(
@@ -49,7 +55,7 @@ def build_tiny_sam(
     """
     import torch
 
-    _sam_registry()  # install hint when segment-anything is missing
+    sam_registry()  # install hint when segment-anything is missing
     from segment_anything.modeling import (
         ImageEncoderViT,
         MaskDecoder,
