@@ -25,7 +25,7 @@ import _sepl_bench
 from oracle_masks import cam_from_label
 
 from fma.io import Manifest, read_label_map, write_label_map, write_manifest
-from fma.io.amg import write_amg_folder
+from fma.io.amg_format import write_amg_folder
 from fma.io.cams import CamRecord, save_cam
 from fma.io.sam_masks import encode_rle, load_sam_masks, make_record, save_sam_masks
 
@@ -44,8 +44,8 @@ class Inputs:
 
 
 def _real(voc_mini: Path, work: Path, n: int, k: int, workers: int) -> tuple[list[str], str]:
+    from fma.apis.sam_masks import run_sam_masks
     from fma.datasets.layout import DatasetLayout
-    from fma.sam.run import run_sam_masks
 
     layout = DatasetLayout.of("voc12", voc_mini / "VOC2012")
     ids = layout.image_ids("train")[:n]

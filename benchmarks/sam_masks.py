@@ -3,7 +3,7 @@
 Rows (same images, same SAM, same settings per pair):
 
 * ``stock sam_default`` / ``fma sam_default``: segment-anything's ``SamAutomaticMaskGenerator``
-  and :class:`fma.sam.generator.FmaMaskGenerator` with segment-anything's defaults;
+  and :class:`fma.sam.level_masks.FmaMaskGenerator` with segment-anything's defaults;
 * ``stock sam_heavy`` / ``fma sam_heavy``: the README heavy settings (the base of ``fma``);
 * ``fma fma``: the final FMA setting (heavy + level offsets + containment filter).
 
@@ -152,7 +152,7 @@ def worker(spec: dict) -> dict:
     torch.set_num_threads(spec["threads"])
     from segment_anything import SamAutomaticMaskGenerator
 
-    from fma.sam.generator import FmaMaskGenerator
+    from fma.sam.level_masks import FmaMaskGenerator
     from fma.sam.presets import get_preset
 
     device = spec["device"]

@@ -49,7 +49,7 @@ import _reference_merge  # noqa: E402
 import _seeding_inputs  # noqa: E402
 import _sepl_bench  # noqa: E402
 
-from fma.io.amg import read_amg_folder  # noqa: E402
+from fma.io.amg_format import read_amg_folder  # noqa: E402
 from fma.io.cams import load_cam  # noqa: E402
 from fma.io.label_maps import read_label_map  # noqa: E402
 from fma.io.rle_runs import load_mask_runs  # noqa: E402

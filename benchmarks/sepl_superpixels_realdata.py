@@ -23,9 +23,9 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from oracle_masks import write_oracle_amg_folders  # noqa: E402
 
+from fma.apis.evaluate import evaluate_dataset_split  # noqa: E402
+from fma.apis.refine import refine_label_dir  # noqa: E402
 from fma.datasets.layout import DatasetLayout  # noqa: E402
-from fma.evaluation import evaluate_dataset_split  # noqa: E402
-from fma.seeding.refine_run import refine_label_dir  # noqa: E402
 
 
 def main() -> None:
@@ -42,7 +42,7 @@ def main() -> None:
         work = Path(tmp)
         masks = args.masks
         if masks is None:
-            from fma.sam.run import run_sam_masks
+            from fma.apis.sam_masks import run_sam_masks
 
             t0 = time.perf_counter()
             run_sam_masks(work / "sp", split="train", dataset="voc12", data_root=voc,

@@ -92,8 +92,8 @@ def _sepl_labels(voc: Path, transcam: Path, out: Path) -> Path:
     sys.path.insert(0, str(REPO / "tests"))
     from oracle_masks import write_oracle_amg_folders
 
+    from fma.apis.refine import refine_label_dir
     from fma.datasets.layout import DatasetLayout
-    from fma.seeding.refine_run import refine_label_dir
 
     layout = DatasetLayout.of("voc12", voc)
     ids = layout.image_ids("train")

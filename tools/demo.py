@@ -15,13 +15,13 @@ import argparse
 import json
 from pathlib import Path
 
+from fma.apis.evaluate import evaluate_dataset_split, result_summary, write_show_panels
+from fma.apis.refine import refine_label_dir
+from fma.apis.sam_masks import run_sam_masks
 from fma.datasets.meta import VOC12
 from fma.datasets.synthetic import make_synthetic_voc
 from fma.evaluation.confusion import format_table
-from fma.evaluation.label_eval import evaluate_dataset_split, result_summary, write_show_panels
 from fma.io import write_json_atomic
-from fma.sam.run import run_sam_masks
-from fma.seeding.refine_run import refine_label_dir
 
 
 def main() -> None:

@@ -17,14 +17,14 @@ import sys
 from pathlib import Path
 
 from fma.datasets import DatasetLayout
-from fma.evaluation import (
+from fma.apis.evaluate import (
     LabelEvalError,
     dataset_label_space,
     evaluate_dataset_split,
-    format_table,
     result_summary,
     write_show_panels,
 )
+from fma.evaluation import format_table
 from fma.io import write_json_atomic
 from fma.io.manifest import MANIFEST_NAME, file_sha256, producer_info, read_manifest
 from fma.stage import tool_exit

@@ -1,8 +1,8 @@
 """Generate SAM quasi-superpixel masks (or classical superpixels) for a dataset split.
 
 The config's ``sam_masks = dict(...)`` holds keyword arguments of
-:func:`fma.sam.run.run_sam_masks`. Masks go to ``<work_dir>/masks/<split>/<id>.json.gz`` (gzip'd
-JSON; ``--no-compress`` or ``sam_masks.compress=False``: plain ``<id>.json``) with a
+:func:`fma.apis.sam_masks.run_sam_masks`. Masks go to ``<work_dir>/masks/<split>/<id>.json.gz``
+(gzip'd JSON; ``--no-compress`` or ``sam_masks.compress=False``: plain ``<id>.json``) with a
 ``manifest.json``; ``work_dir`` defaults to ``work_dirs/<config stem>``. Reruns skip finished
 images (a mask file of either suffix counts as finished). Exit codes: 0 success, 1 some images
 failed (listed by name), 2 bad arguments/config.
@@ -27,7 +27,7 @@ from mmengine.config import DictAction
 
 from fma.apis import ConfigSectionError, load_section, tool_work_dir
 
-from fma.sam.run import parse_shard, run_sam_masks
+from fma.apis.sam_masks import parse_shard, run_sam_masks
 from fma.stage import tool_exit
 
 

@@ -1,7 +1,7 @@
 """Make SAMS seeds (method-fma section 9): a CAM folder + a SAM mask folder -> seed PNGs.
 
 The config's ``seeding = dict(...)`` holds the keyword arguments of
-:func:`fma.seeding.seeds_run.run_seeding` (cam_dir, mask_dir, dataset, split, gamma,
+:func:`fma.apis.seeds.run_seeding` (cam_dir, mask_dir, dataset, split, gamma,
 norm_first, ...). Seeds go to ``<work_dir>/seeds/<split>/`` unless the config sets ``out_dir``;
 ``work_dir`` is ``--work-dir``, else the config's ``work_dir``, else ``work_dirs/<config stem>``.
 Finished images are skipped, so a rerun resumes. Exit codes: 0 success, 1 some images failed or
@@ -25,7 +25,7 @@ from mmengine.config import DictAction
 from fma.apis import ConfigSectionError, load_section, tool_work_dir
 
 from fma.io import ManifestError
-from fma.seeding.seeds_run import run_seeding
+from fma.apis.seeds import run_seeding
 from fma.stage import tool_exit
 
 

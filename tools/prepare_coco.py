@@ -17,7 +17,8 @@ import os
 import sys
 import time
 
-from fma.datasets.prepare import DatasetCheckError, prepare_coco
+from fma.datasets.checks import DatasetCheckError
+from fma.datasets.prepare_coco import prepare_coco
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from fma.datasets.prepare import VOC_SPLITS, prepare_voc
+from fma.datasets.prepare_voc import VOC_SPLITS, prepare_voc
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

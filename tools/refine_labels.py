@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fma.seeding.refine_run import refine_label_dir
+from fma.apis.refine import refine_label_dir
 from fma.seeding.sepl import METHODS
 from fma.stage import tool_exit
 

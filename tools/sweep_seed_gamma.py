@@ -25,7 +25,8 @@ from fma.apis import ConfigSectionError, load_section
 
 from fma.datasets import DatasetLayout
 from fma.io import ManifestError, write_json_atomic
-from fma.seeding.seeds_run import run_seeding, sweep_gamma
+from fma.apis.seeds import run_seeding
+from fma.apis.sweeps import sweep_gamma
 from fma.stage import tool_exit
 
 PASSED = ("cam_dir", "mask_dir", "dataset", "split", "norm_first", "priority", "gather")

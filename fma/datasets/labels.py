@@ -1,5 +1,7 @@
 """Image-level labels: which classes occur in an image.
 
+Size (~510 lines): one job, the label readers/writers and their per-line checks.
+
 Stage I of the pipeline trains on image-level labels only. For the built-in datasets they are
 derived from the ground-truth label maps (class ``c`` is present iff any pixel has value ``c``;
 the ignore value 255 is skipped), as the FMA-WSSS preparation does.

@@ -100,12 +100,12 @@ class DatasetLayout:
         """Image-level label JSON in fma's format (fma.datasets.labels).
 
         Custom datasets keep their labels as ``labels.csv`` or a plain ``labels.json``; read them
-        with ``fma.datasets.prepare.load_custom_dataset``, not through this path.
+        with ``fma.datasets.custom.load_custom_dataset``, not through this path.
         """
         if self.dataset == "custom":
             raise ValueError(
                 "custom datasets have no fma image-label file; use "
-                "fma.datasets.prepare.load_custom_dataset(root)"
+                "fma.datasets.custom.load_custom_dataset(root)"
             )
         return self.root / "cls_labels" / f"{split}.json"
 

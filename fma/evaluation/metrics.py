@@ -30,7 +30,12 @@ from fma.datasets.meta import get_dataset_meta
 from fma.evaluation.confusion import confusion_matrix, metrics_from_confusion
 from fma.io.cams import CAM_DTYPES, FORMAT, VERSION, CamRecord, save_cam
 from fma.io.label_maps import read_label_map
-from fma.io.manifest import Manifest, ManifestError, producer_info, read_manifest, write_manifest
+from fma.io.manifest import (
+    Manifest,
+    check_compatible,
+    producer_info,
+    write_manifest,
+)
 from fma.registry import METRICS
 from fma.visualization.panels import overlay, panel_image, save_png, side_by_side
 
@@ -161,20 +166,10 @@ class CAMMetric(BaseMetric):
         self._checked = True
         if self.output_dir is None:
             return
-        old = read_manifest(self.output_dir, required=False)
-        if old is not None:
-            if old.format != FORMAT:
-                raise ManifestError(
-                    f"{self.output_dir}: holds {old.format!r} files, not CAMs; choose another "
-                    "output folder (--out)"
-                )
-            for key, value in self.params.items():
-                if key in old.params and old.params[key] != value:
-                    raise ManifestError(
-                        f"{self.output_dir}: its CAMs were written with {key}={old.params[key]!r}, "
-                        f"this run has {key}={value!r}; write to another folder (--out) or "
-                        "delete this one"
-                    )
+        check_compatible(
+            self.output_dir, self.params, format=FORMAT, what="CAMs",
+            hint="write to another folder (--out) or delete this one",
+        )  # fmt: skip
         if is_main_process():
             write_manifest(self.output_dir, self._manifest(complete=False))
 

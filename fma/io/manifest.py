@@ -36,6 +36,7 @@ __all__ = [
     "FolderLockedError",
     "Manifest",
     "ManifestError",
+    "check_compatible",
     "file_sha256",
     "folder_lock",
     "producer_info",
@@ -234,3 +235,62 @@ def read_manifest(
                 "Point to the right folder or re-run the producing tool."
             )
     return manifest
+
+
+def check_compatible(
+    directory: str | os.PathLike,
+    params: dict[str, Any],
+    *,
+    format: str,
+    what: str,
+    keys: tuple[str, ...] | None = None,
+    paths: tuple[str, ...] = (),
+    only_recorded: bool = True,
+    hint: str = "choose another output folder or delete this one",
+) -> Manifest | None:
+    """The one check of an existing output folder against a run's settings (every stage uses it).
+
+    A stage calls this before it adds files to ``directory``, so a folder never mixes files made
+    with different settings; the pipeline runner calls it to tell a finished step from a stale
+    one.
+
+    Args:
+        directory: the output folder (it need not exist).
+        params: this run's settings, as its manifest's ``params`` records them.
+        format: the format name the folder must hold.
+        what: what the files are, for messages (``"seeds"``, ``"SAM masks"``, ...).
+        keys: the keys of ``params`` that must match (default: all of them).
+        paths: those of ``keys`` compared as resolved paths rather than as strings.
+        only_recorded: a key the old manifest lacks is skipped (True) or compared as None.
+        hint: what the user should do, appended to the mismatch message.
+
+    Returns:
+        The folder's manifest, or None when it has none (a fresh folder).
+
+    Raises:
+        ManifestError: the folder holds another format, or a key differs; the message names the
+            folder and, for settings, every differing key with the old and the new value.
+    """
+    old = read_manifest(directory, required=False)
+    if old is None:
+        return None
+    if old.format != format:
+        raise ManifestError(
+            f"{directory}: holds {old.format!r} files, not {what}; choose another output folder"
+        )
+    diff = []
+    for key in params if keys is None else keys:
+        if only_recorded and key not in old.params:
+            continue
+        was, now = old.params.get(key), params.get(key)
+        if key in paths and was is not None and now is not None:
+            same = Path(was).resolve() == Path(now).resolve()
+        else:
+            same = was == now
+        if not same:
+            diff.append(f"{key}={was!r}, this run has {key}={now!r}")
+    if diff:
+        raise ManifestError(
+            f"{directory}: its {what} were made with other settings ({'; '.join(diff)}); {hint}"
+        )
+    return old

@@ -15,7 +15,7 @@ character sign-extends it, and every count after the third adds the count two pl
 negative count, is refused with :class:`~fma.io.sam_masks.SamMaskError` naming the file.
 
 :func:`load_mask_runs` reads an fma ``sam_masks`` file (plain or gzip'd JSON, parsed once);
-:func:`load_runs_any` reads any layout of :func:`fma.io.amg.mask_layout` (amg.py folders and
+:func:`load_runs_any` reads any layout of :func:`fma.io.mask_layout.mask_layout` (amg.py folders and
 JSON lists are decoded densely, then converted with :func:`runs_from_dense`);
 :meth:`MaskRuns.dense` decodes back (tests, panels).
 """
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from fma.io.amg import load_masks_any, mask_layout
+from fma.io.mask_layout import load_masks_any, mask_layout
 from fma.io.sam_masks import SamMaskError, SamMasks, mask_file_id, read_sam_records
 
 __all__ = [
@@ -335,7 +335,7 @@ def load_runs_any(
     """One image's masks as runs from whichever layout ``mask_root`` uses.
 
     fma ``sam_masks`` files are read straight into runs (:func:`load_mask_runs`); amg.py PNG
-    folders and RLE lists go through :func:`fma.io.amg.load_masks_any`.
+    folders and RLE lists go through :func:`fma.io.mask_layout.load_masks_any`.
 
     Args:
         mask_root: folder of fma mask files or of amg.py outputs.

@@ -1,5 +1,7 @@
 """PromptCLIP: frozen CLIP + CoOp prompts, trained with L_cls or L_act, predicting CAMs.
 
+Size (~470 lines): one Runner model (loss and predict modes share the CLIP forward).
+
 Shape shorthand: ``N`` images, ``F`` foreground classes, ``B`` background prompts,
 ``G = F + B``, ``P`` positive pairs, ``h x w`` patch grid, ``T = h * w``.
 

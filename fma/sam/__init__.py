@@ -1,8 +1,9 @@
-"""SAM quasi-superpixels: presets, model building, the FMA mask generator and the stage runner.
+"""SAM quasi-superpixels: presets, model building and the FMA mask generator.
 
-The only package that imports ``segment_anything``. Importing :mod:`fma.sam` is cheap: the
-presets are plain data, and the generator, builder, superpixel source and runner (which pull in
-torch, segment-anything, OpenCV or scikit-image) are imported on first use of their names.
+The only package that imports ``segment_anything``; the stage run is :mod:`fma.apis.sam_masks`.
+Importing :mod:`fma.sam` is cheap: the presets are plain data, and the generator, builder,
+superpixel source and panels (which pull in torch, segment-anything, OpenCV or scikit-image) are
+imported on first use of their names.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ __all__ = [
     "SUPERPIXEL_PRESETS",
     "AmgPreset",
     "FmaMaskGenerator",
-    "SamRunResult",
     "SuperpixelGenerator",
     "SuperpixelPreset",
     "build_sam",
@@ -38,21 +38,18 @@ __all__ = [
     "list_presets",
     "read_image_rgb",
     "resolve_checkpoint",
-    "run_sam_masks",
 ]
 
 _LAZY = {
     "SAM_CHECKPOINTS": "fma.sam.builder",
     "build_sam": "fma.sam.builder",
-    "build_tiny_sam": "fma.sam.builder",
+    "build_tiny_sam": "fma.sam.tiny",
     "download_checkpoint": "fma.sam.builder",
     "resolve_checkpoint": "fma.sam.builder",
-    "FmaMaskGenerator": "fma.sam.generator",
-    "containment_filter": "fma.sam.generator",
+    "FmaMaskGenerator": "fma.sam.level_masks",
+    "containment_filter": "fma.sam.level_masks",
     "SuperpixelGenerator": "fma.sam.superpixels",
-    "SamRunResult": "fma.sam.run",
     "read_image_rgb": "fma.sam.show",
-    "run_sam_masks": "fma.sam.run",
 }
 
 

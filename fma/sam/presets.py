@@ -1,7 +1,7 @@
 """Named mask-generator settings, as data.
 
 :data:`AMG_PRESETS` holds the SAM automatic-mask-generator settings (keyword arguments of
-:class:`fma.sam.generator.FmaMaskGenerator`); :data:`SUPERPIXEL_PRESETS` holds the settings of
+:class:`fma.sam.level_masks.FmaMaskGenerator`); :data:`SUPERPIXEL_PRESETS` holds the settings of
 the weight-free classical-superpixel source (:class:`fma.sam.superpixels.SuperpixelGenerator`).
 
 AMG presets:
@@ -62,7 +62,7 @@ class AmgPreset:
     description: str = ""  # one line for listings
 
     def generator_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`fma.sam.generator.FmaMaskGenerator`."""
+        """Keyword arguments for :class:`fma.sam.level_masks.FmaMaskGenerator`."""
         out = dataclasses.asdict(self)
         del out["name"], out["description"]
         return out

@@ -96,12 +96,6 @@ def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 # level panels
 # ----------------------------------------------------------------------------------------
-def _mask_palette(n: int = 255, seed: int = 0) -> np.ndarray:
-    """(n, 3) uint8 random colours in 40..255 (``numpy.random.default_rng(seed)``)."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(40, 256, size=(n, 3), dtype=np.uint8)
-
-
 def level_panel(image: np.ndarray, masks: SamMasks, alpha: float = 0.6) -> np.ndarray:
     """Image plus one overlay per level, each mask in its own colour (smaller masks on top).
 
@@ -121,9 +115,10 @@ def _level_strip(
     image: np.ndarray, source: MaskSource, levels: np.ndarray, areas: np.ndarray, alpha: float
 ) -> np.ndarray:
     """:func:`level_panel` from masks decoded in batches (memory: a few H x W arrays)."""
+    from fma.visualization.masks import mask_palette
     from fma.visualization.panels import overlay, side_by_side
 
-    palette = _mask_palette()
+    palette = mask_palette()
     h, w = image.shape[:2]
     panels, titles = [image], ["image"]
     uniq = sorted(set(levels.tolist()) | {0, 1, 2}) if len(levels) else [0, 1, 2]

@@ -1,5 +1,7 @@
 """SAMS: SAM-based seeding of FMA-WSSS (method-fma section 9).
 
+Size (~640 lines): the SAMS algorithm, its options and their checks; one pure module.
+
 Every SAM mask ("quasi-superpixel") takes one label from the CAM scores pooled inside it, and the
 masks are painted into a seed map. With the final setting of the method (``norm_first=True``,
 ``gather="mean"``, ``bg_method="pow"``, ``priority=("level_bigger", "conf_bigger")``):

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fma.datasets.prepare import DatasetCheckError, load_custom_dataset, read_class_names
+from fma.datasets.checks import DatasetCheckError, read_class_names
+from fma.datasets.custom import load_custom_dataset
 
 
 def _make(root: Path, images: list[str], classes: str, labels_csv: str | None = None) -> Path:

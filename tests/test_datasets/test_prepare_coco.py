@@ -1,4 +1,4 @@
-"""tools/prepare_coco.py and fma.datasets.prepare.prepare_coco on a tiny synthetic COCO file.
+"""tools/prepare_coco.py and fma.datasets.prepare_coco.prepare_coco on a tiny synthetic COCO file.
 
 Polygon rule used for the expectations (pycocotools rasterisation): an axis-aligned polygon with
 integer corners x0..x1, y0..y1 covers pixel rows y0..y1-1 and columns x0..x1-1.
@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 from tool_modules import load_tool
 
+from fma.datasets.checks import DatasetCheckError
 from fma.datasets.labels import load_image_labels
 from fma.datasets.layout import DatasetLayout
 from fma.datasets.meta import COCO14
-from fma.datasets.prepare import (
-    DatasetCheckError,
+from fma.datasets.prepare_coco import (
     coco_annotation_to_rle,
     dropped_polygons,
     prepare_coco,

@@ -1,4 +1,4 @@
-"""tools/prepare_voc.py and fma.datasets.prepare.prepare_voc on real and synthetic VOC folders."""
+"""tools/prepare_voc.py and fma.datasets.prepare_voc.prepare_voc on real and synthetic VOC sets."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from tool_modules import load_tool
 from fma.datasets.labels import load_image_labels
 from fma.datasets.layout import DatasetLayout
 from fma.datasets.meta import VOC12
-from fma.datasets.prepare import prepare_voc, voc_default_splits
+from fma.datasets.prepare_voc import prepare_voc, voc_default_splits
 from fma.io import write_label_map
 
 

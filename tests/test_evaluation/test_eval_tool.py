@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fma.apis.evaluate import evaluate_dataset_split
 from fma.datasets.meta import bitwise_palette
-from fma.evaluation import evaluate_dataset_split
 from fma.io import write_label_map
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fma.datasets.meta import bitwise_palette
-from fma.evaluation import (
+from fma.apis.evaluate import (
     LabelEvalError,
-    confusion_matrix,
     dataset_label_space,
     evaluate_dataset_split,
     evaluate_label_dir,
     result_summary,
     write_show_panels,
 )
+from fma.datasets.meta import bitwise_palette
+from fma.evaluation import confusion_matrix
 from fma.io import write_label_map as _write_label_map
 from fma.visualization.panels import legend_layout, title_height
 

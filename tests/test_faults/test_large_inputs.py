@@ -87,7 +87,7 @@ def test_the_dense_decoder_refuses_a_huge_mask_stack_naming_the_file(tmp_path):
 
 
 def test_an_image_above_the_pixel_limit_is_reported_by_name(tmp_path):
-    from fma.sam.run import run_sam_masks
+    from fma.apis.sam_masks import run_sam_masks
 
     imgs = tmp_path / "imgs"
     imgs.mkdir()
@@ -141,13 +141,13 @@ def test_paint_masks_equals_a_per_mask_loop(budget):
 def test_panels_from_rle_batches_equal_the_dense_panels(tmp_path, seed):
     from fma.io.mask_paint import rle_source
     from fma.io.sam_masks import load_sam_masks
-    from fma.seeding.refine_run import _paint_colors, mask_colors
+    from fma.visualization.masks import mask_colors, paint_mask_colors
 
     masks = _random_masks(seed)
     np.testing.assert_array_equal(mask_colors(masks, seed), _old_mask_colors(masks, seed))
     rles = encode_rle(masks)
     areas = masks.reshape(len(masks), -1).sum(1)
-    got = _paint_colors(rle_source(rles, 17, 23), areas, 17, 23, seed)
+    got = paint_mask_colors(rle_source(rles, 17, 23), areas, 17, 23, seed)
     np.testing.assert_array_equal(got, _old_mask_colors(masks, seed))
     # level panels: the file-based strip equals the strip of the decoded masks
     from fma.sam.show import level_panel, write_level_panels

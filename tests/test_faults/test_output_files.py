@@ -94,7 +94,7 @@ def test_folder_lock_held_by_other_process_and_freed_by_its_death(tmp_path):
 
 _SLOW_CHECK_RUN = """
 import sys, time
-import fma.sam.run as run
+import fma.apis.sam_masks as run
 orig = run._warn_other_suffix
 def slow(*a, **k):  # widen the window between the settings check and the manifest write
     print("checked", flush=True)
@@ -117,9 +117,9 @@ def test_two_runs_with_other_settings_never_mix_files(tmp_path):
     manifest write; B must be refused, and the folder must hold A's masks only."""
     from PIL import Image
 
+    from fma.apis.sam_masks import run_sam_masks
     from fma.io import read_manifest
     from fma.io.sam_masks import read_sam_records
-    from fma.sam.run import run_sam_masks
 
     imgs = tmp_path / "imgs"
     imgs.mkdir()

@@ -48,8 +48,8 @@ def test_a_palette_with_foreign_colours_is_refused_naming_the_file(tmp_path):
 
 def test_eval_of_quantised_predictions_equals_eval_of_the_labels(tmp_path):
     """A colourised prediction quantised back to mode P scores what its colours show."""
+    from fma.apis.evaluate import evaluate_dataset_split
     from fma.datasets.synthetic import make_synthetic_voc
-    from fma.evaluation import evaluate_dataset_split
 
     voc = make_synthetic_voc(tmp_path / "d", num_images=4)
     plain, quant = tmp_path / "d" / "pseudo_labels", tmp_path / "quant"
@@ -77,9 +77,9 @@ def _mask_folder(tmp_path, image_id="a"):
 
 @pytest.mark.parametrize(("fmt", "version"), [("label_maps", 1), ("sam_masks", 2)])
 def test_refine_refuses_a_mask_manifest_of_another_format_or_version(tmp_path, fmt, version):
+    from fma.apis.refine import refine_label_dir
     from fma.io import ManifestError
     from fma.io.manifest import Manifest, write_manifest
-    from fma.seeding.refine_run import refine_label_dir
 
     masks = _mask_folder(tmp_path)
     write_manifest(masks, Manifest(fmt, version, 1))
@@ -92,7 +92,7 @@ def test_refine_refuses_a_mask_manifest_of_another_format_or_version(tmp_path, f
 
 
 def test_a_mask_file_of_another_image_is_refused(tmp_path):
-    from fma.io.amg import load_masks_any
+    from fma.io.mask_layout import load_masks_any
     from fma.io.sam_masks import SamMaskError, load_sam_masks
 
     folder = _mask_folder(tmp_path, "a")

@@ -1,4 +1,5 @@
-"""fma.io.amg: segment-anything amg.py folders and RLE files, layout detection, import."""
+"""amg.py folders and RLE files (fma.io.amg_format), layout detection (fma.io.mask_layout) and
+the importer (fma.apis.import_masks)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fma.io.amg import (
-    MASK_SOURCE,
-    METADATA_COLUMNS,
-    detect_amg_layout,
-    import_amg,
-    load_masks_any,
-    mask_layout,
-    read_amg_folder,
-    read_amg_json,
-    write_amg_folder,
-)
+from fma.apis.import_masks import MASK_SOURCE, import_amg
+from fma.io.amg_format import METADATA_COLUMNS, read_amg_folder, read_amg_json, write_amg_folder
 from fma.io.manifest import read_manifest
+from fma.io.mask_layout import detect_amg_layout, load_masks_any, mask_layout
 from fma.io.sam_masks import (
     SamMaskError,
     encode_rle,

@@ -15,8 +15,8 @@ from stage2_helpers import TINY, assert_same_weights, run_tool, state_dict, trai
 
 pytest.importorskip("mmseg", reason="stage II needs mmsegmentation (pip install fma[seg])")
 
+from fma.apis.evaluate import evaluate_label_dir
 from fma.datasets.meta import VOC12
-from fma.evaluation.label_eval import evaluate_label_dir
 from fma.io import file_sha256, read_label_map
 
 pytestmark = pytest.mark.slow

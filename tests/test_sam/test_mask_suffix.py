@@ -9,10 +9,10 @@ import pytest
 from rle_sizes import uncompressed_rle_pickle_size
 from tool_modules import load_tool
 
+from fma.apis.sam_masks import run_sam_masks
 from fma.io import read_manifest
 from fma.io.manifest import LOCK_NAME
 from fma.io.sam_masks import find_mask_file, read_sam_records
-from fma.sam.run import run_sam_masks
 
 TINY = dict(source="sam", model_type="tiny", preset="fast", device="cpu",
             preset_overrides=dict(points_per_side=4))  # fmt: skip

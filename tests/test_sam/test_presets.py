@@ -88,7 +88,7 @@ def test_lookup_overrides_and_errors():
 
 
 def test_generator_accepts_every_preset_field():
-    from fma.sam.generator import FmaMaskGenerator
+    from fma.sam.level_masks import FmaMaskGenerator
 
     params = inspect.signature(FmaMaskGenerator.__init__).parameters
     for preset in AMG_PRESETS.values():

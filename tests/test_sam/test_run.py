@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from tool_modules import load_tool
 
+from fma.apis.sam_masks import parse_shard, run_sam_masks
 from fma.io import read_manifest
 from fma.io.manifest import LOCK_NAME
 from fma.io.sam_masks import load_sam_masks, read_sam_records
-from fma.sam.run import parse_shard, run_sam_masks
 from fma.sam.show import read_image_rgb
 
 REPO = Path(__file__).resolve().parents[2]

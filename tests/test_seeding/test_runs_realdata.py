@@ -22,13 +22,13 @@ import numpy as np
 import pytest
 from oracle_masks import cam_from_label, oracle_component_masks
 
+from fma.apis.evaluate import evaluate_dataset_split
+from fma.apis.refine import refine_label_dir
 from fma.datasets.layout import DatasetLayout
-from fma.evaluation import evaluate_dataset_split
 from fma.io import Manifest, read_label_map, write_manifest
 from fma.io.cams import CamRecord
 from fma.io.rle_runs import load_runs_any
 from fma.io.sam_masks import encode_rle, load_sam_masks, make_record, save_sam_masks
-from fma.seeding.refine_run import refine_label_dir
 from fma.seeding.sams import SamsOptions, sams_seed
 from fma.seeding.sams_runs import sams_seed_runs
 from fma.seeding.sepl import refine_pseudo_label
@@ -63,7 +63,7 @@ def oracle_json_masks(voc_train, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def superpixel_masks(voc_mini, voc_train, tmp_path_factory) -> tuple[Path, list[str]]:
     pytest.importorskip("skimage", reason="superpixels need scikit-image")
-    from fma.sam.run import run_sam_masks
+    from fma.apis.sam_masks import run_sam_masks
 
     _, ids = voc_train
     ids = ids[:N_SUPERPIXEL_IMAGES]

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fma.apis.seeds import run_seeding
+from fma.apis.sweeps import sweep_gamma
 from fma.datasets.meta import VOC12
 from fma.io import Manifest, ManifestError, read_label_map, read_manifest, write_manifest
 from fma.io.cams import CamRecord, load_cam, save_cam
@@ -19,7 +21,6 @@ from fma.io.sam_masks import (
     save_sam_masks,
 )
 from fma.seeding import SamsOptions, sams_seed
-from fma.seeding.seeds_run import run_seeding, sweep_gamma
 from fma.visualization.panels import legend_layout, title_height
 
 IDS = ["2007_000032", "2007_000039", "2007_000063"]

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from oracle_masks import oracle_component_masks, write_oracle_amg_folders
 
+from fma.apis.evaluate import evaluate_dataset_split
+from fma.apis.refine import refine_label_dir
 from fma.datasets.layout import DatasetLayout
-from fma.evaluation import evaluate_dataset_split
 from fma.io.manifest import read_manifest
-from fma.seeding.refine_run import refine_label_dir
 
 pytestmark = pytest.mark.realdata
 
@@ -74,9 +74,9 @@ def test_classical_superpixels_make_sepl_flood(voc_mini: Path, tmp_path: Path):
     the TransCAM labels on real images: on the first 24 train images 63.99 -> 46.12 with
     max_iou_imp2, 59.70 with majority (the README's full-set figures, 65.58 -> 41.09 / 59.18,
     come from benchmarks/sepl_superpixels_realdata.py)."""
+    from fma.apis.evaluate import evaluate_label_dir
+    from fma.apis.sam_masks import run_sam_masks
     from fma.datasets.meta import VOC12
-    from fma.evaluation.label_eval import evaluate_label_dir
-    from fma.sam.run import run_sam_masks
 
     voc = voc_mini / "VOC2012"
     labels = voc_mini / "pseudo_labels" / "transcam"

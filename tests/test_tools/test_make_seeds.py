@@ -13,11 +13,11 @@ from mmengine.config import Config
 from PIL import Image
 from tool_modules import load_tool
 
+from fma.apis.seeds import run_seeding
 from fma.io import Manifest, read_label_map, read_manifest, write_manifest
 from fma.io.cams import CamRecord, load_cam, save_cam
 from fma.io.sam_masks import encode_rle, load_sam_masks, make_record, save_sam_masks
 from fma.seeding import SamsOptions, sams_seed
-from fma.seeding.seeds_run import run_seeding
 
 REPO = Path(__file__).resolve().parents[2]
 IDS = ["a1", "b2", "c3"]

@@ -1,4 +1,4 @@
-"""tools/refine_labels.py and fma.seeding.refine_run on small synthetic folders."""
+"""tools/refine_labels.py and fma.apis.refine on small synthetic folders."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import pytest
 from PIL import Image
 from tool_modules import load_tool
 
+from fma.apis.refine import refine_label_dir
 from fma.datasets.meta import VOC12, bitwise_palette
 from fma.io import read_label_map, read_manifest, write_label_map
-from fma.io.amg import write_amg_folder
+from fma.io.amg_format import write_amg_folder
 from fma.io.manifest import Manifest, ManifestError, write_manifest
 from fma.io.sam_masks import encode_rle, make_record, save_sam_masks
-from fma.seeding.refine_run import mask_colors, refine_label_dir
 from fma.seeding.sepl import refine_pseudo_label
+from fma.visualization.masks import mask_colors
 from fma.visualization.panels import legend_layout, title_height
 
 REPO = Path(__file__).resolve().parents[2]
@@ -254,7 +255,7 @@ def test_cli_subprocess_help_and_exit_code(tmp_path):
 def test_manifest_error_type(tmp_path):
     labels, masks = _write_inputs(tmp_path)
     refine_label_dir(labels, masks, tmp_path / "out", num_classes=21, progress=False)
-    with pytest.raises(ManifestError, match="method: 'max_iou_imp2' -> 'max_iou'"):
+    with pytest.raises(ManifestError, match="method='max_iou_imp2', this run has method='max_iou'"):
         refine_label_dir(labels, masks, tmp_path / "out", num_classes=21, method="max_iou",
                          progress=False)  # fmt: skip
 

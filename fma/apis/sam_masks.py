@@ -1,5 +1,7 @@
 """Generate SAM (or superpixel) masks for a dataset split or a folder of images.
 
+Size (~550 lines): one stage run (SAM or superpixels, sharded, distributed, resumable).
+
 :func:`run_sam_masks` is the library function behind ``tools/gen_sam_masks.py``. It writes one
 ``<image_id>.json.gz`` per image (gzip'd JSON of format ``fma.io.sam_masks``; ``compress=False``
 writes plain ``<image_id>.json``) into ``<work_dir>/masks/<split>/`` plus a ``manifest.json``
@@ -36,7 +38,13 @@ from pathlib import Path
 from typing import Any
 
 from fma.datasets.layout import IMAGE_SUFFIXES, DatasetLayout
-from fma.io.manifest import Manifest, folder_lock, producer_info, read_manifest, write_manifest
+from fma.io.manifest import (
+    Manifest,
+    check_compatible,
+    folder_lock,
+    producer_info,
+    write_manifest,
+)
 from fma.io.sam_masks import (
     FORMAT,
     MASK_SUFFIXES,
@@ -357,7 +365,10 @@ def run_sam_masks(
     lock = contextlib.ExitStack()
     lock.enter_context(folder_lock(out_dir, wait_s=60.0 if cooperative else 0.0))
     try:
-        _check_settings(out_dir, params)
+        check_compatible(
+            out_dir, params, format=FORMAT, what="masks", keys=_SETTING_KEYS,
+            only_recorded=False, hint="use another --work-dir, or delete the folder to start over",
+        )  # fmt: skip
         _warn_other_suffix(out_dir, ids, suffix)
         if rank == 0:
             _write_manifest(out_dir, images, params, config_path, finished=False, failed=0)
@@ -516,7 +527,7 @@ def _make_generator(
 
         return SuperpixelGenerator.from_preset(preset)
     from fma.sam.builder import build_sam
-    from fma.sam.generator import FmaMaskGenerator
+    from fma.sam.level_masks import FmaMaskGenerator
 
     dev = _resolve_device(device, local_rank)
     sam = build_sam(model_type, ckpt_path, device=dev, tiny_seed=tiny_seed)
@@ -529,20 +540,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
     return obj
-
-
-def _check_settings(out_dir: Path, params: Mapping[str, Any]) -> None:
-    """Refuse to add files to a folder whose manifest records other settings."""
-    existing = read_manifest(out_dir, format=FORMAT, required=False)
-    if existing is None:
-        return
-    for key in _SETTING_KEYS:
-        old, new = existing.params.get(key), params.get(key)
-        if old != new:
-            raise ValueError(
-                f"{out_dir}: its masks were made with {key}={old!r}, this run has {new!r}. "
-                "Use another --work-dir, or delete the folder to start over."
-            )
 
 
 def _warn_other_suffix(out_dir: Path, ids: Sequence[str], suffix: str) -> None:

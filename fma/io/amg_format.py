@@ -1,4 +1,8 @@
-"""Readers and an importer for the outputs of segment-anything's ``scripts/amg.py``.
+"""Reader and writer of segment-anything's ``scripts/amg.py`` output format (per image).
+
+The name is ``amg_format`` so it does not clash with segment-anything's ``utils/amg.py``. Which
+layout a mask root holds is decided by :mod:`fma.io.mask_layout`; the batch importer into fma
+``sam_masks`` files is :func:`fma.apis.import_masks.import_amg`.
 
 ``amg.py`` writes one of two layouts per image (``<root>`` is its ``--output``):
 
@@ -25,11 +29,7 @@ Reading rules for mask PNGs (folder layout):
 Masks come back as :class:`fma.io.sam_masks.SamMasks` with ``levels`` -1 (amg.py keeps no
 whole/part/sub-part level). Nothing here unpickles anything.
 
-A mask root may also hold fma's own ``sam_masks`` files, ``<image_id>.json.gz`` or
-``<image_id>.json`` (:func:`fma.io.sam_masks.find_mask_file` order); :func:`mask_layout` tells
-them from amg.py's JSON lists by content, and any JSON file may be gzip'd (recognised by its
-magic bytes). :func:`import_amg` writes ``<image_id>.json.gz`` (or ``.json`` with
-``compress=False``).
+Any JSON file may be gzip'd (recognised by its magic bytes).
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import io
 import os
 import re
 import warnings
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,36 +48,21 @@ from PIL import Image
 
 from fma.io.atomic import write_bytes_atomic, write_text_atomic
 from fma.io.label_maps import read_image_array
-from fma.io.manifest import Manifest, producer_info, write_manifest
 from fma.io.sam_masks import (
     FORMAT as SAM_FORMAT,
 )
 from fma.io.sam_masks import (
-    MASK_SUFFIXES,
     SamMaskError,
     SamMasks,
     decode_rle,
     encode_rle,
-    find_mask_file,
     load_sam_masks,
-    make_record,
     mask_file_id,
-    mask_suffix,
-    open_json_bytes,
     read_json_file,
-    save_sam_masks,
-)
-from fma.io.sam_masks import (
-    VERSION as SAM_VERSION,
 )
 
 __all__ = [
-    "MASK_SOURCE",
     "METADATA_COLUMNS",
-    "detect_amg_layout",
-    "import_amg",
-    "load_masks_any",
-    "mask_layout",
     "read_amg_folder",
     "read_amg_json",
     "write_amg_folder",
@@ -89,8 +73,6 @@ METADATA_COLUMNS = (
     "id", "area", "bbox_x0", "bbox_y0", "bbox_w", "bbox_h", "point_input_x", "point_input_y",
     "predicted_iou", "stability_score", "crop_box_x0", "crop_box_y0", "crop_box_w", "crop_box_h",
 )  # fmt: skip
-#: ``params.mask_source`` of a folder written by :func:`import_amg`.
-MASK_SOURCE = "amg_import"
 
 _INT_PNG = re.compile(r"^(\d+)\.png$")
 
@@ -406,234 +388,3 @@ def _with_size(masks: SamMasks, image_size: tuple[int, int] | None) -> SamMasks:
     if image_size is not None and len(masks) == 0 and masks.shape != tuple(image_size):
         masks.masks = np.zeros((0, *image_size), dtype=bool)
     return masks
-
-
-# ---------------------------------------------------------------------------------------------
-# any layout
-# ---------------------------------------------------------------------------------------------
-def _json_kind(path: Path) -> str:
-    """``amg_coco_rle`` for a JSON list (amg.py), else ``fma`` (an object: fma's format).
-
-    Looks at the first bytes only, after gunzipping when the file starts with gzip's magic.
-    """
-    try:
-        with open_json_bytes(path) as f:
-            head = f.read(64)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise SamMaskError(f"{path}: unreadable mask file ({exc}); delete it and re-run") from exc
-    return "amg_coco_rle" if head.lstrip().startswith(b"[") else "fma"
-
-
-def mask_layout(mask_root: str | os.PathLike, image_id: str) -> tuple[str, Path]:
-    """Which mask layout holds ``image_id`` under ``mask_root``, and its path.
-
-    The file ``<id>.json.gz`` wins over ``<id>.json`` (:func:`fma.io.sam_masks.find_mask_file`),
-    and either wins over a folder ``<id>/``.
-
-    Returns:
-        (kind, path) with kind ``"fma"`` (fma ``sam_masks`` JSON), ``"amg_coco_rle"``
-        (amg.py JSON list) or ``"amg_folder"`` (amg.py PNG folder).
-
-    Raises:
-        FileNotFoundError: none of ``<root>/<id>.json.gz``, ``<root>/<id>.json`` and
-            ``<root>/<id>/`` exists.
-    """
-    root = Path(mask_root)
-    json_path = find_mask_file(root, image_id)
-    folder = root / image_id
-    if json_path is not None:
-        return _json_kind(json_path), json_path
-    if folder.is_dir():
-        return "amg_folder", folder
-    names = " or ".join(f"{image_id}{suffix}" for suffix in MASK_SUFFIXES)
-    raise FileNotFoundError(
-        f"no SAM masks for {image_id!r} in {root}: expected {names} (fma mask file, or "
-        f"amg.py --convert-to-rle output) or a folder {folder}{os.sep} of amg.py mask PNGs"
-    )
-
-
-def load_masks_any(
-    mask_root: str | os.PathLike, image_id: str, *, image_size: tuple[int, int] | None = None
-) -> SamMasks:
-    """Load one image's masks from whichever layout ``mask_root`` uses (see :func:`mask_layout`).
-
-    Args:
-        mask_root: folder of fma mask files or of amg.py outputs.
-        image_id: the image id.
-        image_size: (H, W) of the image, used only to shape an empty mask set.
-
-    Returns:
-        :class:`SamMasks`.
-    """
-    kind, path = mask_layout(mask_root, image_id)
-    if kind == "amg_folder":
-        return read_amg_folder(path, image_size=image_size)
-    if kind == "amg_coco_rle":
-        return read_amg_json(path, image_size=image_size)
-    return _with_size(load_sam_masks(path), image_size)
-
-
-def detect_amg_layout(src_root: str | os.PathLike) -> dict[str, str]:
-    """Image ids found in an amg.py output folder and their layout.
-
-    Returns:
-        ``{image_id: kind}`` sorted by id, kind as in :func:`mask_layout` (which also decides
-        between ``<id>.json.gz``, ``<id>.json`` and ``<id>/``). ``manifest.json`` and hidden
-        entries are skipped.
-    """
-    root = Path(src_root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"{root}: amg.py output folder not found")
-    ids: set[str] = set()
-    for entry in os.scandir(root):
-        name = entry.name
-        if name.startswith(".") or name == "manifest.json":
-            continue
-        if entry.is_dir():
-            ids.add(name)
-        elif any(name.endswith(suffix) for suffix in MASK_SUFFIXES):
-            ids.add(mask_file_id(name))
-    return {image_id: mask_layout(root, image_id)[0] for image_id in sorted(ids)}
-
-
-def _records_from_folder(folder: Path) -> tuple[list[dict[str, Any]], int, int]:
-    masks, rows = _read_folder(folder, None)
-    h, w = masks.shape[1:]
-    recs = []
-    for i, rle in enumerate(encode_rle(masks)):
-        row = rows[i]
-        bbox = (
-            [_num(row, c, 0.0) for c in ("bbox_x0", "bbox_y0", "bbox_w", "bbox_h")]
-            if row is not None
-            else _bbox_xywh(masks[i])
-        )
-        point = (
-            [[_num(row, "point_input_x", 0.0), _num(row, "point_input_y", 0.0)]]
-            if row is not None and row.get("point_input_x") not in (None, "")
-            else []
-        )
-        crop = [_num(row, c, d) for c, d in zip(
-            ("crop_box_x0", "crop_box_y0", "crop_box_w", "crop_box_h"), (0, 0, w, h), strict=True
-        )]  # fmt: skip
-        recs.append(
-            make_record(
-                rle,
-                area=int(masks[i].sum()),
-                bbox=bbox,
-                predicted_iou=_num(row, "predicted_iou", 1.0),
-                stability_score=_num(row, "stability_score", 1.0),
-                point_coords=point,
-                crop_box=crop,
-                level=-1,
-            )
-        )
-    return recs, h, w
-
-
-def _records_from_json(path: Path) -> tuple[list[dict[str, Any]], int, int]:
-    doc = read_json_file(path)
-    if isinstance(doc, dict) and doc.get("format") == SAM_FORMAT:
-        return list(doc.get("masks", [])), int(doc["height"]), int(doc["width"])
-    masks, recs, h, w = _parse_amg_records(path, doc)
-    out = []
-    for i, r in enumerate(recs):
-        try:
-            out.append(
-                make_record(
-                    r["segmentation"],
-                    area=int(masks[i].sum()),
-                    bbox=list(r.get("bbox") or _bbox_xywh(masks[i])),
-                    predicted_iou=float(r.get("predicted_iou", 1.0)),
-                    stability_score=float(r.get("stability_score", 1.0)),
-                    point_coords=[list(p) for p in (r.get("point_coords") or [])],
-                    crop_box=list(r.get("crop_box") or [0, 0, w, h]),
-                    level=-1,
-                )
-            )
-        except (TypeError, ValueError) as exc:
-            raise SamMaskError(f"{path}: mask record {i} has malformed fields ({exc})") from exc
-    return out, h, w
-
-
-def _import_one(image_id: str, src_root: str, out_dir: str, suffix: str) -> None:
-    kind, path = mask_layout(src_root, image_id)
-    if kind == "amg_folder":
-        recs, h, w = _records_from_folder(path)
-    else:
-        recs, h, w = _records_from_json(path)
-    save_sam_masks(Path(out_dir) / f"{image_id}{suffix}", image_id, h, w, recs)
-
-
-def import_amg(
-    src_root: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    image_ids: Sequence[str] | None = None,
-    workers: int = 0,
-    dataset: str | None = None,
-    split: str | None = None,
-    class_names: Sequence[str] | None = None,
-    progress: bool = True,
-    compress: bool = True,
-) -> Any:
-    """Convert amg.py outputs (either layout, mixed allowed) into fma ``sam_masks`` files.
-
-    Writes ``<out_dir>/<image_id>.json.gz`` per image (``.json`` with ``compress=False``; masks
-    re-encoded as compressed RLE where needed, ``level`` -1, scores and boxes from
-    ``metadata.csv`` or the JSON records) and, when every image succeeded,
-    ``<out_dir>/manifest.json`` (format ``sam_masks``; ``params``: ``mask_source`` =
-    ``"amg_import"``, ``src_root``, ``src_layouts``, ``file_suffix``). Images that already have
-    a mask file of either suffix are skipped, so an interrupted import resumes.
-
-    Args:
-        src_root: amg.py ``--output`` folder.
-        out_dir: destination folder.
-        image_ids: ids to import (default: every ``<id>/`` folder and ``<id>.json[.gz]``
-            file).
-        workers: worker processes (0: this process).
-        dataset: dataset key for the manifest (optional).
-        split: split name for the manifest (optional).
-        class_names: class names for the manifest (optional).
-        progress: show a progress bar.
-        compress: write gzip'd ``.json.gz`` files (default) or plain ``.json``.
-
-    Returns:
-        :class:`fma.stage.StageReport` (failed images are listed by id with their error).
-    """
-    from fma.stage import run_per_image
-
-    found = detect_amg_layout(src_root)
-    ids = list(found) if image_ids is None else list(dict.fromkeys(image_ids))
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = mask_suffix(compress)
-    report = run_per_image(
-        ids,
-        _import_one,
-        (str(src_root), str(out), suffix),
-        output_path=lambda i: find_mask_file(out, i) or out / f"{i}{suffix}",
-        workers=workers,
-        desc="import amg masks",
-        progress=progress,
-    )
-    if report.ok:
-        layouts = sorted({found.get(i, "missing") for i in ids})
-        write_manifest(
-            out,
-            Manifest(
-                format=SAM_FORMAT,
-                version=SAM_VERSION,
-                count=sum(1 for i in ids if find_mask_file(out, i) is not None),
-                dataset=dataset,
-                split=split,
-                class_names=list(class_names) if class_names is not None else None,
-                producer=producer_info("fma.io.amg.import_amg"),
-                params={
-                    "mask_source": MASK_SOURCE,
-                    "src_root": str(src_root),
-                    "src_layouts": layouts,
-                    "file_suffix": suffix,
-                },
-            ),
-        )
-    return report

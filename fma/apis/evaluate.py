@@ -1,5 +1,7 @@
 """Evaluate a folder of label PNGs (seeds, pseudo labels, predictions) against ground truth.
 
+Size (~410 lines): one job, the folder evaluation with its checks, result types and panels.
+
 One confusion matrix is accumulated over the whole split (method-fma section 10.1), so the mIoU
 is the dataset-level one, not a mean of per-image scores. Every per-file problem (missing,
 corrupt, wrong size, wrong values) is collected first and reported together in one
@@ -17,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from fma.datasets.checks import DatasetCheckError, dataset_label_space
 from fma.datasets.layout import DatasetLayout
-from fma.datasets.meta import bitwise_palette, get_dataset_meta
 from fma.evaluation.confusion import confusion_matrix, metrics_from_confusion, per_class_iou
 from fma.io.label_maps import LabelMapError, read_label_map
 from fma.version import __version__
@@ -294,34 +296,6 @@ def evaluate_label_dir(
     )
 
 
-def _read_class_file(path: Path) -> list[str]:
-    if not path.is_file():
-        raise LabelEvalError(f"{path}: class list not found (one foreground class name per line)")
-    names = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            names.append(line)
-    if not names:
-        raise LabelEvalError(f"{path}: class list is empty")
-    return names
-
-
-def dataset_label_space(dataset: str, data_root: str | os.PathLike) -> tuple[list[str], np.ndarray]:
-    """Class names (index order, ``background`` first) and (256, 3) uint8 palette of a dataset.
-
-    Built-in datasets use :func:`fma.datasets.meta.get_dataset_meta`; ``custom`` reads the
-    foreground names from ``ROOT/classes.txt`` (blank lines and ``#`` comments skipped),
-    prepends ``background`` and uses the bitwise VOC palette.
-    """
-    layout = DatasetLayout.of(dataset, data_root)
-    if layout.dataset == "custom":
-        names = ["background", *_read_class_file(layout.root / "classes.txt")]
-        return names, bitwise_palette()
-    meta = get_dataset_meta(layout.dataset)
-    return list(meta.class_names), meta.palette
-
-
 def evaluate_dataset_split(
     pred_dir: str | os.PathLike,
     dataset: str,
@@ -345,7 +319,10 @@ def evaluate_dataset_split(
         LabelEvalError: as :func:`evaluate_label_dir`, and for a missing split or class file.
     """
     layout = DatasetLayout.of(dataset, data_root)
-    names, palette = dataset_label_space(dataset, data_root)
+    try:
+        names, palette = dataset_label_space(dataset, data_root)
+    except (FileNotFoundError, DatasetCheckError) as exc:  # a custom dataset's classes.txt
+        raise LabelEvalError(str(exc)) from exc
     try:
         ids = layout.image_ids(split)
     except FileNotFoundError as exc:

@@ -8,8 +8,8 @@ folders' manifests, and writes ``<out_dir>/<id>.png`` (mode ``P``, dataset palet
 already exists are skipped, so an interrupted run resumes where it stopped; a folder made with
 other settings is refused rather than mixed. Production seeding never reads ground truth.
 
-:func:`sweep_gamma` is a separate analysis function: it scores a grid of background exponents
-against ground truth and returns the table. Nothing here calls it or picks a value from it.
+:func:`fma.apis.sweeps.sweep_gamma` is a separate analysis function: it scores a grid of
+background exponents against ground truth and returns the table. Nothing here calls it.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ import numpy as np
 from fma.datasets.layout import DatasetLayout
 from fma.io import cams as cam_io
 from fma.io import sam_masks as mask_io
-from fma.io.label_maps import read_label_map, write_label_map
+from fma.io.label_maps import write_label_map
 from fma.io.manifest import (
     Manifest,
     ManifestError,
+    check_compatible,
     folder_lock,
     producer_info,
     read_manifest,
@@ -37,19 +38,17 @@ from fma.io.manifest import (
 from fma.io.rle_runs import MaskRuns, load_mask_runs
 from fma.seeding.sams import DEFAULT_PRIORITY, BgMethod, GatherMethod, SamsOptions
 from fma.seeding.sams_runs import (
-    mask_fg_scores_runs,
     sams_seed_runs,
-    seed_from_scores_runs,
     top_mask_runs,
 )
-from fma.stage import StageReport, map_per_image, run_per_image
+from fma.stage import StageReport, run_per_image
+from fma.visualization.masks import distinct_colors
 
 __all__ = [
     "SEEDS_FORMAT",
     "SEEDS_VERSION",
     "list_cam_ids",
     "run_seeding",
-    "sweep_gamma",
     "write_seed_panels",
 ]
 
@@ -57,10 +56,11 @@ __all__ = [
 SEEDS_FORMAT = "label_maps"
 SEEDS_VERSION = 1
 MAX_LISTED_MISSING = 20
+_HINT = "delete the folder or choose another out_dir/--work-dir"
 
 
 def _label_space(dataset: str, data_root: str | os.PathLike | None) -> tuple[list[str], np.ndarray]:
-    from fma.evaluation.label_eval import dataset_label_space
+    from fma.datasets.checks import dataset_label_space
 
     if DatasetLayout.of(dataset, data_root or ".").dataset == "custom" and data_root is None:
         raise ValueError("dataset='custom' needs data_root (its classes.txt names the classes)")
@@ -165,27 +165,6 @@ def _seed_one(
     write_label_map(Path(out_dir) / f"{image_id}.png", result.seed, palette)
 
 
-def _check_existing(out_dir: Path, params: dict[str, Any]) -> None:
-    old = read_manifest(out_dir, required=False)
-    if old is None:
-        return
-    if old.format != SEEDS_FORMAT:
-        raise ManifestError(f"{out_dir}: holds {old.format!r} files, not seeds")
-    for key in ("options", "cam_dir", "mask_dir"):
-        if key not in old.params:
-            continue
-        same = (
-            old.params[key] == params[key]
-            if key == "options"
-            else Path(old.params[key]).resolve() == Path(params[key]).resolve()
-        )
-        if not same:
-            raise ValueError(
-                f"{out_dir}: existing seeds were made with {key}={old.params[key]!r}, this run "
-                f"has {params[key]!r}; delete the folder or choose another out_dir/--work-dir"
-            )
-
-
 def run_seeding(
     cam_dir: str | os.PathLike,
     mask_dir: str | os.PathLike,
@@ -265,7 +244,10 @@ def run_seeding(
         "complete": False,
     }
     with folder_lock(out_dir):
-        _check_existing(out_dir, params)
+        check_compatible(
+            out_dir, params, format=SEEDS_FORMAT, what="seeds", keys=("options", "cam_dir",
+            "mask_dir"), paths=("cam_dir", "mask_dir"), hint=_HINT,
+        )  # fmt: skip
         manifest = Manifest(
             format=SEEDS_FORMAT, version=SEEDS_VERSION, count=0, dataset=ds_key, split=split,
             class_names=class_names, producer=producer_info(tool, config), params=params,
@@ -296,15 +278,6 @@ def run_seeding(
                 image_path=image_path, num_classes=len(class_names), class_names=class_names,
             )  # fmt: skip
         return report
-
-
-def _mask_colors(k: int) -> np.ndarray:
-    """(k + 1, 3) uint8 distinct-looking colours; row 0 (no mask) is black."""
-    golden = (np.arange(k) * 0.618033988749895) % 1.0
-    hue = golden[:, None] * 6.0 - np.array([0.0, 2.0, 4.0])[None, :]
-    rgb = np.clip(np.abs((hue + 6.0) % 6.0 - 3.0) - 1.0, 0.0, 1.0)
-    rgb = np.concatenate([np.zeros((1, 3)), 0.35 + 0.65 * rgb])
-    return np.round(rgb * 255.0).astype(np.uint8)
 
 
 def write_seed_panels(
@@ -356,7 +329,7 @@ def write_seed_panels(
         else:
             heat = np.zeros((H, W), np.float32)
         top = top_mask_runs(masks, result.order)
-        colours = _mask_colors(len(masks))[top + 1]
+        colours = distinct_colors(len(masks))[top + 1]
         mask_rgb = np.round(0.5 * img + 0.5 * colours).astype(np.uint8)
         mask_rgb[top < 0] = img[top < 0]
         panel = side_by_side(
@@ -368,102 +341,3 @@ def write_seed_panels(
         save_png(path, panel)
         written.append(path)
     return written
-
-
-def _sweep_one(
-    image_id: str,
-    cam_dir: str,
-    mask_dir: str,
-    gt_dir: str,
-    options: list[SamsOptions],
-    num_classes: int,
-    threads: int,
-    palette: np.ndarray | None = None,
-) -> np.ndarray:
-    """(G, C, C + 1) confusion matrices of one image for every option set."""
-    from fma.evaluation.confusion import confusion_matrix
-
-    _set_threads(threads)
-    cam, masks, _ = _load_pair(image_id, cam_dir, mask_dir, num_classes)
-    gt_path = Path(gt_dir) / f"{image_id}.png"
-    gt = read_label_map(gt_path, num_classes=num_classes, palette=palette)
-    if gt.shape != masks.shape:
-        raise ValueError(f"{gt_path}: ground truth is {gt.shape}, masks are {masks.shape}")
-    first = options[0]
-    score = mask_fg_scores_runs(cam.cam, masks, norm_first=first.norm_first, gather=first.gather)
-    out = np.zeros((len(options), num_classes, num_classes + 1), dtype=np.int64)
-    for g, opt in enumerate(options):
-        seed = seed_from_scores_runs(masks, score, cam.fg_cls, opt).seed
-        out[g] = confusion_matrix(seed, gt, num_classes)
-    return out
-
-
-def sweep_gamma(
-    cam_dir: str | os.PathLike,
-    mask_dir: str | os.PathLike,
-    gt_dir: str | os.PathLike,
-    gammas: Sequence[float],
-    *,
-    dataset: str,
-    split: str | None = None,
-    norm_first: bool = True,
-    priority: str | Sequence[str] = DEFAULT_PRIORITY,
-    gather: GatherMethod = "mean",
-    data_root: str | os.PathLike | None = None,
-    image_ids: Sequence[str] | None = None,
-    workers: int = 0,
-    progress: bool = True,
-) -> list[dict[str, Any]]:
-    """Score SAMS seeds (``bg_method="pow"``) for several ``gamma`` against ground truth.
-
-    Analysis only: it reads ground truth, writes nothing, and does not choose a value. The
-    gamma-independent mask scores are computed once per image.
-
-    Args:
-        cam_dir, mask_dir: inputs as in :func:`run_seeding`.
-        gt_dir: folder of ``<id>.png`` ground-truth label maps.
-        gammas: background exponents to score.
-        dataset, split, norm_first, priority, gather, data_root, image_ids: as in
-            :func:`run_seeding`.
-        workers: 0 in this process, N > 0 worker processes.
-        progress: show a progress bar.
-
-    Returns:
-        One dict per gamma, in the given order: ``{"gamma": g, "mIoU": ..., "metrics": ...}``
-        with the metrics of :func:`fma.evaluation.confusion.metrics_from_confusion`.
-
-    Raises:
-        fma.stage.StageFailedError: images that could not be scored (every one named), after
-            all the others were.
-        fma.stage.StageInterrupted: SIGINT or SIGTERM (the workers are stopped first).
-    """
-
-    from fma.evaluation.confusion import metrics_from_confusion
-
-    if not gammas:
-        raise ValueError("gammas is empty; give at least one value")
-    options = [
-        SamsOptions(gamma=g, norm_first=norm_first, priority=priority, gather=gather)  # type: ignore[arg-type]
-        for g in gammas
-    ]
-    cam_dir, mask_dir, gt_dir = Path(cam_dir), Path(mask_dir), Path(gt_dir)
-    if not gt_dir.is_dir():
-        raise FileNotFoundError(f"{gt_dir}: ground-truth folder not found")
-    class_names, palette = _label_space(dataset, data_root)
-    ds_key = DatasetLayout.of(dataset, data_root or ".").dataset
-    _, ids = _check_inputs(cam_dir, mask_dir, ds_key, split, class_names, image_ids)
-    C = len(class_names)
-    args = (str(cam_dir), str(mask_dir), str(gt_dir), options, C, 1 if workers > 0 else 0, palette)
-    total = np.zeros((len(options), C, C + 1), dtype=np.int64)
-    # The stage worker pool: workers die with their parent, Ctrl-C stops the sweep at once.
-    per_image = map_per_image(
-        ids, _sweep_one, args, workers=workers if len(ids) > 1 else 0, desc="gamma sweep",
-        progress=progress,
-    )  # fmt: skip
-    for cm in per_image.values():
-        total += cm
-    rows = []
-    for g, cm in zip(gammas, total, strict=True):
-        metrics = metrics_from_confusion(cm, class_names)
-        rows.append({"gamma": float(g), "mIoU": metrics["mIoU"], "metrics": metrics})
-    return rows

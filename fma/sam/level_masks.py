@@ -1,4 +1,6 @@
-"""The FMA automatic mask generator: segment-anything's AMG plus the FMA-WSSS modifications.
+"""Multi-level SAM masks (sub-part, part, whole): segment-anything's AMG plus the FMA-WSSS changes.
+
+Size (~510 lines): one class, segment-anything's AMG steps kept in their upstream order.
 
 :class:`FmaMaskGenerator` subclasses ``segment_anything.SamAutomaticMaskGenerator``
 (``segment_anything/automatic_mask_generator.py``) and keeps its algorithm step for step: point
@@ -59,7 +61,7 @@ try:
     from torchvision.ops.boxes import batched_nms, box_area
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
-        "fma.sam.generator needs segment-anything and torchvision: pip install 'fma[sam]'"
+        "fma.sam.level_masks needs segment-anything and torchvision: pip install 'fma[sam]'"
     ) from exc
 
 from fma.sam.presets import AmgPreset, get_preset

@@ -2,8 +2,9 @@
 
 Inputs: ``<labels_dir>/<image_id>.png`` pseudo labels of any method (palette or greyscale PNGs,
 0 = background, 255 = ignore) and the SAM masks of the same images under ``masks_dir`` in any
-layout :func:`fma.io.amg.load_masks_any` reads (fma ``sam_masks`` files ``<image_id>.json.gz``
-or ``<image_id>.json``, segment-anything ``amg.py`` PNG folders or its COCO-RLE JSON).
+layout :func:`fma.io.mask_layout.load_masks_any` reads (fma ``sam_masks`` files
+``<image_id>.json.gz`` or ``<image_id>.json``, segment-anything ``amg.py`` PNG folders or its
+COCO-RLE JSON).
 Output: ``<out_dir>/<image_id>.png`` refined labels (palette PNGs) and
 ``<out_dir>/manifest.json`` (format ``label_maps``).
 
@@ -27,36 +28,38 @@ from typing import Any
 
 import numpy as np
 
-from fma.datasets.layout import IMAGE_SUFFIXES
 from fma.datasets.meta import bitwise_palette, get_dataset_meta
-from fma.io.amg import load_masks_any, mask_layout
 from fma.io.label_maps import read_label_map, write_label_map
 from fma.io.manifest import (
     Manifest,
     ManifestError,
+    check_compatible,
     folder_lock,
     producer_info,
     read_manifest,
     write_manifest,
 )
-from fma.io.mask_paint import MaskSource, dense_source, paint_masks, rle_source
+from fma.io.mask_layout import mask_layout
 from fma.io.rle_runs import load_runs_any
 from fma.io.sam_masks import FORMAT as MASKS_FORMAT
 from fma.io.sam_masks import VERSION as MASKS_VERSION
-from fma.io.sam_masks import SamMaskError, find_mask_file, read_sam_records
+from fma.io.sam_masks import SamMaskError, find_mask_file
 from fma.seeding.sepl import METHODS
 from fma.seeding.sepl_runs import refine_with_runs
 from fma.stage import StageReport, run_per_image
+from fma.visualization.refine_panels import write_refine_panels
 
 __all__ = [
     "FORMAT",
     "VERSION",
     "RefineResult",
-    "mask_colors",
     "refine_label_dir",
     "refine_one",
-    "write_refine_panels",
 ]
+#: ``producer.tool`` of the manifest; kept from before the module moved (a stable file field).
+PRODUCER = "fma.seeding.refine_run.refine_label_dir"
+#: Settings an existing output folder must share with a run that adds files to it.
+_RESUME_KEYS = ("method", "labels_dir", "masks_dir", "num_classes", "keep_ignore", "max_area_ratio")
 
 FORMAT = "label_maps"
 VERSION = 1
@@ -213,20 +216,6 @@ def _dataset_palette(dataset: str | None) -> np.ndarray:
     return bitwise_palette()
 
 
-def _check_resume(out_dir: Path, params: dict[str, Any]) -> None:
-    old = read_manifest(out_dir, required=False)
-    if old is None:
-        return
-    keys = ("method", "labels_dir", "masks_dir", "num_classes", "keep_ignore", "max_area_ratio")
-    diff = [k for k in keys if k in old.params and old.params[k] != params[k]]
-    if old.format != FORMAT or diff:
-        what = ", ".join(f"{k}: {old.params.get(k)!r} -> {params[k]!r}" for k in diff)
-        raise ManifestError(
-            f"{out_dir}: holds labels written with other settings ({what or old.format}); "
-            "choose another output folder or delete this one"
-        )
-
-
 def _count_outputs(out_dir: Path, ids: Sequence[str]) -> int:
     return sum(1 for i in ids if (out_dir / f"{i}.png").is_file())
 
@@ -318,7 +307,7 @@ def refine_label_dir(
         "max_area_ratio": max_area_ratio,
     }
     with folder_lock(out_dir):
-        _check_resume(out_dir, params)
+        check_compatible(out_dir, params, format=FORMAT, what="refined labels", keys=_RESUME_KEYS)
 
         def manifest(complete: bool) -> Manifest:
             return Manifest(
@@ -328,7 +317,7 @@ def refine_label_dir(
                 dataset=dataset,
                 split=split,
                 class_names=class_names,
-                producer=producer_info("fma.seeding.refine_run.refine_label_dir"),
+                producer=producer_info(PRODUCER),
                 params={**params, "complete": complete, "images": len(ids)},
             )
 
@@ -367,131 +356,3 @@ def refine_label_dir(
                 class_names=class_names,
             )
         return result
-
-
-# ---------------------------------------------------------------------------------------------
-# panels
-# ---------------------------------------------------------------------------------------------
-def mask_colors(masks: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Draw (K, H, W) bool masks in random colours: (H, W, 3) uint8.
-
-    Each mask gets a random colour (``numpy.random.default_rng(seed)``); where masks overlap
-    the smallest one is drawn on top (equal areas: the later mask); uncovered pixels are black.
-    """
-    masks = np.asarray(masks, dtype=bool)
-    k, h, w = masks.shape
-    areas = masks.reshape(k, h * w).sum(1)
-    return _paint_colors(dense_source(masks), areas, h, w, seed)
-
-
-def _paint_colors(source: MaskSource, areas: np.ndarray, h: int, w: int, seed: int) -> np.ndarray:
-    """:func:`mask_colors` from masks decoded in batches (memory: a few H x W arrays)."""
-    k = len(areas)
-    out = np.zeros((h * w, 3), dtype=np.uint8)
-    if k == 0:
-        return out.reshape(h, w, 3)
-    colors = np.random.default_rng(seed).integers(40, 256, size=(k, 3), dtype=np.uint8)
-    order = np.argsort(-np.asarray(areas), kind="stable")  # large first: the smallest on top
-    top = paint_masks(source, order, h, w).reshape(-1)
-    hit = top >= 0
-    out[hit] = colors[top[hit]]
-    return out.reshape(h, w, 3)
-
-
-def _panel_masks(masks_dir: Path, image_id: str, shape: tuple[int, int], seed: int) -> tuple:
-    """(H, W, 3) mask colours and mask count; fma mask files are painted straight from RLE."""
-    kind, path = mask_layout(masks_dir, image_id)
-    if kind != "fma":
-        sam = load_masks_any(masks_dir, image_id, image_size=shape)
-        return mask_colors(sam.masks, seed), len(sam)
-    doc = read_sam_records(path)
-    h, w = int(doc["height"]), int(doc["width"])
-    rles = [r["segmentation"] for r in doc["masks"]]
-    areas = np.asarray([int(r["area"]) for r in doc["masks"]], dtype=np.int64)
-    return _paint_colors(rle_source(rles, h, w), areas, h, w, seed), len(rles)
-
-
-def _find_image(images_dir: Path, image_id: str) -> Path | None:
-    for suffix in IMAGE_SUFFIXES:
-        p = images_dir / f"{image_id}{suffix}"
-        if p.is_file():
-            return p
-    return None
-
-
-def write_refine_panels(
-    ids: Sequence[str],
-    labels_dir: str | os.PathLike,
-    masks_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    show_dir: str | os.PathLike,
-    *,
-    num_classes: int,
-    palette: np.ndarray,
-    images_dir: str | os.PathLike | None = None,
-    num_show: int = 5,
-    seed: int = 0,
-    ignore_index: int = 255,
-    progress: bool = True,
-    class_names: Sequence[str] | None = None,
-) -> list[Path]:
-    """Write image | pseudo label | SAM masks | refined panels.
-
-    The ``num_show`` images with the largest fraction of changed pixels are written as
-    ``changed_01_<id>.png`` (most changed first), then ``num_show`` random other images
-    (``numpy.random.default_rng(seed)``) as ``sample_01_<id>.png``. Without ``images_dir`` the
-    image column is left out. A legend under each panel names the colour of every label in the
-    pseudo label or the refined label (``class_names``; None shows the ids).
-
-    Returns:
-        Paths of the written panels.
-    """
-    from fma.visualization.panels import add_legend, colorize, panel_image, save_png, side_by_side
-
-    labels_dir, out_dir, show_dir = Path(labels_dir), Path(out_dir), Path(show_dir)
-    ids = [i for i in ids if (out_dir / f"{i}.png").is_file()]
-    if not ids:
-        return []
-    changed = np.zeros(len(ids))
-    it: Any = ids
-    if progress:
-        from tqdm import tqdm
-
-        it = tqdm(ids, desc="compare", unit="img", leave=False)
-    for n, image_id in enumerate(it):
-        a = read_label_map(labels_dir / f"{image_id}.png", palette=palette)
-        b = read_label_map(out_dir / f"{image_id}.png", palette=palette)
-        changed[n] = float(np.mean(a != b)) if a.shape == b.shape else 1.0
-    order = np.argsort(-changed, kind="stable")
-    most = [int(j) for j in order[:num_show]]
-    rest = np.setdiff1d(np.arange(len(ids)), most)
-    rng = np.random.default_rng(seed)
-    sample = sorted(rng.choice(rest, size=min(num_show, rest.size), replace=False).tolist())
-    pal = np.asarray(palette, dtype=np.uint8)
-    written = []
-    for group, picks in (("changed", most), ("sample", sample)):
-        for rank, j in enumerate(picks, start=1):
-            image_id = ids[j]
-            label = read_label_map(labels_dir / f"{image_id}.png", palette=pal)
-            refined = read_label_map(out_dir / f"{image_id}.png", palette=pal)
-            colours, n_masks = _panel_masks(Path(masks_dir), image_id, label.shape, seed)
-            panels, titles = [], []
-            if images_dir is not None:
-                panels.append(panel_image(_find_image(Path(images_dir), image_id), label.shape))
-                titles.append(image_id)
-            panels += [
-                colorize(label, pal, ignore_index=ignore_index),
-                colours,
-                colorize(refined, pal, ignore_index=ignore_index),
-            ]
-            titles += [
-                "pseudo label",
-                f"SAM masks ({n_masks})",
-                f"refined ({100 * changed[j]:.1f}% changed)",
-            ]
-            path = show_dir / f"{group}_{rank:02d}_{image_id}.png"
-            panel = side_by_side(panels, titles)
-            panel = add_legend(panel, [label, refined], class_names, pal, ignore_index=ignore_index)
-            save_png(path, panel)
-            written.append(path)
-    return written

@@ -1,0 +1,176 @@
+"""Import segment-anything ``amg.py`` outputs (either layout, mixed allowed) as fma mask files.
+
+A stage run over images (:func:`fma.stage.run_per_image`), so it lives in ``fma.apis``; the
+format code it uses is :mod:`fma.io.amg_format` and :mod:`fma.io.mask_layout`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fma.io.amg_format import _bbox_xywh, _num, _parse_amg_records, _read_folder
+from fma.io.manifest import Manifest, producer_info, write_manifest
+from fma.io.mask_layout import detect_amg_layout, mask_layout
+from fma.io.sam_masks import FORMAT as SAM_FORMAT
+from fma.io.sam_masks import VERSION as SAM_VERSION
+from fma.io.sam_masks import (
+    SamMaskError,
+    encode_rle,
+    find_mask_file,
+    make_record,
+    mask_suffix,
+    read_json_file,
+    save_sam_masks,
+)
+from fma.stage import run_per_image
+
+__all__ = ["MASK_SOURCE", "import_amg"]
+
+#: ``params.mask_source`` of a folder written by :func:`import_amg`.
+MASK_SOURCE = "amg_import"
+#: ``producer.tool`` of its manifest; kept from before the module moved (a stable file field).
+PRODUCER = "fma.io.amg.import_amg"
+
+
+def _records_from_folder(folder: Path) -> tuple[list[dict[str, Any]], int, int]:
+    masks, rows = _read_folder(folder, None)
+    h, w = masks.shape[1:]
+    recs = []
+    for i, rle in enumerate(encode_rle(masks)):
+        row = rows[i]
+        bbox = (
+            [_num(row, c, 0.0) for c in ("bbox_x0", "bbox_y0", "bbox_w", "bbox_h")]
+            if row is not None
+            else _bbox_xywh(masks[i])
+        )
+        point = (
+            [[_num(row, "point_input_x", 0.0), _num(row, "point_input_y", 0.0)]]
+            if row is not None and row.get("point_input_x") not in (None, "")
+            else []
+        )
+        crop = [_num(row, c, d) for c, d in zip(
+            ("crop_box_x0", "crop_box_y0", "crop_box_w", "crop_box_h"), (0, 0, w, h), strict=True
+        )]  # fmt: skip
+        recs.append(
+            make_record(
+                rle,
+                area=int(masks[i].sum()),
+                bbox=bbox,
+                predicted_iou=_num(row, "predicted_iou", 1.0),
+                stability_score=_num(row, "stability_score", 1.0),
+                point_coords=point,
+                crop_box=crop,
+                level=-1,
+            )
+        )
+    return recs, h, w
+
+
+def _records_from_json(path: Path) -> tuple[list[dict[str, Any]], int, int]:
+    doc = read_json_file(path)
+    if isinstance(doc, dict) and doc.get("format") == SAM_FORMAT:
+        return list(doc.get("masks", [])), int(doc["height"]), int(doc["width"])
+    masks, recs, h, w = _parse_amg_records(path, doc)
+    out = []
+    for i, r in enumerate(recs):
+        try:
+            out.append(
+                make_record(
+                    r["segmentation"],
+                    area=int(masks[i].sum()),
+                    bbox=list(r.get("bbox") or _bbox_xywh(masks[i])),
+                    predicted_iou=float(r.get("predicted_iou", 1.0)),
+                    stability_score=float(r.get("stability_score", 1.0)),
+                    point_coords=[list(p) for p in (r.get("point_coords") or [])],
+                    crop_box=list(r.get("crop_box") or [0, 0, w, h]),
+                    level=-1,
+                )
+            )
+        except (TypeError, ValueError) as exc:
+            raise SamMaskError(f"{path}: mask record {i} has malformed fields ({exc})") from exc
+    return out, h, w
+
+
+def _import_one(image_id: str, src_root: str, out_dir: str, suffix: str) -> None:
+    kind, path = mask_layout(src_root, image_id)
+    if kind == "amg_folder":
+        recs, h, w = _records_from_folder(path)
+    else:
+        recs, h, w = _records_from_json(path)
+    save_sam_masks(Path(out_dir) / f"{image_id}{suffix}", image_id, h, w, recs)
+
+
+def import_amg(
+    src_root: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    image_ids: Sequence[str] | None = None,
+    workers: int = 0,
+    dataset: str | None = None,
+    split: str | None = None,
+    class_names: Sequence[str] | None = None,
+    progress: bool = True,
+    compress: bool = True,
+) -> Any:
+    """Convert amg.py outputs (either layout, mixed allowed) into fma ``sam_masks`` files.
+
+    Writes ``<out_dir>/<image_id>.json.gz`` per image (``.json`` with ``compress=False``; masks
+    re-encoded as compressed RLE where needed, ``level`` -1, scores and boxes from
+    ``metadata.csv`` or the JSON records) and, when every image succeeded,
+    ``<out_dir>/manifest.json`` (format ``sam_masks``; ``params``: ``mask_source`` =
+    ``"amg_import"``, ``src_root``, ``src_layouts``, ``file_suffix``). Images that already have
+    a mask file of either suffix are skipped, so an interrupted import resumes.
+
+    Args:
+        src_root: amg.py ``--output`` folder.
+        out_dir: destination folder.
+        image_ids: ids to import (default: every ``<id>/`` folder and ``<id>.json[.gz]``
+            file).
+        workers: worker processes (0: this process).
+        dataset: dataset key for the manifest (optional).
+        split: split name for the manifest (optional).
+        class_names: class names for the manifest (optional).
+        progress: show a progress bar.
+        compress: write gzip'd ``.json.gz`` files (default) or plain ``.json``.
+
+    Returns:
+        :class:`fma.stage.StageReport` (failed images are listed by id with their error).
+    """
+    found = detect_amg_layout(src_root)
+    ids = list(found) if image_ids is None else list(dict.fromkeys(image_ids))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = mask_suffix(compress)
+    report = run_per_image(
+        ids,
+        _import_one,
+        (str(src_root), str(out), suffix),
+        output_path=lambda i: find_mask_file(out, i) or out / f"{i}{suffix}",
+        workers=workers,
+        desc="import amg masks",
+        progress=progress,
+    )
+    if report.ok:
+        layouts = sorted({found.get(i, "missing") for i in ids})
+        write_manifest(
+            out,
+            Manifest(
+                format=SAM_FORMAT,
+                version=SAM_VERSION,
+                count=sum(1 for i in ids if find_mask_file(out, i) is not None),
+                dataset=dataset,
+                split=split,
+                class_names=list(class_names) if class_names is not None else None,
+                producer=producer_info(PRODUCER),
+                params={
+                    "mask_source": MASK_SOURCE,
+                    "src_root": str(src_root),
+                    "src_layouts": layouts,
+                    "file_suffix": suffix,
+                },
+            ),
+        )
+    return report
