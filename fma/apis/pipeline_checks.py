@@ -28,7 +28,7 @@ class CheckResult:
 def check_custom_dataset(root: str) -> CheckResult:
     """Check a custom dataset folder the way every stage will read it.
 
-    Runs :func:`fma.datasets.prepare.load_custom_dataset` on split ``all`` (and on ``train``
+    Runs :func:`fma.datasets.custom.load_custom_dataset` on split ``all`` (and on ``train``
     and ``val`` when ``splits/`` has them) and reads the class and prompt names. Derived vars:
 
     * ``train_split``: ``train`` with ``splits/train.txt``, else ``all`` (prompts, seeds and
@@ -39,8 +39,8 @@ def check_custom_dataset(root: str) -> CheckResult:
 
     Missing ground truth is a note, not a problem: those evaluations are switched off.
     """
-    from fma.datasets.custom_meta import custom_dataset_meta
-    from fma.datasets.prepare import DatasetCheckError, load_custom_dataset
+    from fma.datasets.checks import DatasetCheckError
+    from fma.datasets.custom import custom_dataset_meta, load_custom_dataset
 
     folder = Path(root).expanduser()
     result = CheckResult()

@@ -2,6 +2,12 @@
 
 :func:`load_custom_dataset` reports every problem together, each naming its image, class or
 file (docs/datasets.md); the class list is read by :func:`fma.datasets.checks.read_class_names`.
+
+:func:`custom_dataset_meta` gives the label space of a folder: ``ROOT/classes.txt`` names the
+foreground classes (class 1, 2, ...; background is class 0). The names double as the CLIP prompt
+names unless the folder has ``ROOT/prompt_names.txt``: one prompt text per line, in the order of
+``classes.txt`` (e.g. ``person with clothes,people,human`` for ``person``, the CLIP-ES names of
+method-fma section 3.4). Background prompt names default to the VOC CLIP-ES list.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from fma.datasets.labels import (
 from fma.datasets.layout import IMAGE_SUFFIXES, read_split_file
 from fma.datasets.meta import VOC12, DatasetMeta, bitwise_palette
 
-__all__ = ["CustomDataset", "load_custom_dataset"]
+__all__ = ["CustomDataset", "custom_dataset_meta", "load_custom_dataset", "read_prompt_names"]
+
+PROMPT_NAMES_FILE = "prompt_names.txt"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,17 +55,8 @@ class CustomDataset:
         return labels_to_multi_hot(self.labels, self.image_ids, self.num_classes)
 
     def to_meta(self, clip_bg_names: Sequence[str] | None = None) -> DatasetMeta:
-        """A :class:`DatasetMeta` named ``custom``: the class names double as CLIP prompt names;
-        background prompt names default to the VOC CLIP-ES list."""
-        return DatasetMeta(
-            name="custom",
-            class_names=self.class_names,
-            clip_fg_names=self.class_names[1:],
-            clip_bg_names=tuple(clip_bg_names)
-            if clip_bg_names is not None
-            else VOC12.clip_bg_names,
-            palette=bitwise_palette(),
-        )
+        """The folder's :class:`DatasetMeta` (:func:`custom_dataset_meta`)."""
+        return custom_dataset_meta(self.root, clip_bg_names)
 
 
 def load_custom_dataset(root: str | os.PathLike, split: str = "all") -> CustomDataset:
@@ -148,4 +147,48 @@ def load_custom_dataset(root: str | os.PathLike, split: str = "all") -> CustomDa
         image_paths=[paths[i] for i in ids],
         labels={i: labels[i] for i in ids},
         gt_dir=gt_dir if gt_dir.is_dir() else None,
+    )
+
+
+def read_prompt_names(path: str | os.PathLike, num_fg: int) -> tuple[str, ...]:
+    """Read ``prompt_names.txt``: ``num_fg`` non-empty lines (``#`` lines and blanks skipped).
+
+    Raises:
+        DatasetCheckError: another number of names than ``classes.txt`` lists.
+    """
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    names = tuple(s.strip() for s in lines if s.strip() and not s.strip().startswith("#"))
+    if len(names) != num_fg:
+        raise DatasetCheckError(
+            str(path.parent),
+            [f"{path}: {len(names)} prompt names for {num_fg} classes in classes.txt; "
+             "write one line per class, in the same order (or delete the file)"],
+        )  # fmt: skip
+    return names
+
+
+def custom_dataset_meta(
+    root: str | os.PathLike, clip_bg_names: Sequence[str] | None = None
+) -> DatasetMeta:
+    """:class:`DatasetMeta` ``custom`` of a folder: ``classes.txt`` (+ ``prompt_names.txt``).
+
+    Raises:
+        FileNotFoundError: no ``classes.txt``.
+        DatasetCheckError: a bad class list or prompt-name file (every problem named).
+    """
+    root = Path(root).expanduser()
+    class_names = read_class_names(root / "classes.txt")
+    prompt_file = root / PROMPT_NAMES_FILE
+    prompts = (
+        read_prompt_names(prompt_file, len(class_names) - 1)
+        if prompt_file.is_file()
+        else class_names[1:]
+    )
+    return DatasetMeta(
+        name="custom",
+        class_names=class_names,
+        clip_fg_names=prompts,
+        clip_bg_names=tuple(clip_bg_names) if clip_bg_names is not None else VOC12.clip_bg_names,
+        palette=bitwise_palette(),
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from mmengine.dataset import BaseDataset
 
-from fma.datasets.custom_meta import custom_dataset_meta
+from fma.datasets.custom import custom_dataset_meta
 from fma.datasets.labels import load_image_labels
 from fma.datasets.layout import DatasetLayout
 from fma.datasets.meta import get_dataset_meta
@@ -89,7 +89,7 @@ class ClsDataset(BaseDataset):
     def _images_and_labels(self) -> tuple[list[str], dict[str, Path], dict[str, Any]]:
         """(ids, image paths, image-level labels) of the split."""
         if self.layout.dataset == "custom" and self.label_file is None:
-            from fma.datasets.prepare import load_custom_dataset
+            from fma.datasets.custom import load_custom_dataset
 
             ds = load_custom_dataset(self.layout.root, self.split)
             paths = dict(zip(ds.image_ids, ds.image_paths, strict=True))
@@ -139,8 +139,8 @@ class CustomClsDataset(ClsDataset):
     """A custom dataset folder (docs/datasets.md, "Custom datasets"); see :class:`ClsDataset`.
 
     Images, labels (``labels.csv`` / ``labels.json``) and the split come from
-    :func:`fma.datasets.prepare.load_custom_dataset`, which checks the folder first; classes
-    and prompt names from :func:`fma.datasets.custom_meta.custom_dataset_meta`. ``split='all'``
+    :func:`fma.datasets.custom.load_custom_dataset`, which checks the folder first; classes
+    and prompt names from :func:`fma.datasets.custom.custom_dataset_meta`. ``split='all'``
     without ``splits/all.txt`` is every image; ``with_gt`` adds ``ground_truth/<id>.png`` only
     when the folder has ``ground_truth/``.
     """

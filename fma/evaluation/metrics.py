@@ -25,7 +25,7 @@ from mmengine.dist import is_main_process
 from mmengine.evaluator import BaseMetric
 
 from fma.cam import cam_to_label, cam_to_score
-from fma.datasets.custom_meta import custom_dataset_meta
+from fma.datasets.custom import custom_dataset_meta
 from fma.datasets.meta import get_dataset_meta
 from fma.evaluation.confusion import confusion_matrix, metrics_from_confusion
 from fma.io.cams import CAM_DTYPES, FORMAT, VERSION, CamRecord, save_cam

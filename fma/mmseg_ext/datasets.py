@@ -28,9 +28,9 @@ from typing import Any
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
+from fma.datasets.checks import read_class_names
 from fma.datasets.layout import DatasetLayout, read_split_file
 from fma.datasets.meta import COCO14, VOC12, DatasetMeta, bitwise_palette
-from fma.datasets.prepare import read_class_names
 
 __all__ = ["COCOObjectDataset", "CustomSeedDataset", "VOCSeedDataset", "resolve_seed_dir"]
 
@@ -65,8 +65,8 @@ def custom_metainfo(data_root: str | os.PathLike) -> dict[str, Any]:
     """mmseg metainfo of a custom folder: ``background`` + the names of its ``classes.txt``.
 
     Raises:
-        FileNotFoundError / fma.datasets.prepare.DatasetCheckError: see
-        :func:`fma.datasets.prepare.read_class_names`.
+        FileNotFoundError / fma.datasets.checks.DatasetCheckError: see
+        :func:`fma.datasets.checks.read_class_names`.
     """
     names = read_class_names(Path(data_root).expanduser() / "classes.txt")
     if len(names) > 256:

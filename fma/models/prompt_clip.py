@@ -41,7 +41,7 @@ from fma.cam import caa_refine, fuse_cams, positive_pairs, scaled_aligned_size, 
 from fma.cam.gradcam import GradCAMOutput
 from fma.clip import CLIPImageEncoder, PromptLearner, TextEncoder, load_clip
 from fma.clip.backbone import VisualFeatures
-from fma.datasets.custom_meta import custom_dataset_meta
+from fma.datasets.custom import custom_dataset_meta
 from fma.datasets.meta import get_dataset_meta
 from fma.models.data_preprocessor import CLIPDataPreprocessor
 from fma.models.losses import CAMActivationLoss, MultiLabelContrastiveLoss
@@ -123,7 +123,7 @@ class PromptCLIP(BaseModel):
         clip: keyword arguments of :func:`fma.clip.load_clip` (``model_name``, ``pretrained``,
             ``quick_gelu``, ``cache_dir``, ``model_config``).
         dataset: dataset key giving the foreground prompt names (CLIP-ES names); ``custom``
-            takes them from ``dataset_root`` (:func:`fma.datasets.custom_meta.custom_dataset_meta`).
+            takes them from ``dataset_root`` (:func:`fma.datasets.custom.custom_dataset_meta`).
         dataset_root: the custom dataset folder (``classes.txt``, optional ``prompt_names.txt``).
         bg_prompts: ``"clip"`` = the dataset's CLIP-ES background names, an int ``k`` = ``k``
             empty (fully learnable) prompts, or an explicit list of names.

@@ -62,8 +62,8 @@ def test_custom_folder_equals_voc(voc, voc_ckpt, tmp_path):  # noqa: F811
 
 
 def test_prompt_names_come_from_the_folder(voc, tmp_path):  # noqa: F811
-    from fma.datasets.custom_meta import custom_dataset_meta
-    from fma.datasets.prepare import DatasetCheckError
+    from fma.datasets.checks import DatasetCheckError
+    from fma.datasets.custom import custom_dataset_meta
     from fma.datasets.voc import CustomClsDataset
 
     root = voc_to_custom(voc, IDS, tmp_path / "pets")
