@@ -467,7 +467,10 @@ def _resolve_images(
 def _manifest_params(
     source: str, preset: Any, model_type: str, ckpt_path: Path | None, tiny_seed: int
 ) -> dict[str, Any]:
-    settings = _jsonable(dataclasses.asdict(preset))
+    if hasattr(preset, "manifest_settings"):
+        settings = _jsonable(preset.manifest_settings())
+    else:
+        settings = _jsonable(dataclasses.asdict(preset))
     settings.pop("description", None)
     sha = None
     if ckpt_path is not None:

@@ -20,7 +20,7 @@ switchable:
   masks win against part/sub-part masks;
 * ``level_stability_offsets``: added to the stability score for the stability test (unused by
   the final FMA setting);
-* ``rsw_thresh``: the "rock-sand-water" containment filter (:func:`containment_filter`), run
+* ``containment_thresh``: the "rock-sand-water" containment filter (:func:`containment_filter`), run
   after small-region cleanup.
 
 Stored scores stay the model's raw predicted IoU and stability score. A test with a zero
@@ -197,7 +197,7 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
         level_iou_offsets: (3,) added to the predicted IoU of levels 0/1/2 for the pred-IoU test.
         level_nms_offsets: (3,) added to the score of the within-crop box NMS per level.
         level_stability_offsets: (3,) added to the stability score for the stability test.
-        rsw_thresh: containment-filter threshold (FMA: 0.3); None switches it off.
+        containment_thresh: containment-filter threshold (FMA: 0.3); None switches it off.
         rsw_chunk_pixels: pixel chunk of the containment filter's matrix products.
 
     Raises:
@@ -223,7 +223,7 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
         level_iou_offsets: Sequence[float] = (0.0, 0.0, 0.0),
         level_nms_offsets: Sequence[float] = (0.0, 0.0, 0.0),
         level_stability_offsets: Sequence[float] = (0.0, 0.0, 0.0),
-        rsw_thresh: float | None = None,
+        containment_thresh: float | None = None,
         rsw_chunk_pixels: int = 1 << 22,
     ) -> None:
         if (points_per_side is None) == (point_grids is None):
@@ -234,8 +234,10 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
             raise ValueError(f"points_per_batch must be >= 1, got {points_per_batch}")
         if crop_n_layers < 0 or crop_n_points_downscale_factor < 1:
             raise ValueError("crop_n_layers must be >= 0 and crop_n_points_downscale_factor >= 1")
-        if rsw_thresh is not None and not 0.0 < rsw_thresh <= 1.0:
-            raise ValueError(f"rsw_thresh must lie in (0, 1] or be None, got {rsw_thresh}")
+        if containment_thresh is not None and not 0.0 < containment_thresh <= 1.0:
+            raise ValueError(
+                f"containment_thresh must lie in (0, 1] or be None, got {containment_thresh}"
+            )
         super().__init__(
             model,
             points_per_side=points_per_side,
@@ -255,7 +257,7 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
         self.level_iou_offsets = _offsets("level_iou_offsets", level_iou_offsets)
         self.level_nms_offsets = _offsets("level_nms_offsets", level_nms_offsets)
         self.level_stability_offsets = _offsets("level_stability_offsets", level_stability_offsets)
-        self.rsw_thresh = rsw_thresh
+        self.containment_thresh = containment_thresh
         self.rsw_chunk_pixels = rsw_chunk_pixels
 
     @classmethod
@@ -298,12 +300,12 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
             data, masks = self._postprocess_small_regions(
                 data, self.min_mask_region_area, max(self.box_nms_thresh, self.crop_nms_thresh)
             )
-        if self.rsw_thresh is not None and len(data["rles"]) > 0:
+        if self.containment_thresh is not None and len(data["rles"]) > 0:
             if masks is None:
                 h, w = data["rles"][0]["size"]
                 masks = decode_rle(data["rles"], h, w)
             keep = containment_filter(
-                masks, data["levels"], self.rsw_thresh, chunk_pixels=self.rsw_chunk_pixels
+                masks, data["levels"], self.containment_thresh, chunk_pixels=self.rsw_chunk_pixels
             )
             data.filter(torch.as_tensor(keep))
         return data

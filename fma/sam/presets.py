@@ -58,7 +58,10 @@ class AmgPreset:
     level_iou_offsets: tuple[float, float, float] = (0.0, 0.0, 0.0)  # added to pred IoU per level
     level_nms_offsets: tuple[float, float, float] = (0.0, 0.0, 0.0)  # added to the NMS score
     level_stability_offsets: tuple[float, float, float] = (0.0, 0.0, 0.0)  # added to stability
-    rsw_thresh: float | None = None  # containment filter threshold; None = off
+    # Drop a mask when this fraction of it lies inside the kept masks of a higher level (the
+    # authors' "rock-sand-water" filter, rsw); None = off. Mask manifests record it as
+    # "rsw_thresh" (MANIFEST_NAMES), the name their folders have carried since format version 1.
+    containment_thresh: float | None = None
     description: str = ""  # one line for listings
 
     def generator_kwargs(self) -> dict[str, Any]:
@@ -67,13 +70,24 @@ class AmgPreset:
         del out["name"], out["description"]
         return out
 
+    def manifest_settings(self) -> dict[str, Any]:
+        """The fields as a mask manifest records them (``preset_settings``; old field names)."""
+        out = dataclasses.asdict(self)
+        return {MANIFEST_NAMES.get(k, k): v for k, v in out.items()}
+
     def replace(self, **changes: Any) -> AmgPreset:
-        """A copy with some fields changed (unknown names raise TypeError)."""
+        """A copy with some fields changed (unknown names raise TypeError; the manifest names of
+        :data:`MANIFEST_NAMES`, e.g. ``rsw_thresh``, are accepted for their fields)."""
+        renamed = {v: k for k, v in MANIFEST_NAMES.items()}
+        changes = {renamed.get(k, k): v for k, v in changes.items()}
         for key in ("level_iou_offsets", "level_nms_offsets", "level_stability_offsets"):
             if key in changes:
                 changes[key] = tuple(float(v) for v in changes[key])
         return dataclasses.replace(self, **changes)
 
+
+#: Field name -> the key mask manifests (and older configs) use for it.
+MANIFEST_NAMES = {"containment_thresh": "rsw_thresh"}
 
 _DEFAULT = AmgPreset(
     "sam_default", description="segment-anything SamAutomaticMaskGenerator defaults"
@@ -91,7 +105,7 @@ _FMA = _HEAVY.replace(
     name="fma",
     level_iou_offsets=(0.0, 0.0, 0.1),
     level_nms_offsets=(0.0, 0.0, 1.0),
-    rsw_thresh=0.3,
+    containment_thresh=0.3,
     description="FMA-WSSS l2_nmsf_s1_rsw3: heavy + whole-level offsets + containment filter",
 )
 _FAST = _FMA.replace(

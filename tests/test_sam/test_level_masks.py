@@ -46,7 +46,7 @@ def test_equals_segment_anything(tiny_sam, synthetic_image, shape, settings):
         settings = settings.generator_kwargs()
         for key in ("level_iou_offsets", "level_nms_offsets", "level_stability_offsets"):
             settings.pop(key)
-        settings.pop("rsw_thresh")
+        settings.pop("containment_thresh")
     image = synthetic_image(*shape)
     stock = SamAutomaticMaskGenerator(tiny_sam, output_mode="coco_rle", **settings).generate(image)
     ours = FmaMaskGenerator(tiny_sam, **settings).generate(image)
@@ -105,8 +105,8 @@ def test_input_and_setting_validation(tiny_sam):
         FmaMaskGenerator(tiny_sam, points_per_side=4, point_grids=[np.zeros((1, 2))])
     with pytest.raises(ValueError, match="one value per level"):
         FmaMaskGenerator(tiny_sam, level_iou_offsets=(0.0, 0.1))
-    with pytest.raises(ValueError, match="rsw_thresh"):
-        FmaMaskGenerator(tiny_sam, rsw_thresh=0.0)
+    with pytest.raises(ValueError, match="containment_thresh"):
+        FmaMaskGenerator(tiny_sam, containment_thresh=0.0)
     with pytest.raises(ValueError, match="uint8"):
         FmaMaskGenerator(tiny_sam, points_per_side=2).generate(np.zeros((8, 8, 3), np.float32))
 
@@ -286,7 +286,7 @@ def test_rsw_in_generator_filters_the_unfiltered_output(tiny_sam, synthetic_imag
     image = synthetic_image(96, 128, seed=4)
     settings = dict(points_per_side=8, pred_iou_thresh=0.0, stability_score_thresh=0.0)
     off = FmaMaskGenerator(tiny_sam, **settings).generate_mask_data(image)
-    on = FmaMaskGenerator(tiny_sam, rsw_thresh=0.3, **settings).generate_mask_data(image)
+    on = FmaMaskGenerator(tiny_sam, containment_thresh=0.3, **settings).generate_mask_data(image)
     masks = decode_rle(off["rles"], 96, 128)
     keep = _rsw_reference(masks, off["levels"], 0.3)
     assert 0 < keep.sum() < len(keep)

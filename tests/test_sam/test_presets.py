@@ -33,7 +33,7 @@ def test_sam_default_matches_segment_anything_signature():
     for key in shared:
         assert kwargs[key] == params[key].default, key
     assert kwargs["level_iou_offsets"] == kwargs["level_nms_offsets"] == (0.0, 0.0, 0.0)
-    assert kwargs["rsw_thresh"] is None
+    assert kwargs["containment_thresh"] is None
 
 
 def _diff(a: AmgPreset, b: AmgPreset) -> dict:
@@ -56,7 +56,7 @@ def test_fma_is_heavy_plus_the_three_modifications():
     assert _diff(AMG_PRESETS["sam_heavy"], AMG_PRESETS["fma"]) == {
         "level_iou_offsets": (0.0, 0.0, 0.1),
         "level_nms_offsets": (0.0, 0.0, 1.0),
-        "rsw_thresh": 0.3,
+        "containment_thresh": 0.3,
     }
     fma = AMG_PRESETS["fma"]
     assert (fma.box_nms_thresh, fma.crop_nms_thresh, fma.stability_score_offset) == (0.7, 0.7, 1.0)
@@ -81,7 +81,7 @@ def test_lookup_overrides_and_errors():
     with pytest.raises(TypeError):
         get_preset("fma", point_per_side=4)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        AMG_PRESETS["fma"].rsw_thresh = 0.5  # type: ignore[misc]
+        AMG_PRESETS["fma"].containment_thresh = 0.5  # type: ignore[misc]
     assert get_superpixel_preset("slic", scales=[10, 5, 2]).scales == (10.0, 5.0, 2.0)
     with pytest.raises(KeyError, match="felzenszwalb"):
         get_superpixel_preset("quickshift")
@@ -101,3 +101,14 @@ def test_importing_presets_is_cheap():
     code = "import fma.sam, sys; print('torch' in sys.modules, 'segment_anything' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_containment_threshold_keeps_its_manifest_name():
+    from fma.sam.presets import get_preset
+
+    fma = get_preset("fma")
+    assert fma.containment_thresh == 0.3
+    settings = fma.manifest_settings()
+    assert settings["rsw_thresh"] == 0.3 and "containment_thresh" not in settings
+    assert get_preset("fma", rsw_thresh=0.5).containment_thresh == 0.5  # the older name
+    assert get_preset("fma", containment_thresh=0.4).containment_thresh == 0.4
