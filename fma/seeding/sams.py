@@ -62,6 +62,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from fma.io.cams import CamRecord
+from fma.io.rle_runs import MaskRuns
 from fma.io.sam_masks import SamMasks
 from fma.seeding.upsample import bilinear_resize
 
@@ -559,6 +560,7 @@ def seeds_from_masks(
     masks: Any,
     cam: Any,
     fg_cls: Any,
+    options: SamsOptions | None = None,
     *,
     levels: Any = None,
     gamma: float | None = None,
@@ -577,8 +579,9 @@ def seeds_from_masks(
             background channel first for ``bg_method`` ``no_bg``/``alpha_bg``.
         fg_cls: (P,) int dataset class ids (1..254) of the CAM's class channels.
         levels: (K,) int SAM levels (0 sub-part, 1 part, 2 whole); None: all unknown.
+        options: a :class:`SamsOptions`; without it the keyword options below build one.
         gamma, norm_first, bg_method, bg_thresh, alpha, priority, gather: see
-            :class:`SamsOptions`.
+            :class:`SamsOptions` (only without ``options``).
 
     Returns:
         :class:`SamsResult`; ``seed`` is (H, W) uint8 without 255.
@@ -586,19 +589,27 @@ def seeds_from_masks(
     Raises:
         ValueError: invalid options or inconsistent shapes.
     """
-    options = SamsOptions(
-        gamma=gamma, norm_first=norm_first, bg_method=bg_method, bg_thresh=bg_thresh,
-        alpha=alpha, priority=priority, gather=gather,  # type: ignore[arg-type]
-    )  # fmt: skip
+    given = dict(gamma=gamma, norm_first=norm_first, bg_method=bg_method, bg_thresh=bg_thresh,
+                 alpha=alpha, priority=priority, gather=gather)  # fmt: skip
+    if options is None:
+        options = SamsOptions(**given)  # type: ignore[arg-type]
+    else:
+        defaults = dict(gamma=None, norm_first=True, bg_method="pow", bg_thresh=None,
+                        alpha=None, priority=DEFAULT_PRIORITY, gather="mean")  # fmt: skip
+        changed = sorted(k for k, v in given.items() if v != defaults[k])
+        if changed:
+            raise ValueError(f"give either options= or keyword options, not both ({changed})")
     return _run(index_masks(masks), cam, fg_cls, levels, options)
 
 
-def sams_seed(cam: CamRecord, masks: SamMasks, options: SamsOptions) -> SamsResult:
+def sams_seed(cam: CamRecord, masks: SamMasks | MaskRuns, options: SamsOptions) -> SamsResult:
     """SAMS seed of one image from its loaded CAM record and SAM masks.
 
     Args:
         cam: the image's :class:`~fma.io.cams.CamRecord` (``fg_cls`` dataset ids).
-        masks: the image's :class:`~fma.io.sam_masks.SamMasks` at its original size.
+        masks: the image's masks at its original size: decoded
+            (:class:`~fma.io.sam_masks.SamMasks`) or as runs (:class:`~fma.io.rle_runs.MaskRuns`,
+            computed by :func:`fma.seeding.sams_runs.sams_seed_runs` without decoding them).
         options: :class:`SamsOptions`.
 
     Returns:
@@ -607,6 +618,10 @@ def sams_seed(cam: CamRecord, masks: SamMasks, options: SamsOptions) -> SamsResu
     Raises:
         ValueError: the CAM's ``ori_size`` differs from the mask size, or other inconsistencies.
     """
+    if isinstance(masks, MaskRuns):
+        from fma.seeding.sams_runs import sams_seed_runs
+
+        return sams_seed_runs(cam, masks, options)
     if cam.ori_size is not None and tuple(cam.ori_size) != masks.shape:
         raise ValueError(
             f"CAM is for an image of size {tuple(cam.ori_size)}, masks are {masks.shape}; "

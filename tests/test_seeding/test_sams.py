@@ -456,3 +456,29 @@ def test_invalid_inputs_raise_clear_errors():
     opts = SamsOptions(gamma=1.0, priority="area_smaller")
     assert opts.priority == ("area_smaller",)
     assert opts.to_dict()["priority"] == ["area_smaller"]
+
+
+def test_one_entry_point_for_arrays_and_one_for_records():
+    from fma.io.cams import CamRecord
+    from fma.io.rle_runs import runs_from_dense
+    from fma.io.sam_masks import SamMasks
+    from fma.seeding.sams import SamsOptions, sams_seed, seeds_from_masks
+
+    rng = np.random.default_rng(3)
+    masks = rng.random((5, 12, 10)) > 0.6
+    cam = rng.random((2, 3, 3)).astype(np.float32)
+    levels = np.array([0, 1, 2, 2, 1])
+    opts = SamsOptions(gamma=0.7)
+    by_kw = seeds_from_masks(masks, cam, [3, 9], levels=levels, gamma=0.7)
+    by_opts = seeds_from_masks(masks, cam, [3, 9], opts, levels=levels)
+    np.testing.assert_array_equal(by_kw.seed, by_opts.seed)
+    with pytest.raises(ValueError, match="not both"):
+        seeds_from_masks(masks, cam, [3, 9], opts, levels=levels, gamma=0.5)
+    record = CamRecord(cam=cam, fg_cls=np.array([3, 9]), ori_size=(12, 10))
+    k = len(masks)
+    dense = SamMasks(masks=masks, levels=levels.astype(np.int8),
+                     predicted_iou=np.ones(k, np.float32), stability_score=np.ones(k, np.float32),
+                     areas=masks.sum((1, 2)))  # fmt: skip
+    runs = runs_from_dense(masks, levels=levels)
+    np.testing.assert_array_equal(sams_seed(record, dense, opts).seed, by_kw.seed)
+    np.testing.assert_array_equal(sams_seed(record, runs, opts).seed, by_kw.seed)
