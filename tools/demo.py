@@ -1,82 +1,94 @@
-"""Demo on the bundled synthetic example: masks -> SEPL refinement -> evaluation, no weights needed.
+"""The demo: the whole method end to end through tools/reproduce.py configs/pipelines/demo.py.
 
-Steps (all outputs under --work-dir, default work_dirs/demo):
-1. a deterministic synthetic VOC-style set with coarse, CAM-like pseudo labels (data/);
-2. weight-free multi-level superpixel masks in fma's SAM-mask format (masks/train/);
-3. SEPL refinement of the pseudo labels with those masks, with the published merging rule
-   (max_iou_imp2) and with fma's order-independent "majority" rule (refined_<method>/);
-4. evaluation of every label set against the ground truth (metrics.json, panels/).
-Run through `./run demo`.
+A thin wrapper (``./run demo``): it runs the demo pipeline with the pipeline runner, passing
+``--work-dir``, ``--data-root``, ``--clip`` and ``--sam`` on, and prints the pipeline's wall time
+and the plain notice that the demo runs the machinery on synthetic data with tiny models and is
+not a result. With ``--clip PATH`` it also selects the real architecture
+(``clip_model=ViT-B-16 clip_config=None``); with ``--sam PATH`` the SAM ViT-H mask config.
+Child processes get ``OMP_WAIT_POLICY=PASSIVE`` unless it is set: on a busy 2-core machine
+spinning OpenMP threads made the tiny models up to 4x slower.
+
+``--data-only`` writes only the small synthetic set of ``fma.datasets.synthetic`` to
+``<work-dir>/data/VOC2012`` (README, "Stage I without weights") and runs nothing else.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from fma.apis.evaluate import evaluate_dataset_split, result_summary, write_show_panels
-from fma.apis.refine import refine_label_dir
-from fma.apis.sam_masks import run_sam_masks
-from fma.datasets.meta import VOC12
-from fma.datasets.synthetic import make_synthetic_voc
-from fma.evaluation.confusion import format_table
-from fma.io import write_json_atomic
+REPO = Path(__file__).resolve().parents[1]
+PIPELINE = "configs/pipelines/demo.py"
+NOTICE = (
+    "NOTE: this ran the machinery of the method on synthetic data with tiny models (a tiny CLIP "
+    "pretrained for seconds, superpixels instead of SAM, a tiny stage II network); the numbers "
+    "are not a result."
+)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work-dir", default="work_dirs/demo", help="output folder")
-    parser.add_argument("--num-images", type=int, default=12)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--data-only", action="store_true",
-        help="write only the synthetic set (step 1), e.g. for the tiny stage I config",
-    )  # fmt: skip
-    args = parser.parse_args()
-
-    work = Path(args.work_dir)
-    voc = make_synthetic_voc(work / "data", args.num_images, args.seed)
-    pseudo = work / "data" / "pseudo_labels"
-    print("[1/4] synthetic set:", voc)
-    if args.data_only:
-        return
-    run_sam_masks(work, split="train", dataset="voc12", data_root=voc, source="superpixels")
-    print("[2/4] superpixel masks:", work / "masks" / "train")
-    folders = {"pseudo labels": pseudo}
-    for method in ("max_iou_imp2", "majority"):
-        out = work / f"refined_{method}"
-        refine_label_dir(pseudo, work / "masks" / "train", out, dataset="voc12", method=method)
-        folders[f"SEPL {method}"] = out
-    print("[3/4] SEPL-refined labels:", ", ".join(str(f) for f in list(folders.values())[1:]))
-
-    results = {}
-    for name, folder in folders.items():
-        res = evaluate_dataset_split(folder, "voc12", "train", voc, per_image=True, progress=False)
-        results[name] = res
-        write_show_panels(
-            res,
-            folder,
-            voc / "SegmentationClass",
-            lambda i: voc / "JPEGImages" / f"{i}.jpg",
-            work / "panels" / folder.name,
-            VOC12.palette,
-            num_show=2,
-            class_names=VOC12.class_names,
-        )
-    best = max(results, key=lambda k: results[k].miou)
-    print(f"[4/4] evaluation against the ground truth; per-class table of the best ({best}):")
-    print(format_table(results[best].metrics))
-    write_json_atomic(
-        work / "metrics.json",
-        {k: result_summary(r, pred_dir=str(folders[k])) for k, r in results.items()},
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--work-dir", default="work_dirs/demo", help="output folder")
+    p.add_argument("--data-root", help="a VOC-layout folder instead of the synthetic set")
+    p.add_argument("--clip", help="CLIP ViT-B/16 weights instead of the tiny CLIP")
+    p.add_argument("--sam", help="SAM ViT-H checkpoint instead of superpixels")
+    p.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="further pipeline vars"
     )
-    print(f"\n{'labels':28s} {'mIoU':>6s} {'aAcc':>6s}")
-    for name, res in results.items():
-        print(f"{name:28s} {res.miou:6.2f} {res.metrics['aAcc']:6.2f}")
-    print(f"wrote {work / 'metrics.json'} and panels in {work / 'panels'}")
-    print(json.dumps({k: round(r.miou, 2) for k, r in results.items()}))
+    p.add_argument("--num-images", type=int, default=12, help="with --data-only")
+    p.add_argument("--seed", type=int, default=0, help="with --data-only")
+    p.add_argument(
+        "--data-only", action="store_true",
+        help="write only the small synthetic set (README: Stage I without weights)",
+    )  # fmt: skip
+    return p.parse_args(argv)
+
+
+def reproduce_command(args: argparse.Namespace) -> list[str]:
+    """The tools/reproduce.py command line the demo runs."""
+    cmd = [sys.executable, "tools/reproduce.py", PIPELINE, "--work-dir", args.work_dir]
+    sets = list(args.set)
+    if args.data_root:
+        cmd += ["--data-root", args.data_root]
+    if args.clip:
+        cmd += ["--clip", args.clip]
+        sets += ["clip_model=ViT-B-16", "clip_config=None"]
+    if args.sam:
+        cmd += ["--sam", args.sam]
+        sets += ["masks_config=configs/demo/masks_sam-vit-h_demo.py"]
+    for item in sets:
+        cmd += ["--set", item]
+    return cmd
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.data_only:
+        sys.path.insert(0, str(REPO))
+        from fma.datasets.synthetic import make_synthetic_voc
+
+        voc = make_synthetic_voc(Path(args.work_dir) / "data", args.num_images, args.seed)
+        print("synthetic set:", voc)
+        return 0
+    if not (REPO / "tools" / "reproduce.py").is_file():
+        print("error: tools/reproduce.py (the pipeline runner) is not installed", file=sys.stderr)
+        return 1
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    cmd = reproduce_command(args)
+    print("[demo]", " ".join(cmd[1:]), flush=True)
+    start = time.perf_counter()
+    rc = subprocess.run(cmd, cwd=REPO, env=env, check=False).returncode
+    took = time.perf_counter() - start
+    print(f"[demo] pipeline {'finished' if rc == 0 else f'failed (exit {rc})'} in {took:.0f} s")
+    print(f"[demo] report: {Path(args.work_dir) / 'report' / 'index.html'}")
+    print(NOTICE)
+    return rc
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

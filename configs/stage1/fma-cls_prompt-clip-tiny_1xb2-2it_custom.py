@@ -23,6 +23,9 @@ train_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(pipeline=train_pipeline)
 )
 test_dataloader = dict(num_workers=0)
-param_scheduler = [dict(type="ConstantLR", factor=1.0, begin=0, end=2, by_epoch=False)]
+param_scheduler = [
+    dict(type="ConstantLR", factor=0.01, begin=0, end=1, by_epoch=False),
+    dict(type="CosineAnnealingLR", T_max=1, eta_min=0.0, begin=1, end=2, by_epoch=False),
+]
 train_cfg = dict(max_iters=2)
 default_hooks = dict(checkpoint=dict(interval=2), logger=dict(interval=1))

@@ -42,7 +42,24 @@ ORIGINAL = {
 
 
 def test_every_paper_config_is_checked() -> None:
-    assert sorted(ORIGINAL) == sorted(p.stem for p in STAGE1 if "vit-b16" in p.stem)
+    paper = [p.stem for p in STAGE1 if "vit-b16" in p.stem and not p.stem.endswith("_custom")]
+    assert sorted(ORIGINAL) == sorted(paper)
+
+
+@pytest.mark.parametrize("task", ["cls", "seg"])
+def test_custom_configs_are_the_voc_recipe(task: str) -> None:
+    (custom,) = (p for p in STAGE1 if p.stem.startswith(f"fma-{task}") and "vit-b16" in p.stem
+                 and p.stem.endswith("_custom"))  # fmt: skip
+    cfg, voc = Config.fromfile(custom), Config.fromfile(str(custom).replace("_custom", "_voc12"))
+    assert (cfg.model.dataset, cfg.model.dataset_root) == ("custom", "data/custom")
+    cfg.model.pop("dataset_root")
+    cfg.model.dataset = "voc12"
+    assert cfg.model == voc.model and cfg.param_scheduler == voc.param_scheduler
+    assert cfg.train_cfg == voc.train_cfg and cfg.optim_wrapper == voc.optim_wrapper
+    train = cfg.train_dataloader.dataset
+    assert (train.type, train.split) == ("CustomClsDataset", "all")
+    assert train.pipeline == voc.train_dataloader.dataset.pipeline
+    assert cfg.test_evaluator.dataset == "custom" and cfg.test_dataloader.dataset.with_gt
 
 
 @pytest.mark.parametrize("stem", sorted(ORIGINAL))

@@ -1,0 +1,45 @@
+# Demo (configs/pipelines/demo.py), stage I segmentation prompts: the VOC recipe (L_act against
+# the coarse seeds, class-specific contexts, class token in front, 25 empty background prompts;
+# CAA on the raw CAM, tau 0.5) on the demo's tiny CLIP, 96-pixel crops, 60 iterations of 8
+# images. Consumes <data_root>, the tiny CLIP and the coarse seeds (seed_dir); produces prompt
+# checkpoints, then (tools/test.py) the CAMs of the fine seeds. Paths come from the pipeline.
+_base_ = ["../stage1/fma-seg_prompt-clip-vit-b16_1xb16-17k_voc12.py"]
+data_root = "work_dirs/demo/data/VOC2012"
+clip_dir = "work_dirs/demo/tiny_clip"
+model = dict(
+    clip=dict(
+        model_name="demo_tiny_clip", pretrained=clip_dir + "/demo_tiny_clip.pt", quick_gelu=True,
+        model_config=clip_dir + "/demo_tiny_clip.json",
+    ),
+    n_ctx=8,
+    att_layers=2,
+)  # fmt: skip
+crop = 96
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(
+        data_root=data_root,
+        split="train",
+        seed_dir="work_dirs/demo/seeds_coarse/seeds/train",
+        pipeline=[
+            dict(type="LoadImage"),
+            dict(type="LoadSeed"),
+            dict(type="RandomColorJitter"),
+            dict(type="RandomRescale", low=crop, high=crop * 5 // 4, short_min=crop),
+            dict(type="RandomCrop", size=crop),
+            dict(type="RandomFlip", prob=0.5),
+            dict(type="PackClsInputs"),
+        ],
+    ),
+)
+test_dataloader = dict(num_workers=0, dataset=dict(data_root=data_root, split="train"))
+optim_wrapper = dict(optimizer=dict(lr=0.02))
+param_scheduler = [
+    dict(type="ConstantLR", factor=0.1, begin=0, end=5, by_epoch=False),
+    dict(type="CosineAnnealingLR", T_max=55, eta_min=0.0, begin=5, end=60, by_epoch=False),
+]
+train_cfg = dict(max_iters=60)
+default_hooks = dict(checkpoint=dict(interval=60), logger=dict(interval=20))
+custom_hooks = []  # no progress bar in the pipeline's log

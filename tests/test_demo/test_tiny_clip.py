@@ -1,0 +1,67 @@
+"""The tiny CLIP: pretraining lowers the loss; the checkpoint loads in open_clip and stage I."""
+
+from __future__ import annotations
+
+import fma  # noqa: F401  (compatibility hooks first)
+
+# isort: split
+import json
+
+import open_clip
+import pytest
+import torch
+
+from fma.clip import load_clip
+from fma.clip.pretrain import contrastive_loss
+from fma.demo.tiny_clip import MODEL_NAME, main, pretrain_tiny_clip
+
+
+def test_contrastive_loss_known_answer():
+    emb = torch.eye(3)
+    eye = torch.eye(3, dtype=torch.bool)
+    scale = torch.tensor(0.0)  # exp(0) = 1
+    expected = -torch.log(torch.exp(torch.tensor(1.0)) / (torch.e + 2))
+    assert torch.isclose(contrastive_loss(emb, emb, scale, eye), expected)
+    # two identical captions: the target spreads over both, the loss is their mean
+    same = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    assert contrastive_loss(emb, emb, scale, same) > contrastive_loss(emb, emb, scale, eye)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clip")
+    metrics = pretrain_tiny_clip(out, steps=30, batch_size=16, corpus=64, threads=1, log_every=0)
+    return out, metrics
+
+
+def test_short_pretraining_lowers_the_loss(trained):
+    out, m = trained
+    assert m["loss_last"] < m["loss_first"] - 0.3
+    assert json.loads((out / "metrics.json").read_text()) == m
+    # a rerun with the same settings keeps the checkpoint (no training)
+    mtime = (out / f"{MODEL_NAME}.pt").stat().st_mtime_ns
+    assert pretrain_tiny_clip(out, steps=30, batch_size=16, corpus=64, threads=1) == m
+    assert (out / f"{MODEL_NAME}.pt").stat().st_mtime_ns == mtime
+    with pytest.raises(ValueError, match="other settings"):
+        pretrain_tiny_clip(out, steps=31, batch_size=16, corpus=64, threads=1)
+
+
+def test_checkpoint_loads_through_open_clip_and_stage_one(trained):
+    out, _ = trained
+    ckpt = out / f"{MODEL_NAME}.pt"
+    state = torch.load(ckpt, weights_only=True)
+    open_clip.add_model_config(out / f"{MODEL_NAME}.json")
+    model = open_clip.create_model(MODEL_NAME, pretrained=str(ckpt), force_quick_gelu=True)
+    frozen = load_clip(MODEL_NAME, ckpt, model_config=out / f"{MODEL_NAME}.json")
+    for name, value in list(model.state_dict().items()) + list(frozen.state_dict().items()):
+        assert torch.equal(value, state[name]), name
+    assert not any(p.requires_grad for p in frozen.parameters())
+    assert frozen.visual.grid_size == (12, 12)
+
+
+def test_real_weights_train_nothing(tmp_path, capsys):
+    weights = tmp_path / "ViT-B-16.pt"
+    weights.write_bytes(b"x")
+    assert main(["--out", str(tmp_path / "tc"), "--clip", str(weights)]) == 0
+    assert not (tmp_path / "tc").exists()
+    assert "not trained" in capsys.readouterr().out
