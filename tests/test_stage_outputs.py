@@ -5,7 +5,7 @@ superpixel and tiny-SAM masks, seeds from the coarse and fine configs, SEPL refi
 mask files and from an amg.py folder, label evaluation and the gamma sweep) on 3 train images
 and 1 val image, and compares the digest of every output file (JSON with the times and git
 commit removed, see ``IGNORED_KEYS`` there) with the one recorded before the stage plumbing was
-restructured (issue 14). A refactor that changes any output byte fails here; a deliberate change
+restructured into fma/apis. A refactor that changes any output byte fails here; a deliberate change
 of an output records the new digest with a line in its commit message saying why.
 """
 

@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sel.add_argument("--from", dest="start", metavar="STEP", help="run STEP and all after it")
     sel.add_argument("--only", metavar="STEP", help="run STEP only")
     p.add_argument("--dry-run", action="store_true", help="print the plan and commands only")
+    p.add_argument("--quiet", action="store_true",
+                   help="steps log to <work_dir>/pipeline/logs/ only (the end of a failed one "
+                   "is shown)")  # fmt: skip
     p.add_argument("--summary", action="store_true", help="print the table from the records")
     p.add_argument("--verify", action="store_true", help="check the metrics against the metafile")
     p.add_argument("--metafile", type=Path, default=REPO / "configs" / "metafile.yml")
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         launcher = Launcher(args.launcher, args.nproc_per_node, args.nnodes, args.node_rank,
                             args.master_addr, args.master_port)  # fmt: skip
         return run_pipeline(pipeline, start=args.start, only=args.only, dry_run=args.dry_run,
-                            launcher=launcher)  # fmt: skip
+                            launcher=launcher, quiet=args.quiet)  # fmt: skip
     except (PipelineError, MetafileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -32,7 +32,12 @@ vars = dict(
     cls_config="configs/demo/fma-cls_prompt-tiny-clip_1xb8-60it_demo.py",
     seg_config="configs/demo/fma-seg_prompt-tiny-clip_1xb8-60it_demo.py",
     masks_config="configs/demo/masks_superpixels_demo.py",
-    stage2_config="configs/demo/deeplabv3plus_r18-tiny_1xb8-150it_demo.py",
+    stage2_config="configs/demo/deeplabv3plus_r18-tiny_1xb8-90it_demo.py",
+    # Sizes of the synthetic set and of the tiny CLIP pretraining (the 3-minute budget).
+    num_train="96",
+    num_val="48",
+    clip_steps="150",
+    clip_corpus="512",
 )
 _clip = [
     "model.clip.pretrained={clip}",
@@ -117,7 +122,16 @@ steps = [
     dict(
         name="data",
         module="fma.demo.data",
-        args=["--out", "{work_dir}/data", "--data-root", "{data_root}"],
+        args=[
+            "--out",
+            "{work_dir}/data",
+            "--data-root",
+            "{data_root}",
+            "--num-train",
+            "{num_train}",
+            "--num-val",
+            "{num_val}",
+        ],
         outputs=[
             "{data_root}/ImageSets/Segmentation/train.txt",
             "{data_root}/cls_labels/train.json",
@@ -127,7 +141,16 @@ steps = [
     dict(
         name="tiny_clip",
         module="fma.demo.tiny_clip",
-        args=["--out", "{work_dir}/tiny_clip", "--clip", "{clip}"],
+        args=[
+            "--out",
+            "{work_dir}/tiny_clip",
+            "--clip",
+            "{clip}",
+            "--steps",
+            "{clip_steps}",
+            "--corpus",
+            "{clip_corpus}",
+        ],
         outputs=["{clip}"],
         label="tiny CLIP pretrained on synthetic captions",
     ),
@@ -241,7 +264,7 @@ steps = [
             "test_dataloader.dataset.data_root={data_root}",
         ],
         inputs=["{work_dir}/seeds_fine/seeds/train"],
-        outputs=["{work_dir}/stage2/iter_150.pth"],
+        outputs=["{work_dir}/stage2/iter_90.pth"],
         label="stage II network trained on the fine seeds",
     ),
     dict(
@@ -249,7 +272,7 @@ steps = [
         tool="tools/test.py",
         args=[
             "{stage2_config}",
-            "{work_dir}/stage2/iter_150.pth",
+            "{work_dir}/stage2/iter_90.pth",
             "--work-dir",
             "{work_dir}/stage2",
             "--out",
@@ -260,7 +283,7 @@ steps = [
             "val_dataloader.dataset.data_root={data_root}",
             "test_dataloader.dataset.data_root={data_root}",
         ],
-        inputs=["{work_dir}/stage2/iter_150.pth"],
+        inputs=["{work_dir}/stage2/iter_90.pth"],
         outputs=["{work_dir}/stage2/metrics_val.json", "{work_dir}/stage2/pred/val"],
         metrics="{work_dir}/stage2/metrics_val.json",
         label="stage II prediction vs val ground truth",
@@ -269,7 +292,12 @@ steps = [
         name="report",
         module="fma.demo.report",
         args=["--work-dir", "{work_dir}", "--data-root", "{data_root}"],
-        inputs=["{work_dir}/metrics", "{work_dir}/stage2/metrics_val.json"],
+        inputs=[
+            "{work_dir}/metrics/eval_cams.json",
+            "{work_dir}/metrics/eval_seeds_coarse.json",
+            "{work_dir}/metrics/eval_seeds_fine.json",
+            "{work_dir}/stage2/metrics_val.json",
+        ],
         outputs=["{work_dir}/report/index.html"],
         label="HTML report",
     ),

@@ -170,8 +170,9 @@ def _move_aside(pipeline: Pipeline, step: Step, out: TextIO, dry_run: bool) -> N
             os.replace(path, stale)
 
 
-def _execute(cmd: list[str], cwd: Path, log_path: Path, out: TextIO) -> int:
-    """Run ``cmd``, streaming its merged stdout/stderr to ``out`` and the log; the exit code."""
+def _execute(cmd: list[str], cwd: Path, log_path: Path, out: TextIO | None) -> int:
+    """Run ``cmd``, streaming its merged stdout/stderr to the log (and to ``out`` unless None);
+    returns the exit code."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -183,8 +184,9 @@ def _execute(cmd: list[str], cwd: Path, log_path: Path, out: TextIO) -> int:
         try:
             while chunk := os.read(proc.stdout.fileno(), 65536):
                 log.write(chunk)
-                out.write(decoder.decode(chunk))
-                out.flush()
+                if out is not None:
+                    out.write(decoder.decode(chunk))
+                    out.flush()
             return proc.wait()
         except KeyboardInterrupt:
             proc.send_signal(signal.SIGINT)
@@ -261,10 +263,10 @@ def _decide(
     rec = read_record(pipeline, step)
     if forced:
         return True, f"selected by {forced}", rec
-    if after:
-        return True, f"it reads the output of {after}, which runs again", rec
     if rec is None:
         return True, "no record: first run, or the last run did not finish (it resumes)", rec
+    if after:
+        return True, f"it reads the output of {after}, which runs again", rec
     if rec.get("fingerprint") != fp:
         what = changed_parts(rec.get("parts", {}), parts) or ["fingerprint"]
         return True, "changed: " + ", ".join(what), rec
@@ -282,8 +284,12 @@ def run_pipeline(
     dry_run: bool = False,
     launcher: Launcher | None = None,
     out: TextIO | None = None,
+    quiet: bool = False,
 ) -> int:
     """Run (or with ``dry_run`` only print) the steps; print the summary table; exit code.
+
+    Every step's output goes to ``<work_dir>/pipeline/logs/<step>.log``, and to ``out`` as well
+    unless ``quiet`` (then a failed step shows the last 40 lines of its log).
 
     Returns:
         0 when every selected step was skipped or succeeded; the failed step's exit code
@@ -359,7 +365,7 @@ def run_pipeline(
             _record_path(pipeline, step).unlink(missing_ok=True)
         log_path = pipeline.records_dir / "logs" / f"{step.name}.log"
         started, t0 = _now(), time.monotonic()
-        status = _execute(cmd, pipeline.root, log_path, out)
+        status = _execute(cmd, pipeline.root, log_path, None if quiet else out)
         seconds = time.monotonic() - t0
         if status != 0:
             if status in (128 + signal.SIGINT, -signal.SIGINT):
@@ -368,6 +374,9 @@ def run_pipeline(
                 what, status = f"killed by signal {-status}", 128 - status
             else:
                 what = f"failed (exit {status})"
+            if quiet:  # the end of the step's output, which the terminal did not show
+                tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-40:]
+                print("\n".join(tail), file=out)
             print(f"\nerror: step {step.name} {what} after {_fmt_time(seconds)}\n"
                   f"  command: {shlex.join(cmd)}\n  log: {log_path}\n"
                   "  rerun the same command to continue from this step", file=out)  # fmt: skip

@@ -21,7 +21,8 @@ def test_reproduce_command_passes_the_options_on():
     demo = _tool()
     cmd = demo.reproduce_command(demo.parse_args([]))
     assert cmd[1:] == ["tools/reproduce.py", "configs/pipelines/demo.py", "--work-dir",
-                       "work_dirs/demo"]  # fmt: skip
+                       "work_dirs/demo", "--quiet"]  # fmt: skip
+    assert "--quiet" not in demo.reproduce_command(demo.parse_args(["--verbose"]))
     cmd = demo.reproduce_command(
         demo.parse_args(["--data-root", "D", "--clip", "C.pt", "--sam", "S.pth", "--set", "a=1"])
     )
