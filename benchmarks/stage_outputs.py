@@ -45,7 +45,10 @@ sys.path.insert(0, str(REPO / "tests"))
 
 #: JSON keys dropped before comparing (anywhere in a document): they record when and from which
 #: commit a run happened, not what it computed.
-IGNORED_KEYS = frozenset({"created", "git_commit", "seconds", "elapsed_s", "duration_s"})
+# manifest_sha256: the hash of a manifest file, which holds its own creation time.
+IGNORED_KEYS = frozenset(
+    {"created", "git_commit", "seconds", "elapsed_s", "duration_s", "manifest_sha256"}
+)
 #: Files never compared (the folder lock records a pid; logs carry times).
 SKIPPED_NAMES = frozenset({".fma.lock"})
 SKIPPED_DIRS = frozenset({"logs"})
