@@ -117,26 +117,20 @@ def check_custom_dataset(root: str) -> CheckResult:
 
 def _id_problems(folder: Path) -> list[str]:
     """Label rows without an image and images without a label row, by id only (used when the
-    class list is broken, so that these problems are reported in the same run)."""
-    import csv
-    import json
-
+    class list is broken, so that these problems are reported in the same run). The label file
+    is read by :func:`fma.datasets.labels.read_image_labels_checked` without classes: its tag
+    problems are left to the run after ``classes.txt`` is fixed."""
+    from fma.datasets.labels import ImageLabelsError, read_image_labels_checked
     from fma.datasets.layout import IMAGE_SUFFIXES
 
     images = {p.stem for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
     path = folder / "labels.csv"
+    if not path.is_file():
+        path = folder / "labels.json"
     try:
-        if path.is_file():
-            with path.open(encoding="utf-8-sig", newline="") as f:
-                rows = [r for r in csv.reader(f) if r and r[0].strip()][1:]
-            labelled = {Path(r[0].strip()).stem if Path(r[0].strip()).suffix.lower()
-                        in IMAGE_SUFFIXES else r[0].strip() for r in rows}  # fmt: skip
-        else:
-            path = folder / "labels.json"
-            data = json.loads(path.read_text(encoding="utf-8"))
-            labelled = set(data.get("labels", data) if isinstance(data, dict) else [])
-    except (OSError, ValueError) as exc:
-        return [f"{path}: cannot be read ({exc})"]
+        labelled = set(read_image_labels_checked(path, ())[0])
+    except (OSError, ImageLabelsError):
+        return []  # unreadable without the classes; the next run names the file's problems
     out = [f"{path}: labels for {i!r} but no image in {folder / 'images'}"
            for i in sorted(labelled - images)]  # fmt: skip
     out += [f"{folder / 'images'}: {i} has no image-level labels in {path.name}"

@@ -594,8 +594,7 @@ def seeds_from_masks(
     if options is None:
         options = SamsOptions(**given)  # type: ignore[arg-type]
     else:
-        defaults = dict(gamma=None, norm_first=True, bg_method="pow", bg_thresh=None,
-                        alpha=None, priority=DEFAULT_PRIORITY, gather="mean")  # fmt: skip
+        defaults = seeds_from_masks.__kwdefaults__
         changed = sorted(k for k, v in given.items() if v != defaults[k])
         if changed:
             raise ValueError(f"give either options= or keyword options, not both ({changed})")
