@@ -28,9 +28,9 @@ from typing import Any
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 
-from fma.datasets.checks import read_class_names
+from fma.datasets.custom import custom_dataset_meta
 from fma.datasets.layout import DatasetLayout, read_split_file
-from fma.datasets.meta import COCO14, VOC12, DatasetMeta, bitwise_palette
+from fma.datasets.meta import COCO14, VOC12, DatasetMeta
 
 __all__ = ["COCOObjectDataset", "CustomSeedDataset", "VOCSeedDataset", "resolve_seed_dir"]
 
@@ -62,16 +62,18 @@ def _metainfo(meta: DatasetMeta) -> dict[str, Any]:
 
 
 def custom_metainfo(data_root: str | os.PathLike) -> dict[str, Any]:
-    """mmseg metainfo of a custom folder: ``background`` + the names of its ``classes.txt``.
+    """mmseg metainfo of a custom folder: its label space
+    (:func:`fma.datasets.custom.custom_dataset_meta`, ``background`` first).
 
     Raises:
-        FileNotFoundError / fma.datasets.checks.DatasetCheckError: see
-        :func:`fma.datasets.checks.read_class_names`.
+        FileNotFoundError / fma.datasets.checks.DatasetCheckError: a missing or bad
+            ``classes.txt`` (or ``prompt_names.txt``).
+        ValueError: more than 256 classes.
     """
-    names = read_class_names(Path(data_root).expanduser() / "classes.txt")
-    if len(names) > 256:
-        raise ValueError(f"{data_root}: {len(names)} classes; label PNGs hold at most 256")
-    return dict(classes=names, palette=bitwise_palette(len(names)).tolist())
+    meta = custom_dataset_meta(Path(data_root).expanduser())
+    if meta.num_classes > 256:
+        raise ValueError(f"{data_root}: {meta.num_classes} classes; label PNGs hold at most 256")
+    return _metainfo(meta)
 
 
 def _missing_error(folder: str, what: str, missing: list[str], total: int) -> FileNotFoundError:
