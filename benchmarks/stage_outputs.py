@@ -156,7 +156,13 @@ def produce(out: Path, voc_mini: Path, num_train: int, num_val: int) -> None:
     # 5. SEPL refinement of the TransCAM labels: fma mask files and an amg.py folder copy.
     amg_root = out / "amg_masks"
     _write_amg_copy(mask_dir, train, amg_root)
-    labels = voc_mini / "pseudo_labels" / "transcam"
+    # The labels are copied into the output tree so that no path outside it is recorded (the
+    # refinement manifest names its labels folder; the data root differs between machines).
+    labels = out / "pseudo_labels" / "transcam"
+    labels.mkdir(parents=True)
+    for image_id in train:
+        png = f"{image_id}.png"
+        shutil.copyfile(voc_mini / "pseudo_labels" / "transcam" / png, labels / png)
     for name, masks, workers in (("refined", mask_dir, "2"), ("refined_amg", amg_root, "0")):
         _run(["tools/refine_labels.py", "--labels", str(labels), "--masks", str(masks),
               "--out", str(out / name), "--dataset", "voc12", "--image-list", str(sub),
