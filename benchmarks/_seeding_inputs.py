@@ -6,7 +6,9 @@ labels, CAMs derived from those labels (each present class's region average-pool
 the real images at three levels, generated with ``tools/gen_sam_masks.py``'s library function
 in ``workers`` processes, with about ``k`` masks per image (about 60 / 30 / 10 % per level).
 Without it: 375x500 synthetic images (ellipse labels, SAM-like ellipse masks, random CAMs).
-The masks are also written as amg.py folders (one PNG per mask) for the reference merge.
+The masks are written as fma mask files of both versions (``masks/<id>.npz``, version 2, and
+``masks_v1/<id>.json.gz``, version 1, the same records) and as amg.py folders (one PNG per mask)
+for the reference merge.
 """
 
 from __future__ import annotations
@@ -27,7 +29,13 @@ from oracle_masks import cam_from_label
 from fma.io import Manifest, read_label_map, write_label_map, write_manifest
 from fma.io.amg_format import write_amg_folder
 from fma.io.cams import CamRecord, save_cam
-from fma.io.sam_masks import encode_rle, load_sam_masks, make_record, save_sam_masks
+from fma.io.sam_masks import (
+    encode_rle,
+    load_sam_masks,
+    make_record,
+    read_sam_records,
+    save_sam_masks,
+)
 
 
 @dataclasses.dataclass
@@ -35,7 +43,8 @@ class Inputs:
     ids: list[str]
     labels: Path  # <id>.png pseudo labels
     cams: Path  # <id>.npz CAMs
-    masks: Path  # fma <id>.json.gz masks
+    masks: Path  # fma <id>.npz masks (version 2)
+    masks_v1: Path  # the same as <id>.json.gz (version 1)
     amg: Path  # amg.py <id>/<k>.png folders
     ids_file: Path
     source: str  # what the images are
@@ -80,9 +89,18 @@ def _synthetic(work: Path, n: int, k: int) -> tuple[list[str], str]:
         save_cam(work / "cams" / f"{image_id}.npz", CamRecord(cam, np.array(fg), label.shape))
         recs = [make_record(r, area=int(m.sum()), bbox=[0, 0, 1, 1], level=int(rng.integers(0, 3)))
                 for r, m in zip(encode_rle(masks), masks, strict=True)]  # fmt: skip
-        save_sam_masks(work / "masks" / f"{image_id}.json.gz", image_id, *label.shape, recs)
+        save_sam_masks(work / "masks" / f"{image_id}.npz", image_id, *label.shape, recs)
     write_manifest(work / "masks", Manifest("sam_masks", 1, n, "voc12", "train"))
     return ids, f"{n} synthetic 375x500 images, SAM-like ellipse masks"
+
+
+def write_v1_copy(src: Path, dst: Path, ids: list[str]) -> None:
+    """``dst/<id>.json.gz`` (version 1) with the records of every ``src/<id>.npz``."""
+    for image_id in ids:
+        doc = read_sam_records(src / f"{image_id}.npz")
+        save_sam_masks(dst / f"{image_id}.json.gz", image_id, doc["height"], doc["width"],
+                       doc["masks"])  # fmt: skip
+    write_manifest(dst, Manifest("sam_masks", 1, len(ids), "voc12", "train"))
 
 
 def build(work: Path, voc_mini: Path | None, n: int, k: int, workers: int, n_amg: int) -> Inputs:
@@ -94,15 +112,19 @@ def build(work: Path, voc_mini: Path | None, n: int, k: int, workers: int, n_amg
     else:
         ids, source = _synthetic(work, n, k)
     seconds["labels, CAMs and fma masks"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    write_v1_copy(work / "masks", work / "masks_v1", ids)
+    seconds["version-1 copies"] = time.perf_counter() - t0
     write_manifest(work / "cams", Manifest("cams", 1, len(ids), "voc12", "train"))
     ids_file = work / "ids.txt"
     ids_file.write_text("\n".join(ids) + "\n")
     t0 = time.perf_counter()
     counts = []
     for image_id in ids[:n_amg]:
-        sam = load_sam_masks(work / "masks" / f"{image_id}.json.gz")
+        sam = load_sam_masks(work / "masks" / f"{image_id}.npz")
         counts.append(len(sam))
         write_amg_folder(work / "amg" / image_id, sam.masks)
     seconds["amg PNG folders"] = time.perf_counter() - t0
-    return Inputs(ids, work / "labels", work / "cams", work / "masks", work / "amg", ids_file,
-                  source, float(np.mean(counts)) if counts else 0.0, seconds)  # fmt: skip
+    mean_k = float(np.mean(counts)) if counts else 0.0
+    return Inputs(ids, work / "labels", work / "cams", work / "masks", work / "masks_v1",
+                  work / "amg", ids_file, source, mean_k, seconds)  # fmt: skip

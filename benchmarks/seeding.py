@@ -3,10 +3,11 @@
 End-to-end rows run each implementation as its own process over the same images, masks and
 labels, and time the whole process (start-up, reading, computing, writing PNGs):
 
-* ``fma``: ``tools/refine_labels.py`` (SEPL ``max_iou_imp2``) and ``tools/make_seeds.py``
-  (SAMS, gamma 0.7) on fma's ``.json.gz`` mask files, with ``--workers``;
+* ``fma .npz``: ``tools/refine_labels.py`` (SEPL ``max_iou_imp2``) and ``tools/make_seeds.py``
+  (SAMS, gamma 0.7) on fma's mask files of format version 2 (the default), with ``--workers``;
+* ``fma .json.gz``: the same tools on the same masks in version 1 (gzip'd JSON records);
 * ``before`` (with ``--before SRC``): the same tools of another fma source tree, e.g. the
-  previous commit exported with ``git archive``;
+  previous commit exported with ``git archive``, on the version-1 files;
 * ``reference``: the merges with the original code's I/O (``benchmarks/_reference_merge.py``):
   SEPL reads every mask PNG of the image's amg.py folder again for every present class; SAMS
   decodes all masks densely with pycocotools and loops over them. Slow, so it runs on the first
@@ -94,19 +95,22 @@ def end_to_end(inp: Any, work: Path, args: argparse.Namespace) -> list[dict[str,
     ref_file = work / "ref_ids.txt"
     ref_file.write_text("\n".join(ref_ids) + "\n")
     rows: list[dict[str, Any]] = []
-    trees = [("fma", REPO, None)] + ([("before", args.before, args.before)] if args.before else [])
+    trees = [("fma", REPO, None, inp.masks, ".npz"), ("fma", REPO, None, inp.masks_v1, ".json.gz")]
+    if args.before:
+        trees.append(("before", args.before, args.before, inp.masks_v1, ".json.gz"))
     for stage in ("SEPL", "SAMS"):
         outs = {}
-        for name, tree, path in trees:
-            out = work / f"{stage}_{name}"
+        for tool_tree, tree, path, masks, suffix in trees:
+            name = f"{tool_tree} {suffix}"
+            out = work / f"{stage}_{name.replace(' ', '_')}"
             if stage == "SEPL":
                 cmd = [py, str(tree / "tools" / "refine_labels.py"), "--labels", str(inp.labels),
-                       "--masks", str(inp.masks), "--out", str(out), "--dataset", "voc12",
+                       "--masks", str(masks), "--out", str(out), "--dataset", "voc12",
                        "--workers", str(args.workers), "--no-progress"]  # fmt: skip
             else:
-                cfg = work / f"seeding_{name}.py"
+                cfg = work / f"seeding_{name.replace(' ', '_').replace('.', '_')}.py"
                 cfg.write_text(
-                    f"seeding = dict(cam_dir={str(inp.cams)!r}, mask_dir={str(inp.masks)!r}, "
+                    f"seeding = dict(cam_dir={str(inp.cams)!r}, mask_dir={str(masks)!r}, "
                     f"dataset='voc12', split='train', gamma={GAMMA}, out_dir={str(out)!r})\n"
                 )
                 cmd = [py, str(tree / "tools" / "make_seeds.py"), str(cfg),
@@ -114,23 +118,23 @@ def end_to_end(inp: Any, work: Path, args: argparse.Namespace) -> list[dict[str,
             res = _process(cmd, path)
             outs[name] = out
             rows.append({"stage": stage, "impl": f"{name} (workers {args.workers})",
-                         "n": len(inp.ids), **res})  # fmt: skip
+                         "name": name, "n": len(inp.ids), **res})  # fmt: skip
         out = work / f"{stage}_reference"
         if stage == "SEPL":
             cmd = [py, str(HERE / "_reference_merge.py"), "sepl", "--labels", str(inp.labels),
                    "--masks", str(inp.amg), "--out", str(out), "--ids", str(ref_file)]  # fmt: skip
         else:
             cmd = [py, str(HERE / "_reference_merge.py"), "sams", "--cams", str(inp.cams),
-                   "--masks", str(inp.masks), "--out", str(out), "--ids", str(ref_file),
+                   "--masks", str(inp.masks_v1), "--out", str(out), "--ids", str(ref_file),
                    "--gamma", str(GAMMA)]  # fmt: skip
-        rows.append({"stage": stage, "impl": "reference (original I/O)", "n": len(ref_ids),
-                     **_process(cmd)})  # fmt: skip
+        rows.append({"stage": stage, "impl": "reference (original I/O)", "name": "reference",
+                     "n": len(ref_ids), **_process(cmd)})  # fmt: skip
         outs["reference"] = out
         ref_rate = len(ref_ids) / rows[-1]["cpu"]
         for row in rows[-len(outs) :]:
-            name = "fma" if row["impl"].startswith("fma") else row["impl"].split(" ")[0]
+            name = row["name"]
             ids = ref_ids if name == "reference" else inp.ids
-            row["same"] = f"{_same(outs['fma'], outs[name], ids)}/{len(ids)}"
+            row["same"] = f"{_same(outs['fma .npz'], outs[name], ids)}/{len(ids)}"
             row["x_ref"] = (row["n"] / row["cpu"]) / ref_rate
     return rows
 
@@ -156,10 +160,11 @@ def in_memory(inp: Any, n: int, n_loop: int) -> list[dict[str, Any]]:
 
     torch.set_num_threads(1)
     ids = inp.ids[:n]
-    paths = [inp.masks / f"{i}.json.gz" for i in ids]
+    paths = [inp.masks / f"{i}.npz" for i in ids]
+    paths_v1 = [inp.masks_v1 / f"{i}.json.gz" for i in ids]
     labels = [read_label_map(inp.labels / f"{i}.png") for i in ids]
     runs = [load_mask_runs(p) for p in paths]
-    dense = [load_sam_masks(p) for p in paths]
+    dense = [load_sam_masks(p) for p in paths_v1]
     cams = [load_cam(inp.cams / f"{i}.npz") for i in ids]
     opts = SamsOptions(gamma=GAMMA)
     cases = [
@@ -172,8 +177,9 @@ def in_memory(inp: Any, n: int, n_loop: int) -> list[dict[str, Any]]:
         ("SAMS", "dense mask index (before)", n, lambda j: sams_seed(cams[j], dense[j], opts).seed),
         ("SAMS", "per-mask loop", n_loop, lambda j: _reference_merge.loop_sams(
             dense[j].masks, cams[j].cam, cams[j].fg_cls, dense[j].levels.tolist(), GAMMA)),
-        ("read", "runs from .json.gz (fma)", n, lambda j: load_mask_runs(paths[j])),
-        ("read", "dense from .json.gz (before)", n, lambda j: load_sam_masks(paths[j])),
+        ("read", "runs from .npz (fma)", n, lambda j: load_mask_runs(paths[j])),
+        ("read", "runs from .json.gz (fma)", n, lambda j: load_mask_runs(paths_v1[j])),
+        ("read", "dense from .json.gz (before)", n, lambda j: load_sam_masks(paths_v1[j])),
         ("read", "amg PNG folder", min(n, len(list(inp.amg.iterdir()))),
          lambda j: read_amg_folder(inp.amg / ids[j])),
     ]  # fmt: skip
@@ -268,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) if args.inputs_dir is None else args.inputs_dir
         t0 = time.perf_counter()
-        n_amg = max(args.reference_images, 0 if args.no_in_memory else args.memory_images)
-        key = f"{args.voc_mini} {args.images} {args.masks_per_image} {n_amg}"
+        # The amg.py folders serve the reference rows and the in-memory read row; one count for
+        # both, so that --no-in-memory reuses the same inputs.
+        n_amg = max(args.reference_images, args.memory_images)
+        key = f"mask files v1+v2 {args.voc_mini} {args.images} {args.masks_per_image} {n_amg}"
         if (work / "inputs.txt").is_file() and (work / "inputs.txt").read_text() == key:
             inp = pickle_free_reload(work)
         else:
@@ -299,7 +307,8 @@ def pickle_free_reload(work: Path) -> Any:
     source, k = (work / "source.txt").read_text().splitlines()
     ids = (work / "ids.txt").read_text().split()
     return _seeding_inputs.Inputs(ids, work / "labels", work / "cams", work / "masks",
-                                  work / "amg", work / "ids.txt", source, float(k), {})  # fmt: skip
+                                  work / "masks_v1", work / "amg", work / "ids.txt", source,
+                                  float(k), {})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Generate SAM quasi-superpixel masks (or classical superpixels) for a dataset split.
 
 The config's ``sam_masks = dict(...)`` holds keyword arguments of
-:func:`fma.apis.sam_masks.run_sam_masks`. Masks go to ``<work_dir>/masks/<split>/<id>.json.gz``
-(gzip'd JSON; ``--no-compress`` or ``sam_masks.compress=False``: plain ``<id>.json``) with a
+:func:`fma.apis.sam_masks.run_sam_masks`. Masks go to ``<work_dir>/masks/<split>/<id>.npz``
+(format version 2; ``--file-format json.gz`` or ``sam_masks.file_format='json.gz'``: version 1,
+gzip'd JSON records as segment-anything writes them, ``json`` the same uncompressed) with a
 ``manifest.json``; ``work_dir`` defaults to ``work_dirs/<config stem>``. Reruns skip finished
-images (a mask file of either suffix counts as finished). Exit codes: 0 success, 1 some images
+images (a mask file of any suffix counts as finished). Exit codes: 0 success, 1 some images
 failed (listed by name), 2 bad arguments/config.
 
 Examples::
@@ -13,7 +14,7 @@ Examples::
     python tools/gen_sam_masks.py CONFIG --shard 0/4        # one of 4 independent processes
     torchrun --nproc_per_node 2 tools/gen_sam_masks.py CONFIG --launcher pytorch
     python tools/gen_sam_masks.py CONFIG --cfg-options sam_masks.preset=fast --show-dir show
-    python tools/gen_sam_masks.py CONFIG --no-compress       # plain <id>.json files
+    python tools/gen_sam_masks.py CONFIG --file-format json.gz   # JSON records (version 1)
     python tools/gen_sam_masks.py configs/sam/superpixels_voc12.py --workers 2   # 2 processes
 """
 
@@ -28,6 +29,7 @@ from mmengine.config import DictAction
 from fma.apis import ConfigSectionError, load_section, tool_work_dir
 
 from fma.apis.sam_masks import parse_shard, run_sam_masks
+from fma.io.sam_masks import FILE_FORMATS
 from fma.stage import tool_exit
 
 
@@ -51,8 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="override config entries, e.g. sam_masks.preset=fast")  # fmt: skip
     p.add_argument("--show-dir", type=Path, help="write per-level mask panels (PNG) here")
     p.add_argument("--num-show", type=int, help="at most this many panels per process")
-    p.add_argument("--no-compress", action="store_true",
-                   help="write plain <id>.json instead of gzip'd <id>.json.gz")  # fmt: skip
+    p.add_argument("--file-format", choices=sorted(FILE_FORMATS),
+                   help="mask files: npz (default, version 2, fastest to read), json.gz or json "
+                        "(version 1, segment-anything's JSON records)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = p.parse_args(argv)
     if not args.config.is_file():
@@ -84,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.split is not None:
         kwargs["split"] = args.split
-    if args.no_compress:
-        kwargs["compress"] = False
+    if args.file_format is not None:
+        kwargs["file_format"] = args.file_format
     if args.workers:
         kwargs.update(workers=args.workers, threads_per_worker=args.threads_per_worker)
     work_dir = tool_work_dir(args.config, cfg, args.work_dir)

@@ -11,5 +11,5 @@ sam_masks = dict(
     checkpoint="checkpoints/sam_vit_h_4b8939.pth",
     preset="fma",  # sam_heavy + level offsets (0, 0, 0.1) / NMS (0, 0, 1) + containment 0.3
     device="auto",
-    compress=True,  # gzip'd <id>.json.gz; False writes plain <id>.json
+    file_format="npz",  # <id>.npz (version 2); "json.gz" / "json": segment-anything's records
 )

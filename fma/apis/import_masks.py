@@ -113,16 +113,17 @@ def import_amg(
     split: str | None = None,
     class_names: Sequence[str] | None = None,
     progress: bool = True,
-    compress: bool = True,
+    file_format: str = "npz",
 ) -> Any:
     """Convert amg.py outputs (either layout, mixed allowed) into fma ``sam_masks`` files.
 
-    Writes ``<out_dir>/<image_id>.json.gz`` per image (``.json`` with ``compress=False``; masks
-    re-encoded as compressed RLE where needed, ``level`` -1, scores and boxes from
-    ``metadata.csv`` or the JSON records) and, when every image succeeded,
+    Writes ``<out_dir>/<image_id>.npz`` per image (version 2; ``.json.gz`` / ``.json`` with
+    ``file_format="json.gz"`` / ``"json"``; masks re-encoded as COCO RLE where needed, ``level``
+    -1, scores and boxes from ``metadata.csv`` or the JSON records) and, when every image
+    succeeded,
     ``<out_dir>/manifest.json`` (format ``sam_masks``; ``params``: ``mask_source`` =
     ``"amg_import"``, ``src_root``, ``src_layouts``, ``file_suffix``). Images that already have
-    a mask file of either suffix are skipped, so an interrupted import resumes.
+    a mask file of any suffix are skipped, so an interrupted import resumes.
 
     Args:
         src_root: amg.py ``--output`` folder.
@@ -134,7 +135,8 @@ def import_amg(
         split: split name for the manifest (optional).
         class_names: class names for the manifest (optional).
         progress: show a progress bar.
-        compress: write gzip'd ``.json.gz`` files (default) or plain ``.json``.
+        file_format: ``"npz"`` (default), ``"json.gz"`` or ``"json"`` (see
+            :data:`fma.io.sam_masks.FILE_FORMATS`).
 
     Returns:
         :class:`fma.stage.StageReport` (failed images are listed by id with their error).
@@ -143,7 +145,7 @@ def import_amg(
     ids = list(found) if image_ids is None else list(dict.fromkeys(image_ids))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    suffix = mask_suffix(compress)
+    suffix = mask_suffix(file_format)
     report = run_per_image(
         ids,
         _import_one,

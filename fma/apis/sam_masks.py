@@ -3,8 +3,9 @@
 Size (~550 lines): one stage run (SAM or superpixels, sharded, distributed, resumable).
 
 :func:`run_sam_masks` is the library function behind ``tools/gen_sam_masks.py``. It writes one
-``<image_id>.json.gz`` per image (gzip'd JSON of format ``fma.io.sam_masks``; ``compress=False``
-writes plain ``<image_id>.json``) into ``<work_dir>/masks/<split>/`` plus a ``manifest.json``
+``<image_id>.npz`` per image (format ``fma.io.sam_masks`` version 2, the run lengths as arrays;
+``file_format="json.gz"`` or ``"json"`` writes version 1, segment-anything's JSON records)
+into ``<work_dir>/masks/<split>/`` plus a ``manifest.json``
 (format version, mask source, preset and its settings, model type, checkpoint path and sha256,
 dataset, split, file suffix, counts), and optionally one PNG per image with the masks coloured
 per level (``show_dir``, see :mod:`fma.sam.show`).
@@ -17,12 +18,12 @@ processes and/or ``launcher="pytorch"`` (torch.distributed with gloo, rank and w
 torchrun's environment variables). A rerun into a folder written with other settings is
 refused.
 
-Resuming with the other file suffix: an existing file of *either* suffix counts as done, so a
-``compress=True`` rerun over a folder of ``.json`` files from an older (or ``compress=False``)
-run keeps them and writes only the missing images as ``.json.gz``. Every reader locates files
-with :func:`fma.io.sam_masks.find_mask_file`, so such a mixed folder reads as one. The run warns
-when it keeps files of the other suffix, and the manifest records ``file_suffix`` (what this
-run writes) and ``files_by_suffix`` (what the folder holds).
+Resuming with another file format: an existing file of *any* mask suffix counts as done, so a
+rerun over a folder of ``.json.gz`` files from an older run (or one with another
+``file_format``) keeps them and writes only the missing images in the new format. Every reader
+locates files with :func:`fma.io.sam_masks.find_mask_file`, so such a mixed folder reads as
+one. The run warns when it keeps files of other suffixes, and the manifest records
+``file_suffix`` (what this run writes) and ``files_by_suffix`` (what the folder holds).
 """
 
 from __future__ import annotations
@@ -271,7 +272,7 @@ def run_sam_masks(
     download: bool = False,
     tiny_seed: int = 0,
     device: str = "auto",
-    compress: bool = True,
+    file_format: str = "npz",
     min_image_side: int = 8,
     max_image_pixels: int | None = 40_000_000,
     shard: str | Sequence[int] | None = None,
@@ -302,8 +303,9 @@ def run_sam_masks(
         download: fetch the official checkpoint when missing (needs internet).
         tiny_seed: seed of the ``tiny`` model.
         device: torch device, or ``"auto"`` (CUDA of the local rank when available, else CPU).
-        compress: write ``<id>.json.gz`` (gzip'd JSON, default) or plain ``<id>.json``. Files
-            of either suffix already in the folder count as done (see the module docstring).
+        file_format: ``"npz"`` (default; version 2, fastest to read), ``"json.gz"`` or
+            ``"json"`` (version 1, segment-anything's JSON records, gzip'd or plain). Mask files
+            of any suffix already in the folder count as done (see the module docstring).
         min_image_side: images with a shorter side are reported as failures.
         max_image_pixels: images with more pixels are reported as failures naming the image
             (default 40 MP; None: no limit).
@@ -341,7 +343,7 @@ def run_sam_masks(
     out_dir = masks_dir(work_dir, images.split)
     rank, world, local_rank, own_group = _init_dist(launcher, dist_timeout_s)
     ids = shard_ids(shard_ids(images.ids, shard_index, shard_count), rank, world)
-    suffix = mask_suffix(compress)
+    suffix = mask_suffix(file_format)
 
     # Settings recorded in (and checked against) the manifest.
     ckpt_path: Path | None = None
@@ -546,13 +548,14 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _warn_other_suffix(out_dir: Path, ids: Sequence[str], suffix: str) -> None:
-    """Warn when the folder holds mask files of the other suffix: they are kept as done."""
-    other = next(s for s in MASK_SUFFIXES if s != suffix)
-    kept = [i for i in ids if (out_dir / f"{i}{other}").is_file()]
-    if kept:
-        warnings.warn(
-            f"{out_dir}: {len(kept)} images already have {other} mask files (e.g. "
-            f"{kept[0]}{other}); they count as done and are kept, the others are written as "
-            f"{suffix}. Readers accept both; delete the folder to rewrite everything.",
-            stacklevel=3,
-        )
+    """Warn when the folder holds mask files of other suffixes: they are kept as done."""
+    for other in (s for s in MASK_SUFFIXES if s != suffix):
+        kept = [i for i in ids if (out_dir / f"{i}{other}").is_file()]
+        if kept:
+            warnings.warn(
+                f"{out_dir}: {len(kept)} images already have {other} mask files (e.g. "
+                f"{kept[0]}{other}); they count as done and are kept, the others are written "
+                f"as {suffix}. Readers accept every suffix; delete the folder to rewrite "
+                "everything.",
+                stacklevel=3,
+            )

@@ -100,7 +100,7 @@ def _check_inputs(
     checks: list[tuple[Path, str, Callable[[str], bool], str]] = [
         (cam_dir, ".npz", lambda i: (cam_dir / f"{i}.npz").is_file(),
          "run tools/test.py with --out for them"),
-        (mask_dir, " or ".join(mask_io.MASK_SUFFIXES),
+        (mask_dir, f"mask ({', '.join(mask_io.MASK_SUFFIXES[:-1])} or {mask_io.MASK_SUFFIXES[-1]})",
          lambda i: mask_io.find_mask_file(mask_dir, i) is not None,
          "run tools/gen_sam_masks.py for them"),
     ]  # fmt: skip

@@ -27,7 +27,7 @@ __all__ = ["detect_amg_layout", "load_masks_any", "mask_layout"]
 
 
 def _json_kind(path: Path) -> str:
-    """``amg_coco_rle`` for a JSON list (amg.py), else ``fma`` (an object: fma's format).
+    """``amg_coco_rle`` for a JSON list (amg.py), else ``fma`` (an object, or a version-2 zip).
 
     Looks at the first bytes only, after gunzipping when the file starts with gzip's magic.
     """
@@ -42,16 +42,15 @@ def _json_kind(path: Path) -> str:
 def mask_layout(mask_root: str | os.PathLike, image_id: str) -> tuple[str, Path]:
     """Which mask layout holds ``image_id`` under ``mask_root``, and its path.
 
-    The file ``<id>.json.gz`` wins over ``<id>.json`` (:func:`fma.io.sam_masks.find_mask_file`),
-    and either wins over a folder ``<id>/``.
+    An fma mask file (``<id>.npz``, ``<id>.json.gz``, ``<id>.json``, the first found by
+    :func:`fma.io.sam_masks.find_mask_file`) wins over a folder ``<id>/``.
 
     Returns:
-        (kind, path) with kind ``"fma"`` (fma ``sam_masks`` JSON), ``"amg_coco_rle"``
+        (kind, path) with kind ``"fma"`` (an fma ``sam_masks`` file), ``"amg_coco_rle"``
         (amg.py JSON list) or ``"amg_folder"`` (amg.py PNG folder).
 
     Raises:
-        FileNotFoundError: none of ``<root>/<id>.json.gz``, ``<root>/<id>.json`` and
-            ``<root>/<id>/`` exists.
+        FileNotFoundError: neither a mask file ``<root>/<id>.*`` nor ``<root>/<id>/`` exists.
     """
     root = Path(mask_root)
     json_path = find_mask_file(root, image_id)

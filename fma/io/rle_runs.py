@@ -7,14 +7,12 @@ per-pixel quantity are then differences of prefix sums at the run boundaries, an
 priority painting are run operations too (:mod:`fma.seeding.runs`). Memory is O(runs), about
 the length of the ``counts`` strings, instead of K x H x W bytes.
 
-The ``counts`` strings are decoded in numpy, all masks of an image at once: the characters of
-one concatenated buffer are split into values at the characters without the continuation bit
-(0x20), the 5-bit groups are shifted and summed, the sign bit (0x10) of a value's last
-character sign-extends it, and every count after the third adds the count two places before it
-(pycocotools' ``rleFrString``). A mask whose counts do not add up to H x W, or that holds a
-negative count, is refused with :class:`~fma.io.sam_masks.SamMaskError` naming the file.
+The ``counts`` strings are decoded in numpy, all masks of an image at once
+(:func:`fma.io.rle_counts.decode_counts`). A mask whose counts do not add up to H x W, or that
+holds a negative count, is refused with :class:`~fma.io.sam_masks.SamMaskError` naming the file.
 
-:func:`load_mask_runs` reads an fma ``sam_masks`` file (plain or gzip'd JSON, parsed once);
+:func:`load_mask_runs` reads an fma ``sam_masks`` file (version 2's arrays as they are, or
+version 1's plain or gzip'd JSON, parsed once);
 :func:`load_runs_any` reads any layout of :func:`fma.io.mask_layout.mask_layout` (amg.py folders and
 JSON lists are decoded densely, then converted with :func:`runs_from_dense`);
 :meth:`MaskRuns.dense` decodes back (tests, panels).
@@ -24,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fma.io.mask_layout import load_masks_any, mask_layout
+from fma.io.mask_npz import is_mask_npz, read_npz_arrays
+from fma.io.rle_counts import decode_counts
 from fma.io.sam_masks import SamMaskError, SamMasks, mask_file_id, read_sam_records
 
 __all__ = [
@@ -43,8 +42,6 @@ __all__ = [
     "runs_from_dense",
     "runs_from_sam_masks",
 ]
-
-_MAX_CHARS_PER_VALUE = 13  # 64-bit values need at most 13 5-bit groups
 
 
 @dataclasses.dataclass
@@ -121,78 +118,6 @@ def mask_sums(runs: MaskRuns, per_run: np.ndarray) -> np.ndarray:
     return out
 
 
-def decode_counts(counts: Sequence[str | bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """Decode COCO compressed-RLE ``counts`` strings, all at once.
-
-    Args:
-        counts: K strings (str or ASCII bytes) in pycocotools' compressed format.
-
-    Returns:
-        values (V,) int64, the run lengths of all masks one after the other, and offsets
-        (K + 1,) int64: mask k's run lengths are ``values[offsets[k]:offsets[k + 1]]``.
-
-    Raises:
-        ValueError: a string with characters outside the format, or ending inside a value.
-    """
-    parts = [c.encode("ascii") if isinstance(c, str) else bytes(c) for c in counts]
-    k = len(parts)
-    lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=k)
-    c = np.frombuffer(b"".join(parts), dtype=np.uint8) - np.uint8(48)  # wraps below '0'
-    if c.size == 0:
-        return np.zeros(0, np.int64), np.zeros(k + 1, np.int64)
-    if c.max() > 63:
-        raise ValueError("RLE counts hold characters outside '0'..'o'")
-    ends = np.flatnonzero((c & 0x20) == 0)  # a value ends at a character without 0x20
-    char_end = np.cumsum(lengths)
-    if (c[char_end[lengths > 0] - 1] & 0x20).any():
-        raise ValueError("RLE counts string ends inside a value")
-    begins = np.empty_like(ends)
-    begins[0] = 0
-    begins[1:] = ends[:-1] + 1
-    n_chars = ends - begins + 1
-    longest = int(n_chars.max())
-    if longest > _MAX_CHARS_PER_VALUE:
-        raise ValueError("RLE counts hold a value longer than 64 bits")
-    low = (c & 0x1F).astype(np.int64)
-    x = low[begins]
-    for j in range(1, longest):  # values have few characters: one pass per position
-        more = np.flatnonzero(n_chars > j)
-        x[more] |= low[begins[more] + j] << (5 * j)
-    negative = (c[ends] & 0x10) != 0
-    x[negative] |= -1 << (5 * n_chars[negative])
-    # A value belongs to the mask whose characters hold its last character.
-    offsets = np.zeros(k + 1, dtype=np.int64)
-    offsets[1:] = np.searchsorted(ends, char_end, side="left")
-    return _undelta(x, offsets), offsets
-
-
-def _position(offsets: np.ndarray) -> np.ndarray:
-    """(V,) index of every value inside its mask."""
-    n = int(offsets[-1])
-    return np.arange(n, dtype=np.int64) - np.repeat(offsets[:-1], np.diff(offsets))
-
-
-def _undelta(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """``cnts[m] = x[m] + cnts[m - 2]`` for m > 2 within each mask (pycocotools' rleFrString).
-
-    Along each stride-2 chain of the whole buffer, ``S[i] = x[i] + S[i - 2]``; a count with
-    m >= 1 is ``S[i] - S[p]`` where p lies two places before its chain's head in the mask
-    (m = 1 or m = 2), and the first count (m = 0) stays as it is.
-    """
-    if x.size == 0:
-        return x
-    chain = np.empty_like(x)
-    chain[0::2] = np.cumsum(x[0::2])
-    chain[1::2] = np.cumsum(x[1::2])
-    m = _position(offsets)
-    first = np.repeat(offsets[:-1], np.diff(offsets))
-    before = first - (m % 2)  # m even: the mask's m = 0; m odd: the value before the mask
-    padded = np.concatenate([[0], chain])  # padded[p + 1] = S[p], S[-1] = 0
-    out = chain - padded[before + 1]
-    out[m == 0] = x[m == 0]
-    return out
-
-
 def runs_from_counts(
     values: np.ndarray, offsets: np.ndarray, shape: tuple[int, int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -206,8 +131,7 @@ def runs_from_counts(
             (the message names the first such mask).
     """
     n = int(shape[0]) * int(shape[1])
-    k = offsets.shape[0] - 1
-    if values.size and values.min() < 0:
+    if values.dtype.kind != "u" and values.size and values.min() < 0:
         bad = int(np.searchsorted(offsets, np.flatnonzero(values < 0)[0], side="right") - 1)
         raise ValueError(f"mask {bad} has a negative run length")
     csum = np.zeros(values.size + 1, dtype=np.int64)
@@ -218,14 +142,19 @@ def runs_from_counts(
         raise ValueError(
             f"mask {bad} covers {int(totals[bad])} pixels, the image has {shape[0]}x{shape[1]}"
         )
+    # Foreground lengths sit at odd places inside their mask: place i - offsets[k] is odd
+    # when the parity of i differs from the parity of the mask's first index (a bool per value
+    # instead of an int64 position).
+    lengths = np.diff(offsets)
+    odd_index = np.zeros(values.size, dtype=bool)
+    odd_index[1::2] = True
+    odd_start = np.repeat((offsets[:-1] & 1).astype(bool), lengths)
+    fg = np.flatnonzero((odd_index != odd_start) & (values != 0))
+    run_offsets = np.searchsorted(fg, offsets).astype(np.int64)  # runs before each mask
+    mask_of_run = np.repeat(np.arange(lengths.shape[0], dtype=np.int64), np.diff(run_offsets))
     # Mask k's counts start at pixel k * n of the concatenated masks.
-    fg = np.flatnonzero(values > 0)
-    fg = fg[(_position(offsets)[fg] % 2) == 1]
-    mask_of_run = np.searchsorted(offsets, fg, side="right") - 1
     starts = csum[fg] - mask_of_run * n
     ends = starts + values[fg]
-    run_offsets = np.zeros(k + 1, dtype=np.int64)
-    np.cumsum(np.bincount(mask_of_run, minlength=k), out=run_offsets[1:])
     return starts, ends, run_offsets
 
 
@@ -234,7 +163,7 @@ def _column(recs: list[dict[str, Any]], key: str, dtype: Any, default: float) ->
 
 
 def load_mask_runs(path: str | os.PathLike) -> MaskRuns:
-    """Read an fma ``sam_masks`` file (plain or gzip'd JSON) as runs; the JSON is parsed once.
+    """Read an fma ``sam_masks`` file (version 2, or plain or gzip'd JSON parsed once) as runs.
 
     Raises:
         FileNotFoundError: no such file.
@@ -242,6 +171,8 @@ def load_mask_runs(path: str | os.PathLike) -> MaskRuns:
             file and the mask).
     """
     path = Path(path)
+    if path.is_file() and is_mask_npz(path):
+        return _runs_from_npz(path)
     doc = read_sam_records(path)
     recs = doc["masks"]
     try:
@@ -268,6 +199,28 @@ def load_mask_runs(path: str | os.PathLike) -> MaskRuns:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SamMaskError(f"{path}: corrupt mask record ({exc}); delete it and re-run") from exc
+
+
+def _runs_from_npz(path: Path) -> MaskRuns:
+    """Runs of a version-2 file: its uint32 run lengths need no decoding."""
+    header, counts, table, _ = read_npz_arrays(path)
+    h, w = header["height"], header["width"]
+    offsets = np.zeros(table.shape[0] + 1, dtype=np.int64)
+    offsets[1:] = table["counts_end"]
+    try:
+        starts, ends, run_offsets = runs_from_counts(counts, offsets, (h, w))
+    except ValueError as exc:
+        raise SamMaskError(f"{path}: corrupt mask record ({exc}); delete it and re-run") from exc
+    return MaskRuns(
+        shape=(h, w),
+        starts=starts,
+        ends=ends,
+        offsets=run_offsets,
+        levels=table["level"].astype(np.int8),
+        predicted_iou=table["predicted_iou"].astype(np.float32),
+        stability_score=table["stability_score"].astype(np.float32),
+        image_id=str(header["image_id"]),
+    )
 
 
 def runs_from_dense(

@@ -1,8 +1,10 @@
-"""SAM mask files: one JSON document per image with COCO compressed-RLE masks, usually gzip'd.
+"""SAM mask files, one per image: version 1 (JSON with COCO compressed RLE) and version 2 (.npz).
 
-File ``<image_id>.json.gz`` (the default) or ``<image_id>.json`` (format ``sam_masks``,
-version 1). Both hold the same JSON document; ``.json.gz`` is its gzip compression
-(deterministic: header mtime 0, compression level :data:`GZIP_LEVEL`)::
+Three file formats (:data:`FILE_FORMATS`): ``npz`` writes ``<image_id>.npz``, version 2 (the
+run lengths as arrays, read without parsing; :mod:`fma.io.mask_npz`, the default of the mask
+stage); ``json.gz`` and ``json`` write ``<image_id>.json.gz`` / ``<image_id>.json``, version 1,
+the same JSON document, ``.json.gz`` its gzip compression (deterministic: header mtime 0,
+compression level :data:`GZIP_LEVEL`)::
 
     {"format": "sam_masks", "version": 1, "image_id": str, "height": H, "width": W,
      "masks": [record, ...]}
@@ -13,11 +15,13 @@ Each record uses segment-anything's own keys: ``segmentation`` (COCO compressed 
 (0 = sub-part, 1 = part, 2 = whole; -1 when the source has no levels). The folder carries a
 ``manifest.json`` of format ``sam_masks``.
 
-Writing: :func:`save_sam_masks` gzips exactly when the path ends with ``.gz``. Reading:
-:func:`read_sam_records` recognises gzip by its magic bytes, not by the name, so a gzip'd file
-named ``.json`` and a plain file named ``.json.gz`` both read. Locating: an image's file is
-found with :func:`find_mask_file`, which tries :data:`MASK_SUFFIXES` in order (``.json.gz``
-first), so folders written before compression existed (plain ``.json``) stay readable.
+Writing: :func:`save_sam_masks` writes version 2 when the path ends with ``.npz`` and gzips
+exactly when it ends with ``.gz``. Reading: :func:`read_sam_records` recognises a version-2
+file by its zip magic bytes and gzip by its magic bytes, not by the name, so a gzip'd file named
+``.json`` and a plain file named ``.json.gz`` both read; a version-2 file reads as the
+equivalent version-1 document. Locating: an image's file is found with :func:`find_mask_file`,
+which tries :data:`MASK_SUFFIXES` in order (``.npz``, ``.json.gz``, ``.json``), so folders of
+any version (or a mix) stay readable.
 
 pycocotools is imported lazily, inside the RLE functions.
 """
@@ -39,6 +43,7 @@ import numpy as np
 from fma.io.atomic import write_bytes_atomic, write_json_atomic
 
 __all__ = [
+    "FILE_FORMATS",
     "FORMAT",
     "GZIP_LEVEL",
     "MASK_SUFFIXES",
@@ -61,8 +66,10 @@ __all__ = [
 
 FORMAT = "sam_masks"
 VERSION = 1
-#: File-name endings of an image's mask file, in lookup order: gzip'd JSON, then plain JSON.
-MASK_SUFFIXES = (".json.gz", ".json")
+#: File-name endings of an image's mask file, in lookup order: version 2, gzip'd JSON, JSON.
+MASK_SUFFIXES = (".npz", ".json.gz", ".json")
+#: The ``file_format`` names of the writers and the suffix each writes.
+FILE_FORMATS = {"npz": ".npz", "json.gz": ".json.gz", "json": ".json"}
 #: zlib level of the ``.json.gz`` files: 9 is 1-3 % smaller than 6 at 2-3 times the
 #: compression time, which stays under 15 ms for 500 masks, far below mask generation.
 GZIP_LEVEL = 9
@@ -92,7 +99,7 @@ class SamMaskError(ValueError):
 
 
 def find_mask_file(folder: str | os.PathLike, image_id: str) -> Path | None:
-    """The mask file of ``image_id`` in ``folder``: ``<id>.json.gz``, else ``<id>.json``.
+    """The mask file of ``image_id`` in ``folder``: the first of :data:`MASK_SUFFIXES` found.
 
     Returns:
         The first existing file in :data:`MASK_SUFFIXES` order, or None when there is none.
@@ -105,13 +112,19 @@ def find_mask_file(folder: str | os.PathLike, image_id: str) -> Path | None:
     return None
 
 
-def mask_suffix(compress: bool) -> str:
-    """The suffix a writer uses: ``.json.gz`` when ``compress``, else ``.json``."""
-    return MASK_SUFFIXES[0] if compress else MASK_SUFFIXES[1]
+def mask_suffix(file_format: str) -> str:
+    """The suffix a writer of ``file_format`` (a key of :data:`FILE_FORMATS`) uses.
+
+    Raises:
+        ValueError: an unknown format name (the message lists the known ones).
+    """
+    if file_format not in FILE_FORMATS:
+        raise ValueError(f"file_format must be one of {sorted(FILE_FORMATS)}, got {file_format!r}")
+    return FILE_FORMATS[file_format]
 
 
 def mask_file_id(path: str | os.PathLike) -> str:
-    """The image id of a mask file name: ``a.json.gz`` and ``a.json`` -> ``a``."""
+    """The image id of a mask file name: ``a.npz``, ``a.json.gz`` and ``a.json`` -> ``a``."""
     name = Path(path).name
     for suffix in MASK_SUFFIXES:
         if name.endswith(suffix) and len(name) > len(suffix):
@@ -240,8 +253,9 @@ def save_sam_masks(
 ) -> None:
     """Write one image's mask records atomically (the file appears complete or not at all).
 
-    The file is gzip'd JSON when ``path`` ends with ``.gz`` (level :data:`GZIP_LEVEL`, header
-    mtime 0, so equal records give equal bytes), plain JSON otherwise.
+    The file is version 2 when ``path`` ends with ``.npz`` (:func:`fma.io.mask_npz.save_mask_npz`),
+    gzip'd JSON when it ends with ``.gz`` (level :data:`GZIP_LEVEL`, header mtime 0, so equal
+    records give equal bytes), plain JSON otherwise.
     """
     for i, rec in enumerate(records):
         if list(rec["segmentation"]["size"]) != [height, width]:
@@ -249,6 +263,11 @@ def save_sam_masks(
                 f"{path}: mask {i} has size {rec['segmentation']['size']}, "
                 f"image is {[height, width]}"
             )
+    if os.fspath(path).endswith(".npz"):
+        from fma.io.mask_npz import save_mask_npz
+
+        save_mask_npz(path, image_id, height, width, records)
+        return
     doc = {
         "format": FORMAT,
         "version": VERSION,
@@ -266,14 +285,19 @@ def save_sam_masks(
 
 
 def read_sam_records(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and validate a mask file, plain or gzip'd JSON (see :func:`read_json_file`).
+    """Read and validate a mask file: version 2, or plain or gzip'd JSON (:func:`read_json_file`).
 
     Checks the format name and version, and that the stored ``image_id`` is the file name's.
 
     Returns:
-        The JSON document (records stay RLE-encoded).
+        The JSON document (records stay RLE-encoded); a version-2 file gives the equivalent
+        document (:func:`fma.io.mask_npz.read_npz_records`, ``"version": 2``).
     """
+    from fma.io.mask_npz import is_mask_npz, read_npz_records
+
     path = Path(path)
+    if path.is_file() and is_mask_npz(path):
+        return read_npz_records(path)
     doc = read_json_file(path)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__

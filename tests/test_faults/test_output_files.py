@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from fma.io import write_label_map
-from fma.io.atomic import current_umask, write_bytes_atomic
+from fma.io.atomic import atomic_path, write_bytes_atomic
 from fma.io.manifest import LOCK_NAME, FolderLockedError, folder_lock
 from fma.io.sam_masks import save_sam_masks
 
@@ -33,10 +33,13 @@ def umask():
                                             (0o002, 0o664)])  # fmt: skip
 def test_atomic_write_follows_umask(tmp_path, umask, mask, mode):
     umask(mask)
-    assert current_umask() == mask
     target = tmp_path / "a.bin"
     write_bytes_atomic(target, b"x")
     assert target.stat().st_mode & 0o777 == mode
+    with atomic_path(tmp_path / "b.bin") as tmp:
+        tmp.write_bytes(b"y")
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin"]  # no temporaries
     # the same as a file created the plain way
     plain = tmp_path / "plain.bin"
     plain.write_bytes(b"x")
@@ -47,7 +50,8 @@ def test_stage_writers_follow_umask(tmp_path, umask):
     umask(0o022)
     write_label_map(tmp_path / "l.png", np.zeros((2, 3), np.uint8))
     save_sam_masks(tmp_path / "m.json.gz", "m", 2, 3, [])
-    for name in ("l.png", "m.json.gz"):
+    save_sam_masks(tmp_path / "m.npz", "m", 2, 3, [])
+    for name in ("l.png", "m.json.gz", "m.npz"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
 
 
@@ -145,6 +149,6 @@ def test_two_runs_with_other_settings_never_mix_files(tmp_path):
     ref = run_sam_masks(tmp_path / "ref", image_dir=imgs, source="superpixels",
                         preset="felzenszwalb", progress=False).out_dir  # fmt: skip
     for i in range(3):
-        got = read_sam_records(wd / "masks" / "all" / f"{i}.json.gz")["masks"]
-        want = read_sam_records(ref / f"{i}.json.gz")["masks"]
+        got = read_sam_records(wd / "masks" / "all" / f"{i}.npz")["masks"]
+        want = read_sam_records(ref / f"{i}.npz")["masks"]
         assert got == want

@@ -220,30 +220,32 @@ def test_import_amg_mixed_layouts_and_resume(tmp_path):
         warnings.simplefilter("error", UserWarning)
         report = import_amg(src, out, dataset="voc12", split="train", progress=False)
     assert report.ok and sorted(report.done) == ["img_a", "img_b"]
-    assert sorted(p.name for p in out.iterdir()) == ["img_a.json.gz", "img_b.json.gz",
+    assert sorted(p.name for p in out.iterdir()) == ["img_a.npz", "img_b.npz",
                                                      "manifest.json"]  # fmt: skip
-    a = load_sam_masks(out / "img_a.json.gz")
+    a = load_sam_masks(out / "img_a.npz")
     assert np.array_equal(a.masks, masks)
     assert np.allclose(a.predicted_iou, [0.1, 0.2, 0.3])
     assert a.levels.tolist() == [-1, -1, -1]
-    doc = read_sam_records(out / "img_a.json.gz")
+    doc = read_sam_records(out / "img_a.npz")
     assert doc["masks"][0]["bbox"] == [2.0, 1.0, 4.0, 2.0]
-    b = load_sam_masks(out / "img_b.json.gz")
+    b = load_sam_masks(out / "img_b.npz")
     assert np.array_equal(b.masks, masks[:2])
-    assert read_sam_records(out / "img_b.json.gz")["masks"][0]["point_coords"] == [[1.5, 2.5]]
+    assert read_sam_records(out / "img_b.npz")["masks"][0]["point_coords"] == [[1.5, 2.5]]
     manifest = read_manifest(out, format="sam_masks", version=1)
     assert manifest.count == 2 and manifest.dataset == "voc12" and manifest.split == "train"
     assert manifest.params["mask_source"] == MASK_SOURCE == "amg_import"
     assert manifest.params["src_layouts"] == ["amg_coco_rle", "amg_folder"]
-    assert manifest.params["file_suffix"] == ".json.gz"
+    assert manifest.params["file_suffix"] == ".npz"
     again = import_amg(src, out, progress=False)
     assert sorted(again.skipped) == ["img_a", "img_b"] and not again.done
-    # plain JSON on request; an existing file of either suffix counts as done
+    # JSON on request; an existing file of any suffix counts as done
     plain = tmp_path / "plain"
-    save_sam_masks(plain / "img_a.json.gz", "img_a", 6, 9, [])
-    report = import_amg(src, plain, compress=False, progress=False)
+    save_sam_masks(plain / "img_a.npz", "img_a", 6, 9, [])
+    report = import_amg(src, plain, file_format="json", progress=False)
     assert report.skipped == ["img_a"] and report.done == ["img_b"]
-    assert json.loads((plain / "img_b.json").read_text()) == read_sam_records(out / "img_b.json.gz")
+    plain_doc = json.loads((plain / "img_b.json").read_text())
+    assert plain_doc["version"] == 1
+    assert plain_doc["masks"] == read_sam_records(out / "img_b.npz")["masks"]
     assert read_manifest(plain).params["file_suffix"] == ".json"
 
 

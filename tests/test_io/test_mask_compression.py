@@ -95,21 +95,22 @@ def test_reader_detects_gzip_by_content_not_name(tmp_path):
         read_sam_records(tmp_path / "none.json.gz")
 
 
-def test_find_mask_file_prefers_gzip(tmp_path):
-    assert MASK_SUFFIXES == (".json.gz", ".json")
+def test_find_mask_file_prefers_npz_then_gzip(tmp_path):
+    assert MASK_SUFFIXES == (".npz", ".json.gz", ".json")
     assert find_mask_file(tmp_path, "a") is None
     (tmp_path / "a.json").write_text("{}")
     assert find_mask_file(tmp_path, "a") == tmp_path / "a.json"
     (tmp_path / "a.json.gz").write_bytes(b"")
     assert find_mask_file(tmp_path, "a") == tmp_path / "a.json.gz"
+    (tmp_path / "a.npz").write_bytes(b"")
+    assert find_mask_file(tmp_path, "a") == tmp_path / "a.npz"
     (tmp_path / "b.json.gz").mkdir()  # not a file: skipped
     assert find_mask_file(tmp_path, "b") is None
     (tmp_path / "c.json.gz").write_bytes(b"")
     assert find_mask_file(str(tmp_path), "c") == tmp_path / "c.json.gz"
     assert find_mask_file(tmp_path / "missing_folder", "a") is None
-    assert [mask_file_id(n) for n in ("a.json.gz", "a.json", "x.y.json.gz", "d/q.json")] == [
-        "a", "a", "x.y", "q"
-    ]  # fmt: skip
+    names = ("a.json.gz", "a.json", "a.npz", "x.y.json.gz", "d/q.json", "x.y.npz")
+    assert [mask_file_id(n) for n in names] == ["a", "a", "a", "x.y", "q", "x.y"]
 
 
 def test_compressed_size_is_at_most_a_fifth_of_the_uncompressed_rle_pickle(tmp_path):

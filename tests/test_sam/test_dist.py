@@ -18,8 +18,8 @@ TINY = dict(source="sam", model_type="tiny", preset="fast", device="cpu",
 
 
 def _docs(folder: Path) -> dict[str, dict]:
-    """{image id: JSON document} of the ``<id>.json.gz`` mask files (none may be missing)."""
-    docs = {p.name[: -len(".json.gz")]: read_sam_records(p) for p in folder.glob("*.json.gz")}
+    """{image id: JSON document} of the ``<id>.npz`` mask files (none may be missing)."""
+    docs = {p.name[: -len(".npz")]: read_sam_records(p) for p in folder.glob("*.npz")}
     assert docs, f"no mask files in {folder}"
     return dict(sorted(docs.items()))
 

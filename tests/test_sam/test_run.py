@@ -24,7 +24,7 @@ TINY = dict(source="sam", model_type="tiny", preset="fast", device="cpu",
             preset_overrides=dict(points_per_side=4))  # fmt: skip
 
 
-def _docs(folder: Path, suffix: str = ".json.gz") -> dict[str, dict]:
+def _docs(folder: Path, suffix: str = ".npz") -> dict[str, dict]:
     """{image id: JSON document} of the mask files with ``suffix`` in ``folder``."""
     out = {}
     for p in sorted(folder.glob(f"*{suffix}")):
@@ -88,7 +88,7 @@ def test_run_on_every_mode(tiny_sam, tmp_path):
     assert res.report.ok and len(res.report.done) == 9
     assert res.out_dir == tmp_path / "wd" / "masks" / "all"
     for image_id in res.report.done:
-        doc = read_sam_records(res.out_dir / f"{image_id}.json.gz")
+        doc = read_sam_records(res.out_dir / f"{image_id}.npz")
         assert (doc["height"], doc["width"]) == (48, 64) and doc["image_id"] == image_id
         assert len(doc["masks"]) > 0
 
@@ -132,7 +132,7 @@ def test_skip_done_manifest_and_settings_check(tmp_path, write_images):
     assert sorted(first.report.done) == ["img_000", "img_001", "img_002"]
     folder = first.out_dir
     stamp = {p.name: p.stat().st_mtime_ns for p in folder.glob("img_*")}
-    assert sorted(stamp) == ["img_000.json.gz", "img_001.json.gz", "img_002.json.gz"]
+    assert sorted(stamp) == ["img_000.npz", "img_001.npz", "img_002.npz"]
     again = run_sam_masks(tmp_path / "wd", **kw)
     assert again.report.done == [] and len(again.report.skipped) == 3
     assert stamp == {p.name: p.stat().st_mtime_ns for p in folder.glob("img_*")}
@@ -144,7 +144,7 @@ def test_skip_done_manifest_and_settings_check(tmp_path, write_images):
         p["preset_settings"]["points_per_side"] == 4 and p["preset_settings"]["rsw_thresh"] == 0.3
     )
     assert (p["n_images"], p["n_written"], p["complete"], p["finished"]) == (3, 3, True, True)
-    assert p["file_suffix"] == ".json.gz" and p["files_by_suffix"] == {".json.gz": 3}
+    assert p["file_suffix"] == ".npz" and p["files_by_suffix"] == {".npz": 3}
     assert man.producer["tool"] == "tools/gen_sam_masks.py"
     with pytest.raises(ValueError, match="preset_settings"):
         run_sam_masks(tmp_path / "wd", **{**kw, "preset_overrides": dict(points_per_side=5)})
@@ -194,7 +194,7 @@ def test_dataset_layout_split_and_show_dir(tmp_path, write_images):
     image = np.asarray(Image.open(voc / "JPEGImages" / f"{panels[0].stem}.jpg").convert("RGB"))
     top = title_height()
     assert np.array_equal(panel[top:, :64], image)  # first panel: the image itself
-    masks = load_sam_masks(res.out_dir / f"{panels[0].stem}.json.gz")
+    masks = load_sam_masks(res.out_dir / f"{panels[0].stem}.npz")
     for level in (0, 1, 2):  # uncovered pixels keep the image, covered ones are tinted
         x0 = (level + 1) * 68
         covered = masks.masks[masks.levels == level].any(0)
@@ -232,7 +232,7 @@ def test_superpixel_source_through_the_tool(tmp_path, write_images, write_config
             "--workers", "2"]  # fmt: skip
     assert load_tool("gen_sam_masks").main(argv) == 0
     folder = tmp_path / "wd" / "masks" / "demo"
-    recs = read_sam_records(folder / "img_000.json.gz")["masks"]  # SLIC level 0: > 255 masks
+    recs = read_sam_records(folder / "img_000.npz")["masks"]  # SLIC level 0: > 255 masks
     assert {r["level"] for r in recs} == {0, 1, 2}
     man = read_manifest(folder)
     assert man.params["mask_source"] == "superpixels" and man.params["model_type"] is None
@@ -251,7 +251,7 @@ state = {"n": 0}
 
 def replace(src, dst):
     name = os.path.basename(str(dst))
-    if name.endswith(".json.gz"):
+    if name.endswith(".npz"):
         state["n"] += 1
         if state["n"] == 3:  # the third image file is written but not yet renamed
             os.kill(os.getpid(), signal.SIGKILL)
@@ -279,9 +279,9 @@ def test_resume_after_kill(tmp_path, write_images, write_config):
     # Two complete files; the third exists only as a hidden temporary file.
     assert sorted(_docs(folder)) == ids[:2]
     leftovers = [p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != LOCK_NAME]
-    assert len(leftovers) == 1 and leftovers[0].startswith(".img_002.json.gz.")
+    assert len(leftovers) == 1 and leftovers[0].startswith(".img_002.npz.")
     for i in ids[:2]:
-        load_sam_masks(folder / f"{i}.json.gz")
+        load_sam_masks(folder / f"{i}.npz")
     started = read_manifest(folder)
     assert started.params["finished"] is False
     # Rerun: skips the two, completes the rest; equals an uninterrupted run.
@@ -331,7 +331,7 @@ def test_real_voc_images_align_with_ground_truth(voc_mini, tmp_path):
     assert res.report.done == ids
     for i in ids:
         gt = Image.open(root / "SegmentationClass" / f"{i}.png")
-        doc = read_sam_records(res.out_dir / f"{i}.json.gz")
+        doc = read_sam_records(res.out_dir / f"{i}.npz")
         assert (doc["width"], doc["height"]) == gt.size and len(doc["masks"]) > 0
 
 
@@ -339,7 +339,7 @@ def test_real_voc_images_align_with_ground_truth(voc_mini, tmp_path):
 # worker processes
 # ----------------------------------------------------------------------------------------
 def _file_bytes(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.json.gz"))}
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.npz"))}
 
 
 @pytest.mark.slow

@@ -137,7 +137,8 @@ def test_run_seeding_checks_inputs(tmp_path):
     out = tmp_path / "seeds"
     (mask_dir / f"{IDS[2]}.json.gz").unlink()
     with pytest.raises(
-        FileNotFoundError, match=rf"no \.json\.gz or \.json file for 1 of 3 images \({IDS[2]}\)"
+        FileNotFoundError,
+        match=rf"no mask \(\.npz, \.json\.gz or \.json\) file for 1 of 3 images \({IDS[2]}\)",
     ):
         run_seeding(cam_dir, mask_dir, out, dataset="voc12", gamma=1.0, progress=False)
     # only the listed ids

@@ -1,0 +1,90 @@
+"""COCO compressed-RLE ``counts`` strings decoded in numpy, all masks of an image at once.
+
+The characters of one concatenated buffer are split into values at the characters without the
+continuation bit (0x20), the 5-bit groups are shifted and summed, the sign bit (0x10) of a
+value's last character sign-extends it, and every count after the third adds the count two
+places before it (pycocotools' ``rleFrString``). Used by the run reader
+(:mod:`fma.io.rle_runs`) and by the version-2 mask writer (:mod:`fma.io.mask_npz`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["decode_counts"]
+
+_MAX_CHARS_PER_VALUE = 13  # 64-bit values need at most 13 5-bit groups
+
+
+def decode_counts(counts: Sequence[str | bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode COCO compressed-RLE ``counts`` strings, all at once.
+
+    Args:
+        counts: K strings (str or ASCII bytes) in pycocotools' compressed format.
+
+    Returns:
+        values (V,) int64, the run lengths of all masks one after the other, and offsets
+        (K + 1,) int64: mask k's run lengths are ``values[offsets[k]:offsets[k + 1]]``.
+
+    Raises:
+        ValueError: a string with characters outside the format, or ending inside a value.
+    """
+    parts = [c.encode("ascii") if isinstance(c, str) else bytes(c) for c in counts]
+    k = len(parts)
+    lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=k)
+    c = np.frombuffer(b"".join(parts), dtype=np.uint8) - np.uint8(48)  # wraps below '0'
+    if c.size == 0:
+        return np.zeros(0, np.int64), np.zeros(k + 1, np.int64)
+    if c.max() > 63:
+        raise ValueError("RLE counts hold characters outside '0'..'o'")
+    ends = np.flatnonzero((c & 0x20) == 0)  # a value ends at a character without 0x20
+    char_end = np.cumsum(lengths)
+    if (c[char_end[lengths > 0] - 1] & 0x20).any():
+        raise ValueError("RLE counts string ends inside a value")
+    begins = np.empty_like(ends)
+    begins[0] = 0
+    begins[1:] = ends[:-1] + 1
+    n_chars = ends - begins + 1
+    longest = int(n_chars.max())
+    if longest > _MAX_CHARS_PER_VALUE:
+        raise ValueError("RLE counts hold a value longer than 64 bits")
+    low = (c & 0x1F).astype(np.int64)
+    x = low[begins]
+    for j in range(1, longest):  # values have few characters: one pass per position
+        more = np.flatnonzero(n_chars > j)
+        x[more] |= low[begins[more] + j] << (5 * j)
+    negative = (c[ends] & 0x10) != 0
+    x[negative] |= -1 << (5 * n_chars[negative])
+    # A value belongs to the mask whose characters hold its last character.
+    offsets = np.zeros(k + 1, dtype=np.int64)
+    offsets[1:] = np.searchsorted(ends, char_end, side="left")
+    return _undelta(x, offsets), offsets
+
+
+def _position(offsets: np.ndarray) -> np.ndarray:
+    """(V,) index of every value inside its mask."""
+    n = int(offsets[-1])
+    return np.arange(n, dtype=np.int64) - np.repeat(offsets[:-1], np.diff(offsets))
+
+
+def _undelta(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``cnts[m] = x[m] + cnts[m - 2]`` for m > 2 within each mask (pycocotools' rleFrString).
+
+    Along each stride-2 chain of the whole buffer, ``S[i] = x[i] + S[i - 2]``; a count with
+    m >= 1 is ``S[i] - S[p]`` where p lies two places before its chain's head in the mask
+    (m = 1 or m = 2), and the first count (m = 0) stays as it is.
+    """
+    if x.size == 0:
+        return x
+    chain = np.empty_like(x)
+    chain[0::2] = np.cumsum(x[0::2])
+    chain[1::2] = np.cumsum(x[1::2])
+    m = _position(offsets)
+    first = np.repeat(offsets[:-1], np.diff(offsets))
+    before = first - (m % 2)  # m even: the mask's m = 0; m odd: the value before the mask
+    padded = np.concatenate([[0], chain])  # padded[p + 1] = S[p], S[-1] = 0
+    out = chain - padded[before + 1]
+    out[m == 0] = x[m == 0]
+    return out
