@@ -2,8 +2,8 @@
 
 A reader (or a resumed run) therefore sees either the complete old file, the complete new file or
 no file, never a partial one, even when the writing process is killed. The renamed file gets the
-mode a plainly created file would get under the process umask (0644 under umask 022), not the
-0600 of :func:`tempfile.mkstemp`.
+mode a plainly created file would get under the process umask (0644 under umask 022): the
+temporary file is created with mode 0o666 and the kernel applies the umask.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import contextlib
 import errno
 import json
 import os
-import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,15 +19,12 @@ from typing import Any
 __all__ = [
     "OutputError",
     "atomic_path",
-    "current_umask",
     "make_output_dir",
     "output_error",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]
-
-_UMASK_LOCK = threading.Lock()
 
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
@@ -83,23 +78,41 @@ def make_output_dir(path: str | os.PathLike) -> Path:
     return path
 
 
-def current_umask() -> int:
-    """The process umask, read without changing it where the OS allows.
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """Create a new hidden temporary file next to ``path``; its descriptor and name.
 
-    Linux exposes it in ``/proc/self/status``; elsewhere it is read by setting and restoring it
-    under a lock (the umask is process-wide, so other threads could race with that).
+    Opened with mode 0o666 and ``O_EXCL``, so the kernel applies the umask exactly as for
+    ``open(path, "w")`` (no chmod afterwards, no umask to read) and never reuses a name.
     """
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
+    make_output_dir(path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise output_error(exc, path) from exc
+    raise output_error(FileExistsError(errno.EEXIST, "no free temporary name", str(path)), path)
+
+
+def _finish(tmp: Path, path: Path, exc: BaseException | None) -> None:
+    """Rename ``tmp`` onto ``path``, or remove it after ``exc`` (re-raised as an OutputError
+    where the user can fix the cause)."""
+    if exc is None:
+        try:
+            os.replace(tmp, path)
+            return
+        except OSError as err:
+            exc = err
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    if isinstance(exc, OSError) and not isinstance(exc, OutputError):
+        err = output_error(exc, path)
+        if err is not exc:
+            raise err from exc
+    raise exc
 
 
 @contextlib.contextmanager
@@ -108,36 +121,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary name starts with a dot and ends in ``.tmp``, so globbing for the real suffix
     never picks it up. On an exception the temporary file is removed and ``path`` is untouched.
-    The parent folder is created when missing. Before the rename the file gets mode
-    ``0o666 & ~umask``, as ``open(path, "w")`` would give it. A full disk, a read-only folder
-    or a file in the way raises :class:`OutputError` naming ``path`` and the fix.
+    The parent folder is created when missing. The file has the mode ``open(path, "w")`` would
+    give it (``0o666 & ~umask``). A full disk, a read-only folder or a file in the way raises
+    :class:`OutputError` naming ``path`` and the fix.
     """
     path = Path(path)
-    make_output_dir(path.parent)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise output_error(exc, path) from exc
+    fd, tmp = _create_temp(path)
     os.close(fd)
-    tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~current_umask())
-        os.replace(tmp_path, path)
+        yield tmp
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            err = output_error(exc, path)
-            if err is not exc:
-                raise err from exc
-        raise
+        _finish(tmp, path, exc)
+    _finish(tmp, path, None)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+    """Write ``data`` to ``path`` atomically (one open of the temporary file, then a rename)."""
+    path = Path(path)
+    fd, tmp = _create_temp(path)
+    try:
+        with open(fd, "wb", closefd=True) as f:
+            f.write(data)
+    except BaseException as exc:
+        _finish(tmp, path, exc)
+    _finish(tmp, path, None)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

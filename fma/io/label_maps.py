@@ -130,14 +130,12 @@ def _palette_labels(
     else its colours mapped through the dataset palette ``ref``."""
     if file_pal is None or idx.size == 0:
         return idx
+    ok = _entries_are_labels(file_pal, ref)
+    if ok.all():  # whatever indices the pixels use: no pass over them
+        return idx
     used = np.flatnonzero(np.bincount(idx.reshape(-1), minlength=256))
     known = used[used < len(file_pal)]  # indices beyond a short palette: nothing to compare
-    colours = file_pal[known].astype(np.int64)
-    grey = (colours == known[:, None]).all(1)
-    in_ref = known < len(ref)
-    dataset = np.zeros_like(grey)
-    dataset[in_ref] = (colours[in_ref] == ref[known[in_ref]]).all(1)
-    if (grey | dataset).all():
+    if ok[known].all():
         return idx
     lut = np.zeros((256, 3), np.uint8)
     lut[: len(file_pal)] = file_pal[:256]
@@ -149,6 +147,17 @@ def _palette_labels(
             "indices are not labels and its colours are not the dataset's; save labels as "
             "class indices (write_label_map, or an 'L' PNG)"
         ) from None
+
+
+def _entries_are_labels(file_pal: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """(N,) bool per palette entry: its colour is grey (i, i, i) or the dataset's colour i."""
+    idx = np.arange(len(file_pal))
+    colours = file_pal.astype(np.int64)
+    grey = (colours == idx[:, None]).all(1)
+    n = min(len(file_pal), len(ref))
+    dataset = np.zeros_like(grey)
+    dataset[:n] = (colours[:n] == ref[:n]).all(1)
+    return grey | dataset
 
 
 def _rgb_to_index(rgb: np.ndarray, palette: np.ndarray, path: Path) -> np.ndarray:

@@ -275,7 +275,10 @@ def _min_max(x: np.ndarray, axis: int, valid: np.ndarray | None = None) -> np.nd
         return np.zeros_like(x)
     lo = ref.min(axis=axis, keepdims=True)
     hi = ref.max(axis=axis, keepdims=True)
-    out = (x - lo) / (hi - lo + x.dtype.type(EPS))
+    # In place on the clipped copy: the same two operations per element as
+    # (x - lo) / (hi - lo + EPS), without two more arrays of x's size.
+    out = np.subtract(x, lo, out=x)
+    np.divide(out, hi - lo + x.dtype.type(EPS), out=out)
     if valid is not None:
         out[~valid] = 0
     return out
