@@ -108,10 +108,10 @@ def _write_amg_copy(mask_dir: Path, ids: list[str], amg_root: Path) -> None:
         from fma.io.amg_format import write_amg_folder
     except ImportError:  # before the split of fma.io.amg
         from fma.io.amg import write_amg_folder
-    from fma.io.sam_masks import load_sam_masks
+    from fma.io.sam_masks import find_mask_file, load_sam_masks
 
     for image_id in ids:
-        m = load_sam_masks(mask_dir / f"{image_id}.json.gz")
+        m = load_sam_masks(find_mask_file(mask_dir, image_id))
         write_amg_folder(amg_root / image_id, m.masks)
 
 
@@ -128,15 +128,19 @@ def produce(out: Path, voc_mini: Path, num_train: int, num_val: int) -> None:
     # 1. Dataset preparation (image-level labels).
     _run(["tools/prepare_voc.py", str(data), "--workers", "2"], log)
 
-    # 2. Masks: superpixels (train) and the tiny random SAM (val).
+    # 2. Masks: superpixels (train) and the tiny random SAM (val), as version-1 files (the
+    #    format the digest was recorded with; version 2 is checked against them in
+    #    tests/test_stage_outputs.py).
     sp = out / "superpixels"
     _run(["tools/gen_sam_masks.py", "configs/sam/superpixels_voc12.py", "--work-dir", str(sp),
           "--show-dir", str(sp / "show"), "--num-show", "3", "--workers", "2", "--no-progress",
+          "--file-format", "json.gz",
           "--cfg-options", f"sam_masks.data_root={data}", "sam_masks.split=train"],
          log)  # fmt: skip
     tiny = out / "sam_tiny"
     _run(["tools/gen_sam_masks.py", "configs/sam/sam_tiny_test.py", "--work-dir", str(tiny),
           "--show-dir", str(tiny / "show"), "--num-show", "2", "--workers", "0", "--no-progress",
+          "--file-format", "json.gz",
           "--cfg-options", f"sam_masks.data_root={data}", "sam_masks.split=val"], log)  # fmt: skip
     mask_dir = sp / "masks" / "train"
 

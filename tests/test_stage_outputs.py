@@ -7,6 +7,10 @@ and 1 val image, and compares the digest of every output file (JSON with the tim
 commit removed, see ``IGNORED_KEYS`` there) with the one recorded before the stage plumbing was
 restructured into fma/apis. A refactor that changes any output byte fails here; a deliberate
 change of an output records the new digest with a line in its commit message saying why.
+
+The digest's masks are version-1 files (``--file-format json.gz``). The second test makes the
+same superpixel masks in the default version 2 (``.npz``), checks that they hold the same
+records, and that seeds and refined labels made from them are byte-identical to the digest's.
 """
 
 from __future__ import annotations
@@ -35,13 +39,20 @@ def _bench():
     return mod
 
 
+@pytest.fixture(scope="module")
+def produced(voc_mini, tmp_path_factory):
+    """The stage outputs of 3 train images and 1 val image (read only)."""
+    out = tmp_path_factory.mktemp("stage_outputs") / "out"
+    _bench().produce(out, voc_mini, 3, 1)
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.regression
-def test_stage_outputs_match_the_recorded_digest(tmp_path, voc_mini):
+def test_stage_outputs_match_the_recorded_digest(tmp_path, produced):
     bench = _bench()
-    out = tmp_path / "out"
-    bench.produce(out, voc_mini, 3, 1)
+    out = produced
     assert bench.digest(out) == GOLDEN
     # The comparison itself: a tree equals itself, and a changed byte is found.
     assert bench.compare(out, out) == 0
@@ -50,3 +61,39 @@ def test_stage_outputs_match_the_recorded_digest(tmp_path, voc_mini):
     seed = next((other / "sams-coarse_voc12" / "seeds" / "train").glob("*.png"))
     seed.write_bytes(seed.read_bytes() + b"\0")
     assert bench.compare(out, other) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_version_2_masks_give_the_same_stage_outputs(tmp_path, produced):
+    from fma.io.sam_masks import read_sam_records
+
+    bench = _bench()
+    out = produced
+    data = out / "data" / "VOC2012"
+    log = tmp_path / "log.txt"
+    sp = tmp_path / "superpixels"
+    bench._run(["tools/gen_sam_masks.py", "configs/sam/superpixels_voc12.py", "--work-dir",
+                str(sp), "--workers", "2", "--no-progress", "--cfg-options",
+                f"sam_masks.data_root={data}", "sam_masks.split=train"], log)  # fmt: skip
+    v1, v2 = out / "superpixels" / "masks" / "train", sp / "masks" / "train"
+    ids = (out / "train_ids.txt").read_text().split()
+    assert sorted(p.name for p in v2.glob("*.npz")) == sorted(f"{i}.npz" for i in ids)
+    for i in ids:
+        assert (
+            read_sam_records(v2 / f"{i}.npz")["masks"]
+            == read_sam_records(v1 / f"{i}.json.gz")["masks"]
+        ), i
+    seeds = tmp_path / "seeds"
+    bench._run(["tools/make_seeds.py", "configs/seeding/sams-coarse_voc12.py", "--work-dir",
+                str(seeds), "--no-progress", "--cfg-options",
+                f"seeding.cam_dir={out / 'cams' / 'train'}", f"seeding.mask_dir={v2}",
+                "seeding.split=train", f"seeding.data_root={data}"], log)  # fmt: skip
+    refined = tmp_path / "refined"
+    bench._run(["tools/refine_labels.py", "--labels", str(out / "pseudo_labels" / "transcam"),
+                "--masks", str(v2), "--out", str(refined), "--dataset", "voc12",
+                "--image-list", str(out / "train_ids.txt"), "--no-progress"], log)  # fmt: skip
+    for i in ids:
+        want = (out / "sams-coarse_voc12" / "seeds" / "train" / f"{i}.png").read_bytes()
+        assert (seeds / "seeds" / "train" / f"{i}.png").read_bytes() == want, i
+        assert (refined / f"{i}.png").read_bytes() == (out / "refined" / f"{i}.png").read_bytes()
