@@ -153,3 +153,33 @@ def test_writer_refuses_bad_records(tmp_path):
     with pytest.raises(SamMaskError, match="mask 0 covers 4 pixels, not 6"):
         save_sam_masks(tmp_path / "a.npz", "a", 2, 3, bad)
     assert not (tmp_path / "a.npz").exists()
+
+
+def test_fast_header_path_equals_numpy(tmp_path, monkeypatch):
+    """The members this writer makes are parsed without numpy's header parser, to the same
+    arrays; a header in another form still reads through numpy's parser."""
+    import zipfile
+
+    from fma.io import mask_npz
+
+    path = tmp_path / "a.npz"
+    save_mask_npz(path, "a", 2, 3, _records(np.stack([MASK_A, MASK_B, MASK_C])))
+    with zipfile.ZipFile(path) as zf:
+        raw = {n: zf.read(f"{n}.npy") for n in ("counts", "masks")}
+    generic = {n: mask_npz._npy_array(data, "other") for n, data in raw.items()}
+    with np.load(path, allow_pickle=False) as z:
+        for n in raw:
+            assert generic[n].dtype == z[n].dtype and np.array_equal(generic[n], z[n])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("numpy's header parser was called")
+
+    monkeypatch.setattr(np.lib.format, "read_array_header_1_0", refuse)
+    for n, data in raw.items():
+        fast = mask_npz._npy_array(data, n)
+        assert fast.dtype == generic[n].dtype and np.array_equal(fast, generic[n])
+    # Fortran order (not what the writer makes) goes through numpy's parser.
+    buf = io.BytesIO()
+    np.save(buf, np.asfortranarray(np.arange(6, dtype="<u4").reshape(2, 3)))
+    with pytest.raises(AssertionError, match="header parser was called"):
+        mask_npz._npy_array(buf.getvalue(), "counts")
