@@ -21,12 +21,23 @@ from pathlib import Path
 import numpy as np
 
 from fma.io.atomic import atomic_path
+from fma.io.npz_members import read_npz
 
 __all__ = ["CAM_DTYPES", "FORMAT", "VERSION", "CamError", "CamRecord", "load_cam", "save_cam"]
 
 FORMAT = "cams"
 VERSION = 1
 CAM_DTYPES = ("float32", "float16")  # float32 as the original stores CAMs before seeding
+# The member dtypes save_cam writes (their headers are read without numpy's parser).
+_DTYPES = {
+    "cam": (np.dtype("<f4"), np.dtype("<f2")),
+    "fg_cls": (np.dtype("<i2"),),
+    "format_version": (np.dtype("<i4"),),
+    "fg_logit": (np.dtype("<f4"),),
+    "all_logit": (np.dtype("<f4"),),
+    "ori_size": (np.dtype("<i4"),),
+    "att": (np.dtype("<f2"),),
+}
 
 
 class CamError(ValueError):
@@ -90,27 +101,27 @@ def load_cam(path: str | os.PathLike, *, with_att: bool = False) -> CamRecord:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: CAM file not found; run tools/test.py with --out")
+    names = ["cam", "fg_cls", "format_version", "fg_logit", "all_logit", "ori_size"]
     try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            if "cam" not in keys or "fg_cls" not in keys:
-                raise CamError(f"{path}: CAM file lacks 'cam' or 'fg_cls' (keys: {sorted(keys)})")
-            cam = z["cam"]
-            fg = z["fg_cls"].astype(np.int64).reshape(-1)
-            if "format_version" not in keys:
-                fg = fg + 1  # original FMA-WSSS: 0-based foreground ids
-            elif int(z["format_version"]) != VERSION:
-                raise CamError(
-                    f"{path}: CAM format version {int(z['format_version'])}, expected {VERSION}"
-                )
-            rec = CamRecord(
-                cam=cam,
-                fg_cls=fg,
-                fg_logit=z["fg_logit"] if "fg_logit" in keys else None,
-                all_logit=z["all_logit"] if "all_logit" in keys else None,
-                ori_size=tuple(int(v) for v in z["ori_size"]) if "ori_size" in keys else None,
-                att=z["att"] if with_att and "att" in keys else None,
+        z = read_npz(path, [*names, "att"] if with_att else names, dtypes=_DTYPES, writable=True)
+        if "cam" not in z or "fg_cls" not in z:
+            keys = sorted(read_npz(path))
+            raise CamError(f"{path}: CAM file lacks 'cam' or 'fg_cls' (keys: {keys})")
+        fg = z["fg_cls"].astype(np.int64).reshape(-1)
+        if "format_version" not in z:
+            fg = fg + 1  # original FMA-WSSS: 0-based foreground ids
+        elif int(z["format_version"]) != VERSION:
+            raise CamError(
+                f"{path}: CAM format version {int(z['format_version'])}, expected {VERSION}"
             )
+        rec = CamRecord(
+            cam=z["cam"],
+            fg_cls=fg,
+            fg_logit=z.get("fg_logit"),
+            all_logit=z.get("all_logit"),
+            ori_size=tuple(int(v) for v in z["ori_size"]) if "ori_size" in z else None,
+            att=z.get("att") if with_att else None,
+        )
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         if isinstance(exc, CamError):
             raise

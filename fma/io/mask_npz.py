@@ -35,7 +35,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from fma.io.atomic import write_bytes_atomic
+from fma.io.npz_members import read_npz
 from fma.io.rle_counts import decode_counts
 
 __all__ = [
@@ -154,55 +154,12 @@ def save_mask_npz(
     write_bytes_atomic(path, buf.getvalue())
 
 
-def _header_prefix(dtype: np.dtype) -> str:
-    """The start of the ``.npy`` header numpy writes for a C-order 1-D array of ``dtype``."""
-    descr = np.lib.format.dtype_to_descr(dtype)
-    return f"{{'descr': {descr!r}, 'fortran_order': False, 'shape': ("
-
-
-#: Members whose header is parsed without ``ast`` when it is exactly what numpy writes for them
-#: (about 0.1 ms each per file); any other header goes through numpy's own parser.
-_FAST_MEMBERS = {
-    "counts": (np.dtype("<u4"), _header_prefix(np.dtype("<u4"))),
-    "masks": (MASK_TABLE_DTYPE, _header_prefix(MASK_TABLE_DTYPE)),
+#: The dtypes of the members with a fixed dtype (their headers skip numpy's parser).
+_DTYPES = {
+    "counts": (np.dtype("<u4"),),
+    "masks": (MASK_TABLE_DTYPE,),
+    "points": (np.dtype("<f8"),),
 }
-_FAST_SHAPE = re.compile(r"(\d+),\), \}\s*")
-
-
-def _npy_array(data: bytes, name: str) -> np.ndarray:
-    """The (read-only) array of one ``.npy`` member's bytes."""
-    fast = _FAST_MEMBERS.get(name)
-    if fast is not None and data[:8] == b"\x93NUMPY\x01\x00":
-        hlen = int.from_bytes(data[8:10], "little")
-        text = data[10 : 10 + hlen].decode("latin1")
-        match = _FAST_SHAPE.fullmatch(text, len(fast[1])) if text.startswith(fast[1]) else None
-        if match is not None:
-            return np.frombuffer(data, dtype=fast[0], count=int(match[1]), offset=10 + hlen)
-    fmt = np.lib.format
-    fp = io.BytesIO(data)
-    major, _ = fmt.read_magic(fp)
-    read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
-    shape, fortran, dtype = read_header(fp)
-    if dtype.hasobject:
-        raise ValueError(f"member {name} is an object array (a pickle); not read")
-    count = int(np.prod(shape, dtype=np.int64))
-    arr = np.frombuffer(data, dtype=dtype, count=count, offset=fp.tell())
-    return arr.reshape(shape, order="F" if fortran else "C")
-
-
-def _read_members(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray] | list[str]:
-    """The named ``.npy`` members of an ``.npz`` (read-only arrays), or the missing names.
-
-    Reads the standard format without ``np.load``'s streaming: each member is inflated in one
-    call and viewed with ``np.frombuffer`` (half the time on these files). Object arrays are
-    refused (``ValueError``), as ``np.load(allow_pickle=False)`` refuses them.
-    """
-    with zipfile.ZipFile(path) as zf:
-        present = set(zf.namelist())
-        missing = [n for n in _MEMBERS if f"{n}.npy" not in present]
-        if missing:
-            return missing
-        return {name: _npy_array(zf.read(f"{name}.npy"), name) for name in names}
 
 
 def read_npz_arrays(
@@ -228,17 +185,18 @@ def read_npz_arrays(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: SAM mask file not found; run tools/gen_sam_masks.py")
-    names = ("header", "counts", "masks", "points") if points else ("header", "counts", "masks")
     try:
-        members = _read_members(path, names)
-        if isinstance(members, list):
-            raise _error(path, f"not an fma mask file (members {members} missing)")
+        members = read_npz(path, _MEMBERS, dtypes=_DTYPES)
+        missing = [m for m in _MEMBERS if m not in members]
+        if missing:
+            raise _error(path, f"not an fma mask file (members {missing} missing)")
         header = json.loads(str(members["header"][()]))
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
         if type(exc).__name__ == "SamMaskError":  # raised just above
             raise
         raise _error(path, f"unreadable mask file ({exc})") from exc
-    counts, table, pts = members["counts"], members["masks"], members.get("points")
+    counts, table = members["counts"], members["masks"]
+    pts = members["points"] if points else None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise _error(path, "not an fma SAM mask file (its header names another format)")
     if header.get("version") != NPZ_VERSION:

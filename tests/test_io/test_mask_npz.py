@@ -156,30 +156,47 @@ def test_writer_refuses_bad_records(tmp_path):
 
 
 def test_fast_header_path_equals_numpy(tmp_path, monkeypatch):
-    """The members this writer makes are parsed without numpy's header parser, to the same
-    arrays; a header in another form still reads through numpy's parser."""
-    import zipfile
-
-    from fma.io import mask_npz
+    """Members with the expected dtypes are parsed without numpy's header parser, to the same
+    arrays as np.load; other headers (another dtype, Fortran order) go through numpy's parser,
+    and object arrays are refused."""
+    from fma.io import npz_members
 
     path = tmp_path / "a.npz"
     save_mask_npz(path, "a", 2, 3, _records(np.stack([MASK_A, MASK_B, MASK_C])))
-    with zipfile.ZipFile(path) as zf:
-        raw = {n: zf.read(f"{n}.npy") for n in ("counts", "masks")}
-    generic = {n: mask_npz._npy_array(data, "other") for n, data in raw.items()}
     with np.load(path, allow_pickle=False) as z:
-        for n in raw:
-            assert generic[n].dtype == z[n].dtype and np.array_equal(generic[n], z[n])
+        want = {k: z[k] for k in z.files}
+    generic = npz_members.read_npz(path)
+    assert sorted(generic) == sorted(want)
 
     def refuse(*args, **kwargs):
         raise AssertionError("numpy's header parser was called")
 
-    monkeypatch.setattr(np.lib.format, "read_array_header_1_0", refuse)
-    for n, data in raw.items():
-        fast = mask_npz._npy_array(data, n)
-        assert fast.dtype == generic[n].dtype and np.array_equal(fast, generic[n])
-    # Fortran order (not what the writer makes) goes through numpy's parser.
-    buf = io.BytesIO()
-    np.save(buf, np.asfortranarray(np.arange(6, dtype="<u4").reshape(2, 3)))
-    with pytest.raises(AssertionError, match="header parser was called"):
-        mask_npz._npy_array(buf.getvalue(), "counts")
+    with monkeypatch.context() as m:
+        m.setattr(np.lib.format, "read_array_header_1_0", refuse)
+        fast = npz_members.read_npz(path, ["counts", "masks", "points"],
+                                    dtypes=mask_npz_dtypes())  # fmt: skip
+    for name, arr in {**generic, **fast}.items():
+        assert arr.dtype == want[name].dtype and np.array_equal(arr, want[name]), name
+    assert not fast["counts"].flags.writeable
+    assert npz_members.read_npz(path, ["counts"], writable=True)["counts"].flags.writeable
+    odd = tmp_path / "odd.npz"
+    cube = np.asfortranarray(np.arange(24, dtype="<f4").reshape(2, 3, 4))
+    np.savez(odd, cube=cube, scalar=np.int32(7), empty=np.zeros((0, 3), "<f8"))
+    with monkeypatch.context() as m:
+        m.setattr(np.lib.format, "read_array_header_1_0", refuse)
+        got = npz_members.read_npz(odd, ["scalar", "empty"], dtypes={
+            "scalar": (np.dtype("<i4"),), "empty": (np.dtype("<f8"),)})  # fmt: skip
+        with pytest.raises(AssertionError, match="header parser was called"):
+            npz_members.read_npz(odd, ["cube"], dtypes={"cube": (np.dtype("<f4"),)})
+    assert got["scalar"].shape == () and int(got["scalar"]) == 7
+    assert got["empty"].shape == (0, 3)
+    assert np.array_equal(npz_members.read_npz(odd, ["cube"])["cube"], cube)
+    np.savez(tmp_path / "obj.npz", x=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="object array"):
+        npz_members.read_npz(tmp_path / "obj.npz")
+
+
+def mask_npz_dtypes() -> dict:
+    from fma.io import mask_npz
+
+    return mask_npz._DTYPES
