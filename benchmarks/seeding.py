@@ -16,7 +16,10 @@ labels, and time the whole process (start-up, reading, computing, writing PNGs):
 Columns: wall seconds and images/s of the process; CPU seconds per image (user + system of
 the process and its workers) and images per CPU second ("per core", less sensitive to other
 load on the machine); peak resident memory of the largest process (MiB); the ratio of the
-per-core rate to the reference's; how many outputs equal fma's.
+per-core rate to the reference's; how many outputs equal fma's; for the fma tools also the CPU
+seconds of the same process on one image (start-up: imports, config, manifests) and the
+marginal CPU ms per image, ``(CPU(n) - CPU(1)) / (n - 1)``, what each further image costs on a
+large dataset.
 
 In-memory rows time one call per image on already loaded inputs (CPU time of this process,
 single thread; peak = tracemalloc peak of the call, inputs excluded).
@@ -98,27 +101,50 @@ def end_to_end(inp: Any, work: Path, args: argparse.Namespace) -> list[dict[str,
     trees = [("fma", REPO, None, inp.masks, ".npz"), ("fma", REPO, None, inp.masks_v1, ".json.gz")]
     if args.before:
         trees.append(("before", args.before, args.before, inp.masks_v1, ".json.gz"))
+    one_file = work / "one_id.txt"
+    one_file.write_text(inp.ids[0] + "\n")
     for stage in ("SEPL", "SAMS"):
         outs = {}
         for tool_tree, tree, path, masks, suffix in trees:
             name = f"{tool_tree} {suffix}"
-            out = work / f"{stage}_{name.replace(' ', '_')}"
-            if stage == "SEPL":
-                cmd = [py, str(tree / "tools" / "refine_labels.py"), "--labels", str(inp.labels),
-                       "--masks", str(masks), "--out", str(out), "--dataset", "voc12",
-                       "--workers", str(args.workers), "--no-progress"]  # fmt: skip
-            else:
-                cfg = work / f"seeding_{name.replace(' ', '_').replace('.', '_')}.py"
-                cfg.write_text(
-                    f"seeding = dict(cam_dir={str(inp.cams)!r}, mask_dir={str(masks)!r}, "
-                    f"dataset='voc12', split='train', gamma={GAMMA}, out_dir={str(out)!r})\n"
-                )
-                cmd = [py, str(tree / "tools" / "make_seeds.py"), str(cfg),
-                       "--workers", str(args.workers), "--no-progress"]  # fmt: skip
-            res = _process(cmd, path)
+            res = {}
+            for count in ("one", "all"):  # one image first: the start-up of the process
+                out = work / f"{stage}_{name.replace(' ', '_')}_{count}"
+                if stage == "SEPL":
+                    cmd = [
+                        py,
+                        str(tree / "tools" / "refine_labels.py"),
+                        "--labels",
+                        str(inp.labels),
+                        "--masks",
+                        str(masks),
+                        "--out",
+                        str(out),
+                        "--dataset",
+                        "voc12",
+                        "--workers",
+                        str(args.workers),
+                        "--no-progress",
+                    ]
+                    if count == "one":
+                        cmd += ["--image-list", str(one_file)]
+                else:
+                    cfg = work / f"seeding_{name.replace(' ', '_').replace('.', '_')}_{count}.py"
+                    only = f", image_ids=[{inp.ids[0]!r}]" if count == "one" else ""
+                    cfg.write_text(
+                        f"seeding = dict(cam_dir={str(inp.cams)!r}, mask_dir={str(masks)!r}, "
+                        f"dataset='voc12', split='train', gamma={GAMMA}, out_dir={str(out)!r}"
+                        f"{only})\n"
+                    )
+                    cmd = [py, str(tree / "tools" / "make_seeds.py"), str(cfg),
+                           "--workers", str(args.workers), "--no-progress"]  # fmt: skip
+                res[count] = _process(cmd, path)
             outs[name] = out
+            n = len(inp.ids)
+            marginal = (res["all"]["cpu"] - res["one"]["cpu"]) / max(n - 1, 1)
             rows.append({"stage": stage, "impl": f"{name} (workers {args.workers})",
-                         "name": name, "n": len(inp.ids), **res})  # fmt: skip
+                         "name": name, "n": n, **res["all"], "one_cpu": res["one"]["cpu"],
+                         "marginal": marginal})  # fmt: skip
         out = work / f"{stage}_reference"
         if stage == "SEPL":
             cmd = [py, str(HERE / "_reference_merge.py"), "sepl", "--labels", str(inp.labels),
@@ -205,14 +231,16 @@ def print_tables(e2e: list[dict[str, Any]], mem: list[dict[str, Any]]) -> None:
     if e2e:
         head = (f"{'stage':<5} {'implementation':<30} {'n':>4} {'wall s':>7} {'img/s':>7} "
                 f"{'CPU ms/img':>10} {'img/CPU-s':>9} {'peak MiB':>8} {'x ref':>6} "
-                f"{'same':>8}")  # fmt: skip
+                f"{'same':>8} {'1-img CPU s':>11} {'marginal ms':>11}")  # fmt: skip
         print("\nEnd to end (whole process, disk to disk)")
         print(head + "\n" + "-" * len(head))
         for r in e2e:
+            extra = (f" {r['one_cpu']:>11.2f} {1e3 * r['marginal']:>11.1f}" if "marginal" in r
+                     else "")  # fmt: skip
             print(f"{r['stage']:<5} {r['impl']:<30} {r['n']:>4} {r['wall']:>7.2f} "
                   f"{r['n'] / r['wall']:>7.1f} {1e3 * r['cpu'] / r['n']:>10.1f} "
                   f"{r['n'] / r['cpu']:>9.1f} {r['rss']:>8.0f} {r['x_ref']:>6.1f} "
-                  f"{r['same']:>8}")  # fmt: skip
+                  f"{r['same']:>8}{extra}")  # fmt: skip
     if mem:
         head = (f"{'stage':<5} {'implementation':<30} {'n':>4} {'ms/img':>8} {'img/s':>7} "
                 f"{'peak MiB':>8} {'x ref':>6} {'same':>8}")  # fmt: skip
