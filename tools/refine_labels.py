@@ -1,7 +1,7 @@
 """Refine pseudo labels with SAM masks (SEPL, "SAM-enhanced pseudo labels").
 
 Reads ``--labels/<id>.png`` pseudo labels of any method and the SAM masks of the same images
-(fma mask files ``<id>.json.gz`` / ``<id>.json``, or segment-anything ``amg.py`` output:
+(fma mask files ``<id>.npz`` / ``.json.gz`` / ``.json``, or segment-anything ``amg.py`` output:
 ``<id>/<k>.png`` folders or ``<id>.json`` RLE files) and writes refined ``--out/<id>.png`` labels
 plus ``manifest.json``. Reruns skip finished images. Exit codes: 0 success, 1 some images
 failed (listed on stderr) or an input error, 2 bad arguments.

@@ -1,6 +1,6 @@
 # Tool: tools/gen_sam_masks.py. SAM ViT-H quasi-superpixels of VOC12 (method-fma 8.1-8.3).
 # Inputs: VOC2012 JPEGImages of the split (train_aug; --split val/test) and the ViT-H checkpoint.
-# Outputs: work_dirs/sam_vit-h_amg-fma_voc12/masks/<split>/<id>.json.gz + manifest.json, the
+# Outputs: work_dirs/sam_vit-h_amg-fma_voc12/masks/<split>/<id>.npz + manifest.json, the
 # masks read by SAMS seeding.
 sam_masks = dict(
     dataset="voc12",

@@ -3,7 +3,7 @@
 Inputs: ``<labels_dir>/<image_id>.png`` pseudo labels of any method (palette or greyscale PNGs,
 0 = background, 255 = ignore) and the SAM masks of the same images under ``masks_dir`` in any
 layout :func:`fma.io.mask_layout.load_masks_any` reads (fma ``sam_masks`` files
-``<image_id>.json.gz`` or ``<image_id>.json``, segment-anything ``amg.py`` PNG folders or its
+``<image_id>.npz``, ``.json.gz`` or ``.json``, segment-anything ``amg.py`` PNG folders or its
 COCO-RLE JSON).
 Output: ``<out_dir>/<image_id>.png`` refined labels (palette PNGs) and
 ``<out_dir>/manifest.json`` (format ``label_maps``).
@@ -244,7 +244,7 @@ def refine_label_dir(
 
     Args:
         labels_dir: folder of ``<image_id>.png`` pseudo labels.
-        masks_dir: folder of SAM masks (fma ``<id>.json.gz`` / ``<id>.json``, amg.py PNG
+        masks_dir: folder of SAM masks (fma ``<id>.npz`` / ``.json.gz`` / ``.json``, amg.py PNG
             folders or amg.py RLE JSON).
         out_dir: output folder for the refined ``<image_id>.png`` and ``manifest.json``.
         method: :data:`fma.seeding.sepl.METHODS` entry; default the official ``max_iou_imp2``.

@@ -1,7 +1,7 @@
 """SAMS over a whole split: a CAM folder and a SAM mask folder in, a seed folder out.
 
 :func:`run_seeding` is the library function behind ``tools/make_seeds.py``. It reads
-``<cam_dir>/<id>.npz`` (format ``cams``) and ``<mask_dir>/<id>.json.gz`` or ``<id>.json``
+``<cam_dir>/<id>.npz`` (format ``cams``) and ``<mask_dir>/<id>.npz`` (or ``.json.gz``, ``.json``)
 (format ``sam_masks``, located with :func:`fma.io.sam_masks.find_mask_file`), checks both
 folders' manifests, and writes ``<out_dir>/<id>.png`` (mode ``P``, dataset palette,
 0 = background, no 255) plus a ``manifest.json`` of format ``label_maps``. Images whose seed
@@ -192,7 +192,7 @@ def run_seeding(
 
     Args:
         cam_dir: folder of ``<id>.npz`` CAMs with a ``cams`` manifest.
-        mask_dir: folder of ``<id>.json.gz`` (or ``<id>.json``) SAM masks with a ``sam_masks``
+        mask_dir: folder of ``<id>.npz`` (or ``.json.gz``, ``.json``) SAM masks with a ``sam_masks``
             manifest.
         out_dir: seed folder (created); existing seeds are kept and skipped.
         dataset: ``voc12``, ``coco14`` or ``custom`` (class names and palette).

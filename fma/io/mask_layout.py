@@ -1,6 +1,6 @@
 """Which mask layout a mask root holds for an image, and loading from whichever it is.
 
-A mask root holds fma's own ``sam_masks`` files, ``<image_id>.json.gz`` or ``<image_id>.json``
+A mask root holds fma's own ``sam_masks`` files, ``<image_id>.npz``, ``.json.gz`` or ``.json``
 (:func:`fma.io.sam_masks.find_mask_file` order), or segment-anything ``amg.py`` outputs
 (:mod:`fma.io.amg_format`): a JSON list per image (``--convert-to-rle``) or a folder of mask
 PNGs. :func:`mask_layout` tells fma files from amg.py's JSON lists by content.
@@ -92,7 +92,7 @@ def detect_amg_layout(src_root: str | os.PathLike) -> dict[str, str]:
 
     Returns:
         ``{image_id: kind}`` sorted by id, kind as in :func:`mask_layout` (which also decides
-        between ``<id>.json.gz``, ``<id>.json`` and ``<id>/``). ``manifest.json`` and hidden
+        between the mask files ``<id>.*`` and ``<id>/``). ``manifest.json`` and hidden
         entries are skipped.
     """
     root = Path(src_root)

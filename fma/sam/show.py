@@ -145,8 +145,8 @@ def write_level_panels(
     """Write ``<show_dir>/<id>.png`` (:func:`level_panel`) for ids whose mask file exists.
 
     Args:
-        out_dir: folder of the mask files (``<id>.json.gz`` or ``<id>.json``, found with
-            :func:`fma.io.sam_masks.find_mask_file`).
+        out_dir: folder of the mask files (``<id>.npz``, ``<id>.json.gz`` or ``<id>.json``,
+            found with :func:`fma.io.sam_masks.find_mask_file`).
         image_ids: candidate ids, in order.
         image_path: callable id -> image path.
         show_dir: output folder.
