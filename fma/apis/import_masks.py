@@ -1,7 +1,12 @@
-"""Import segment-anything ``amg.py`` outputs (either layout, mixed allowed) as fma mask files.
+"""Mask folders into fma mask files: segment-anything ``amg.py`` outputs, or another version.
 
-A stage run over images (:func:`fma.stage.run_per_image`), so it lives in ``fma.apis``; the
-format code it uses is :mod:`fma.io.amg_format` and :mod:`fma.io.mask_layout`.
+:func:`import_amg` imports ``amg.py`` outputs (either layout, mixed allowed); :func:`convert_masks`
+rewrites a folder of fma mask files in another file format (e.g. version-1 ``.json.gz`` folders
+as version-2 ``.npz``, which the seeding stages read 4-5 ms faster per VOC image, or back to
+JSON for other tools), keeping every record and the folder's manifest. Both are stage runs over
+images (:func:`fma.stage.run_per_image`: resumable, ``workers``), so they live in ``fma.apis``;
+the format code they use is :mod:`fma.io.amg_format`, :mod:`fma.io.sam_masks` and
+:mod:`fma.io.mask_layout`. ``tools/convert_masks.py`` runs either.
 """
 
 from __future__ import annotations
@@ -12,22 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from fma.io.amg_format import _bbox_xywh, _num, _parse_amg_records, _read_folder
-from fma.io.manifest import Manifest, producer_info, write_manifest
+from fma.io.manifest import Manifest, producer_info, read_manifest, write_manifest
 from fma.io.mask_layout import detect_amg_layout, mask_layout
 from fma.io.sam_masks import FORMAT as SAM_FORMAT
-from fma.io.sam_masks import VERSION as SAM_VERSION
 from fma.io.sam_masks import (
+    MASK_SUFFIXES,
     SamMaskError,
     encode_rle,
     find_mask_file,
     make_record,
     mask_suffix,
     read_json_file,
+    read_sam_records,
     save_sam_masks,
 )
+from fma.io.sam_masks import VERSION as SAM_VERSION
 from fma.stage import run_per_image
 
-__all__ = ["MASK_SOURCE", "import_amg"]
+__all__ = ["MASK_SOURCE", "convert_masks", "import_amg"]
 
 #: ``params.mask_source`` of a folder written by :func:`import_amg`.
 MASK_SOURCE = "amg_import"
@@ -71,8 +78,6 @@ def _records_from_folder(folder: Path) -> tuple[list[dict[str, Any]], int, int]:
 
 def _records_from_json(path: Path) -> tuple[list[dict[str, Any]], int, int]:
     doc = read_json_file(path)
-    if isinstance(doc, dict) and doc.get("format") == SAM_FORMAT:
-        return list(doc.get("masks", [])), int(doc["height"]), int(doc["width"])
     masks, recs, h, w = _parse_amg_records(path, doc)
     out = []
     for i, r in enumerate(recs):
@@ -98,6 +103,9 @@ def _import_one(image_id: str, src_root: str, out_dir: str, suffix: str) -> None
     kind, path = mask_layout(src_root, image_id)
     if kind == "amg_folder":
         recs, h, w = _records_from_folder(path)
+    elif kind == "fma":  # any version, records as they are
+        doc = read_sam_records(path)
+        recs, h, w = doc["masks"], int(doc["height"]), int(doc["width"])
     else:
         recs, h, w = _records_from_json(path)
     save_sam_masks(Path(out_dir) / f"{image_id}{suffix}", image_id, h, w, recs)
@@ -173,6 +181,87 @@ def import_amg(
                     "src_layouts": layouts,
                     "file_suffix": suffix,
                 },
+            ),
+        )
+    return report
+
+
+def convert_masks(
+    src_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    file_format: str = "npz",
+    image_ids: Sequence[str] | None = None,
+    workers: int = 0,
+    progress: bool = True,
+) -> Any:
+    """Rewrite a folder of fma mask files (any version, mixed allowed) in ``file_format``.
+
+    Every record is kept as it is (levels, scores, boxes, points). Images that already have a
+    mask file of any suffix in ``out_dir`` are skipped, so an interrupted run resumes. When every
+    image succeeded, ``out_dir/manifest.json`` is ``src_dir``'s manifest (dataset, split,
+    classes, mask source and settings) with ``file_suffix`` and ``files_by_suffix`` of the new
+    folder and ``converted_from`` = ``src_dir`` (a minimal ``sam_masks`` manifest when
+    ``src_dir`` has none).
+
+    Args:
+        src_dir: folder of fma mask files.
+        out_dir: destination folder (not ``src_dir``).
+        file_format: ``"npz"`` (default), ``"json.gz"`` or ``"json"``.
+        image_ids: ids to convert (default: every mask file of ``src_dir``).
+        workers: worker processes (0: this process).
+        progress: show a progress bar.
+
+    Returns:
+        :class:`fma.stage.StageReport`.
+
+    Raises:
+        ValueError: ``out_dir`` is ``src_dir``, an unknown ``file_format``, or ``src_dir`` holds
+            amg.py outputs (import those with :func:`import_amg`).
+        FileNotFoundError: no such folder, or a requested id without a mask file.
+    """
+    src, out = Path(src_dir), Path(out_dir)
+    suffix = mask_suffix(file_format)
+    if out.resolve() == src.resolve():
+        raise ValueError(f"{out}: convert into another folder than the source")
+    found = detect_amg_layout(src)
+    ids = list(found) if image_ids is None else list(dict.fromkeys(image_ids))
+    absent = [i for i in ids if i not in found]
+    if absent:
+        raise FileNotFoundError(f"{src}: no mask file for {len(absent)} ids (e.g. {absent[0]})")
+    foreign = [i for i in ids if found[i] != "fma"]
+    if foreign:
+        raise ValueError(
+            f"{src}: {len(foreign)} images hold amg.py outputs, not fma mask files (e.g. "
+            f"{foreign[0]}); import them with tools/convert_masks.py --from-amg"
+        )
+    report = run_per_image(
+        ids,
+        _import_one,
+        (str(src), str(out), suffix),
+        output_path=lambda i: find_mask_file(out, i) or out / f"{i}{suffix}",
+        workers=workers,
+        desc=f"convert masks to {file_format}",
+        progress=progress,
+    )
+    if report.ok:
+        old = read_manifest(src, format=SAM_FORMAT, required=False)
+        names = [p.name for p in (find_mask_file(out, i) for i in ids) if p is not None]
+        by_suffix = {s: sum(1 for n in names if n.endswith(s)) for s in MASK_SUFFIXES}
+        params = dict(old.params) if old is not None and old.params else {}
+        params.update(file_suffix=suffix, converted_from=str(src),
+                      files_by_suffix={s: n for s, n in by_suffix.items() if n})  # fmt: skip
+        write_manifest(
+            out,
+            Manifest(
+                format=SAM_FORMAT,
+                version=SAM_VERSION,
+                count=len(names),
+                dataset=old.dataset if old is not None else None,
+                split=old.split if old is not None else None,
+                class_names=old.class_names if old is not None else None,
+                producer=producer_info("fma.apis.import_masks.convert_masks"),
+                params=params,
             ),
         )
     return report
