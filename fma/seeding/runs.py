@@ -29,8 +29,10 @@ __all__ = [
     "column_major",
     "count_in",
     "cover",
+    "expand_segments",
     "float_sums",
     "max_rank",
+    "max_rank_segments",
     "row_major",
 ]
 
@@ -111,7 +113,7 @@ def _segments(runs: MaskRuns, starts: np.ndarray, ends: np.ndarray) -> tuple[np.
     return np.flatnonzero(mark), index[starts], index[ends]
 
 
-def _expand(runs: MaskRuns, bounds: np.ndarray, per_segment: np.ndarray) -> np.ndarray:
+def expand_segments(runs: MaskRuns, bounds: np.ndarray, per_segment: np.ndarray) -> np.ndarray:
     """(H*W,) pixels of elementary-segment values (0 outside every segment)."""
     out = np.zeros(runs.num_pixels, dtype=per_segment.dtype)
     if bounds.size:
@@ -148,12 +150,21 @@ def max_rank(runs: MaskRuns, rank: np.ndarray) -> np.ndarray:
     Returns:
         (H*W,) array of ``rank``'s dtype, 0 where no mask with a positive rank covers the pixel.
     """
+    bounds, table = max_rank_segments(runs, rank)
+    return expand_segments(runs, bounds, table)
+
+
+def max_rank_segments(runs: MaskRuns, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`max_rank` per elementary segment: ``(bounds, table)``, segment i is the pixels
+    ``bounds[i]:bounds[i + 1]`` (column-major) with the value ``table[i]``; pixels outside
+    ``bounds[0]:bounds[-1]`` are 0. A caller that maps ranks to labels maps ``table`` (M values)
+    before expanding, instead of H*W pixels after."""
     rank = np.asarray(rank)
     per_run = np.repeat(rank, np.diff(runs.offsets))
     keep = per_run > 0
     starts, ends, per_run = runs.starts[keep], runs.ends[keep], per_run[keep]
     if starts.size == 0:
-        return np.zeros(runs.num_pixels, dtype=rank.dtype)
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=rank.dtype)
     bounds, a, b = _segments(runs, starts, ends)
     m = bounds.size - 1  # elementary segments
     level = np.log2(b - a).astype(np.int64)  # floor(log2(length)); lengths are >= 1
@@ -173,4 +184,4 @@ def max_rank(runs: MaskRuns, rank: np.ndarray) -> np.ndarray:
             np.maximum.at(level_k, a[sel], per_run[sel])
             np.maximum.at(level_k, b[sel] - half, per_run[sel])
         table = level_k
-    return _expand(runs, bounds, table)
+    return bounds, table

@@ -21,7 +21,7 @@ import numpy as np
 
 from fma.io.cams import CamRecord
 from fma.io.rle_runs import MaskRuns
-from fma.seeding.runs import float_sums, max_rank, row_major
+from fma.seeding.runs import expand_segments, float_sums, max_rank, max_rank_segments, row_major
 from fma.seeding.sams import (
     GATHER_METHODS,
     GatherMethod,
@@ -76,7 +76,8 @@ def paint_runs(runs: MaskRuns, labels: np.ndarray, order: np.ndarray) -> np.ndar
     rank = _ranks(order, k)
     lut = np.zeros(k + 1, dtype=np.uint8)
     lut[1:] = np.asarray(labels).reshape(-1)[np.asarray(order, dtype=np.int64).reshape(-1)]
-    return row_major(lut[max_rank(runs, rank)], runs.shape)
+    bounds, table = max_rank_segments(runs, rank)  # labels per segment, then one uint8 pass
+    return row_major(expand_segments(runs, bounds, lut[table]), runs.shape)
 
 
 def _ranks(order: np.ndarray, k: int) -> np.ndarray:
