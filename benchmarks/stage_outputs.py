@@ -244,8 +244,8 @@ def compare(a: Path, b: Path) -> int:
         else:
             ok = pa.read_bytes() == pb.read_bytes()
         if not ok:
-            same = " (bytes only: same mode, palette and pixels)" if _same_png(pa, pb) else ""
-            print(f"differs: {rel}{same}")
+            note = " (bytes only: same mode, palette and pixels)" if _same_png(pa, pb) else ""
+            print(f"differs: {rel}{note}")
             bad += 1
         ext = "".join(Path(rel).suffixes[-2:]) or Path(rel).name
         kinds[ext] = kinds.get(ext, 0) + 1
