@@ -167,21 +167,25 @@ def max_rank_segments(runs: MaskRuns, rank: np.ndarray) -> tuple[np.ndarray, np.
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=rank.dtype)
     bounds, a, b = _segments(runs, starts, ends)
     m = bounds.size - 1  # elementary segments
-    level = np.log2(b - a).astype(np.int64)  # floor(log2(length)); lengths are >= 1
-    # Guard the float log against rounding at exact powers of two.
-    level -= (1 << level) > (b - a)
-    level += (1 << (level + 1)) <= (b - a)
+    # floor(log2(length)), exact: frexp's exponent of an integer below 2^53 (lengths are >= 1).
+    level = np.frexp((b - a).astype(np.float64))[1].astype(np.int64) - 1
+    # The runs of each level as one contiguous slice (a stable sort of small integers).
+    by_level = np.argsort(level, kind="stable")
+    a, b, per_run = a[by_level], b[by_level], per_run[by_level]
+    top = int(level.max())
+    edges = np.searchsorted(level[by_level], np.arange(top + 2))
     table = np.zeros(0, dtype=rank.dtype)
-    for k in range(int(level.max()), -1, -1):
+    for k in range(top, -1, -1):
         size, half = m - (1 << k) + 1, 1 << k
         level_k = np.zeros(size, dtype=rank.dtype)
         if table.size:  # push level k + 1 down: block i covers blocks i and i + 2^k here
             level_k[: table.size] = table
             np.maximum(level_k[half : half + table.size], table,
                        out=level_k[half : half + table.size])  # fmt: skip
-        sel = level == k
-        if sel.any():
-            np.maximum.at(level_k, a[sel], per_run[sel])
-            np.maximum.at(level_k, b[sel] - half, per_run[sel])
+        lo, hi = edges[k], edges[k + 1]
+        if hi > lo:  # each run as two blocks of 2^k segments: [a, a + 2^k) and [b - 2^k, b)
+            values = per_run[lo:hi]
+            np.maximum.at(level_k, np.concatenate([a[lo:hi], b[lo:hi] - half]),
+                          np.concatenate([values, values]))  # fmt: skip
         table = level_k
     return bounds, table
