@@ -239,7 +239,7 @@ def read_npz_records(path: str | os.PathLike) -> dict[str, Any]:
     For the readers that work on records (panels, format conversion); the seeding stages read
     runs straight from the arrays (:func:`fma.io.rle_runs.load_mask_runs`).
     """
-    from pycocotools import mask as mask_utils
+    from fma.io.sam_masks import compress_rle  # sam_masks imports this module
 
     header, counts, table, pts = read_npz_arrays(path, points=True)
     h, w = header["height"], header["width"]
@@ -247,7 +247,7 @@ def read_npz_records(path: str | os.PathLike) -> dict[str, Any]:
     starts = [0, *ends][:-1]
     values = counts.tolist()
     rles = [{"size": [h, w], "counts": values[a:b]} for a, b in zip(starts, ends, strict=True)]
-    coded = mask_utils.frPyObjects(rles, h, w) if rles else []
+    coded = compress_rle(rles, h, w)
     pend = table["points_end"].astype(np.int64).tolist()
     pstart = [0, *pend][:-1]
     assert pts is not None
@@ -255,7 +255,7 @@ def read_npz_records(path: str | os.PathLike) -> dict[str, Any]:
     for i, row in enumerate(table):
         records.append(
             {
-                "segmentation": {"size": [h, w], "counts": coded[i]["counts"].decode("ascii")},
+                "segmentation": coded[i],
                 "area": int(row["area"]),
                 "bbox": [float(v) for v in row["bbox"]],
                 "predicted_iou": float(row["predicted_iou"]),

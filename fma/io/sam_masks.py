@@ -50,6 +50,7 @@ __all__ = [
     "VERSION",
     "SamMaskError",
     "SamMasks",
+    "compress_rle",
     "decode_rle",
     "encode_rle",
     "find_mask_file",
@@ -189,6 +190,16 @@ def encode_rle(masks: np.ndarray) -> list[dict[str, Any]]:
         rle["counts"] = rle["counts"].decode("ascii")
         rle["size"] = [int(s) for s in rle["size"]]
     return rles
+
+
+def compress_rle(rles: list[dict[str, Any]], height: int, width: int) -> list[dict[str, Any]]:
+    """COCO uncompressed RLE dicts (``counts`` a list of run lengths) -> compressed, str counts."""
+    if not rles:
+        return []
+    coded = _mask_utils().frPyObjects(rles, height, width)
+    return [
+        {"size": [int(height), int(width)], "counts": c["counts"].decode("ascii")} for c in coded
+    ]
 
 
 def decode_rle(rles: list[dict[str, Any]], height: int, width: int) -> np.ndarray:
