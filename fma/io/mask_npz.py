@@ -1,9 +1,9 @@
 """SAM mask files, format version 2: the run lengths as arrays in a NumPy ``.npz``.
 
 Why a second version: reading a version-1 file (gzip'd JSON holding COCO compressed-RLE
-strings, :mod:`fma.io.sam_masks`) takes about 6 ms per VOC-size image at 150 masks (inflating,
-parsing the JSON, decoding the counts strings), more than SEPL or SAMS themselves; this layout
-is read in well under 1 ms (``benchmarks/seeding.py``). Version 1 stays readable and writable
+strings, :mod:`fma.io.sam_masks`) into runs takes 4-6 ms per VOC-size image at 155 masks
+(inflating, parsing the JSON, decoding the counts strings), more than SEPL itself; this layout
+takes 1.2-1.8 ms (``benchmarks/seeding.py``, "read" rows). Version 1 stays readable and writable
 (``file_format="json.gz"``) for tools that want segment-anything's JSON records.
 
 File ``<image_id>.npz``, a zip of ``.npy`` members (deflated), read with
@@ -25,9 +25,10 @@ A version-1 record round-trips exactly: :func:`read_npz_records` gives back the 
 the same compressed counts strings (re-encoded by pycocotools). Equal records give equal bytes
 (numpy writes every zip member with the fixed 1980 timestamp).
 
-Uncompressed ``uint32`` lengths deflated are about as small as version 1's gzip'd strings on
-real VOC superpixel masks (30 vs 28.5 KiB per image at 158 masks) and need one ``cumsum`` to
-become runs; a byte-shuffled variant is 20 % smaller but reads at half the speed.
+Uncompressed ``uint32`` lengths, deflated, make files a little larger than version 1's gzip'd
+strings on real VOC superpixel masks (34 vs 29 kB per image at 158 masks, all members) and need
+one ``cumsum`` to become runs; byte-shuffled lengths deflate 20 % smaller but take twice as long
+to restore.
 """
 
 from __future__ import annotations
