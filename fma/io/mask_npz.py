@@ -44,7 +44,10 @@ import numpy as np
 
 from fma.io.atomic import write_bytes_atomic
 from fma.io.npz_members import read_npz
-from fma.io.rle_counts import decode_counts
+from fma.io.rle_counts import checked_prefix, decode_counts
+
+# fma.io.sam_masks imports this module inside its functions, so importing it here is no cycle.
+from fma.io.sam_masks import FORMAT, SamMaskError, compress_rle, mask_file_id
 
 __all__ = [
     "MASK_TABLE_DTYPE",
@@ -55,7 +58,6 @@ __all__ = [
     "save_mask_npz",
 ]
 
-FORMAT = "sam_masks"  # the format name of both versions (fma.io.sam_masks.FORMAT)
 NPZ_VERSION = 2
 #: The per-mask record of the ``masks`` member.
 MASK_TABLE_DTYPE = np.dtype(
@@ -80,14 +82,15 @@ def is_mask_npz(path: str | os.PathLike) -> bool:
         return f.read(4) == _ZIP_MAGIC
 
 
-def _error(path: Path, what: str) -> Exception:
-    from fma.io.sam_masks import SamMaskError  # sam_masks imports this module
-
+def _error(path: Path, what: str) -> SamMaskError:
     return SamMaskError(f"{path}: {what}; delete it and re-run tools/gen_sam_masks.py")
 
 
-def _counts_of(records: list[dict[str, Any]], n: int, path: Path) -> tuple[np.ndarray, list[int]]:
-    """(V,) int64 run lengths of all records and each record's number of lengths."""
+def _counts_of(
+    records: list[dict[str, Any]], shape: tuple[int, int], path: Path
+) -> tuple[np.ndarray, list[int]]:
+    """(V,) int64 run lengths of all records (checked against ``shape``) and each record's
+    number of lengths."""
     strings = [r["segmentation"]["counts"] for r in records]
     if all(isinstance(c, (str, bytes)) for c in strings):
         values, offsets = decode_counts(strings)
@@ -99,14 +102,10 @@ def _counts_of(records: list[dict[str, Any]], n: int, path: Path) -> tuple[np.nd
         values = np.concatenate(parts) if parts else np.zeros(0, np.int64)
         offsets = np.zeros(len(parts) + 1, np.int64)
         np.cumsum([p.size for p in parts], out=offsets[1:])
-    csum = np.zeros(values.size + 1, np.int64)
-    np.cumsum(values, out=csum[1:])
-    totals = csum[offsets[1:]] - csum[offsets[:-1]]
-    bad = np.flatnonzero(totals != n)
-    if values.size and values.min() < 0:
-        raise _error(path, "a mask has a negative RLE count")
-    if bad.size:
-        raise _error(path, f"mask {int(bad[0])} covers {int(totals[bad[0]])} pixels, not {n}")
+    try:
+        checked_prefix(values, offsets, shape)
+    except ValueError as exc:
+        raise _error(path, str(exc)) from exc
     return values, np.diff(offsets).tolist()
 
 
@@ -123,15 +122,14 @@ def save_mask_npz(
             compressed string or an uncompressed list.
     """
     path = Path(path)
-    n = int(height) * int(width)
-    values, per_mask = _counts_of(records, n, path)
+    values, per_mask = _counts_of(records, (int(height), int(width)), path)
     if values.size and values.max() >= 2**32:
         raise _error(path, "an RLE count does not fit in 32 bits")
     k = len(records)
     table = np.zeros(k, dtype=MASK_TABLE_DTYPE)
-    table["counts_end"] = np.cumsum(per_mask, dtype=np.uint64) if k else 0
+    table["counts_end"] = np.cumsum(per_mask, dtype=np.uint64)
     points = [list(r.get("point_coords") or []) for r in records]
-    table["points_end"] = np.cumsum([len(p) for p in points], dtype=np.uint64) if k else 0
+    table["points_end"] = np.cumsum([len(p) for p in points], dtype=np.uint64)
     if k:
         table["area"] = [int(r["area"]) for r in records]
         table["bbox"] = [[float(v) for v in r["bbox"]] for r in records]
@@ -180,22 +178,21 @@ def read_npz_arrays(
         FileNotFoundError: no such file.
         SamMaskError: not a zip of the four members, wrong format or version, an image id that
             is not the file name's, or counts / tables that do not fit together (names the file).
+            Whether every mask's run lengths cover the image is checked by the readers of the
+            lengths (:func:`fma.io.rle_runs.load_mask_runs`, :func:`read_npz_records`), which
+            add them up anyway.
     """
-    from fma.io.sam_masks import mask_file_id
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: SAM mask file not found; run tools/gen_sam_masks.py")
     try:
         members = read_npz(path, _MEMBERS, dtypes=_DTYPES)
-        missing = [m for m in _MEMBERS if m not in members]
-        if missing:
-            raise _error(path, f"not an fma mask file (members {missing} missing)")
-        header = json.loads(str(members["header"][()]))
+        header = json.loads(str(members["header"][()])) if "header" in members else None
     except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-        if type(exc).__name__ == "SamMaskError":  # raised just above
-            raise
         raise _error(path, f"unreadable mask file ({exc})") from exc
+    missing = [m for m in _MEMBERS if m not in members]
+    if missing:
+        raise _error(path, f"not an fma mask file (members {missing} missing)")
     counts, table = members["counts"], members["masks"]
     pts = members["points"] if points else None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
@@ -217,15 +214,6 @@ def read_npz_arrays(
         raise _error(path, "the masks' counts_end do not partition the counts")
     if not ends.size and counts.size:
         raise _error(path, "counts without masks")
-    if ends.size:
-        csum = np.zeros(counts.size + 1, dtype=np.int64)
-        np.cumsum(counts, out=csum[1:])
-        bounds = np.concatenate([[0], ends.astype(np.int64)])
-        totals = csum[bounds[1:]] - csum[bounds[:-1]]
-        bad = np.flatnonzero(totals != h * w)
-        if bad.size:
-            raise _error(path, f"mask {int(bad[0])} covers {int(totals[bad[0]])} pixels, "
-                               f"the image has {h}x{w}")  # fmt: skip
     if pts is not None and (pts.ndim != 2 or pts.shape[1] != 2 or pts.dtype != np.float64):
         raise _error(path, f"points are {pts.dtype} {pts.shape}, expected (P, 2) float64")
     pend = table["points_end"]
@@ -240,11 +228,15 @@ def read_npz_records(path: str | os.PathLike) -> dict[str, Any]:
     For the readers that work on records (panels, format conversion); the seeding stages read
     runs straight from the arrays (:func:`fma.io.rle_runs.load_mask_runs`).
     """
-    from fma.io.sam_masks import compress_rle  # sam_masks imports this module
-
     header, counts, table, pts = read_npz_arrays(path, points=True)
     h, w = header["height"], header["width"]
-    ends = table["counts_end"].astype(np.int64).tolist()
+    offsets = np.zeros(table.shape[0] + 1, dtype=np.int64)
+    offsets[1:] = table["counts_end"]
+    try:
+        checked_prefix(counts, offsets, (h, w))  # pycocotools would not check
+    except ValueError as exc:
+        raise _error(Path(path), f"corrupt mask record ({exc})") from exc
+    ends = offsets[1:].tolist()
     starts = [0, *ends][:-1]
     values = counts.tolist()
     rles = [{"size": [h, w], "counts": values[a:b]} for a, b in zip(starts, ends, strict=True)]

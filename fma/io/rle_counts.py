@@ -4,7 +4,8 @@ The characters of one concatenated buffer are split into values at the character
 continuation bit (0x20), the 5-bit groups are shifted and summed, the sign bit (0x10) of a
 value's last character sign-extends it, and every count after the third adds the count two
 places before it (pycocotools' ``rleFrString``). Used by the run reader
-(:mod:`fma.io.rle_runs`) and by the version-2 mask writer (:mod:`fma.io.mask_npz`).
+(:mod:`fma.io.rle_runs`) and by the version-2 mask writer (:mod:`fma.io.mask_npz`), which also
+share :func:`checked_prefix`, the one check that every mask's run lengths cover its image.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["decode_counts"]
+__all__ = ["checked_prefix", "decode_counts"]
 
 _MAX_CHARS_PER_VALUE = 13  # 64-bit values need at most 13 5-bit groups
 
@@ -88,3 +89,31 @@ def _undelta(x: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     out = chain - padded[before + 1]
     out[m == 0] = x[m == 0]
     return out
+
+
+def checked_prefix(values: np.ndarray, offsets: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(V + 1,) int64 exclusive prefix sums of the run lengths of K masks of an (H, W) image.
+
+    Args:
+        values: (V,) run lengths, mask after mask (any integer dtype).
+        offsets: (K + 1,) int64; mask k's lengths are ``values[offsets[k]:offsets[k + 1]]``.
+        shape: (H, W).
+
+    Raises:
+        ValueError: a negative run length, or a mask whose lengths do not add up to H x W (the
+            message names the first such mask).
+    """
+    n = int(shape[0]) * int(shape[1])
+    if values.dtype.kind != "u" and values.size and values.min() < 0:
+        bad = int(np.searchsorted(offsets, np.flatnonzero(values < 0)[0], side="right") - 1)
+        raise ValueError(f"mask {bad} has a negative run length")
+    csum = np.zeros(values.size + 1, dtype=np.int64)
+    np.cumsum(values, out=csum[1:])
+    totals = csum[offsets[1:]] - csum[offsets[:-1]]
+    if (totals != n).any():
+        bad = int(np.flatnonzero(totals != n)[0])
+        raise ValueError(
+            f"mask {bad} covers {int(totals[bad])} pixels, not {n} (the image is "
+            f"{shape[0]}x{shape[1]})"
+        )
+    return csum

@@ -29,7 +29,7 @@ import numpy as np
 
 from fma.io.mask_layout import load_masks_any, mask_layout
 from fma.io.mask_npz import is_mask_npz, read_npz_arrays
-from fma.io.rle_counts import decode_counts
+from fma.io.rle_counts import checked_prefix, decode_counts
 from fma.io.sam_masks import SamMaskError, SamMasks, mask_file_id, read_sam_records
 
 __all__ = [
@@ -131,17 +131,7 @@ def runs_from_counts(
             (the message names the first such mask).
     """
     n = int(shape[0]) * int(shape[1])
-    if values.dtype.kind != "u" and values.size and values.min() < 0:
-        bad = int(np.searchsorted(offsets, np.flatnonzero(values < 0)[0], side="right") - 1)
-        raise ValueError(f"mask {bad} has a negative run length")
-    csum = np.zeros(values.size + 1, dtype=np.int64)
-    np.cumsum(values, out=csum[1:])
-    totals = csum[offsets[1:]] - csum[offsets[:-1]]
-    if (totals != n).any():
-        bad = int(np.flatnonzero(totals != n)[0])
-        raise ValueError(
-            f"mask {bad} covers {int(totals[bad])} pixels, the image has {shape[0]}x{shape[1]}"
-        )
+    csum = checked_prefix(values, offsets, shape)
     # Foreground lengths sit at odd places inside their mask: place i - offsets[k] is odd
     # when the parity of i differs from the parity of the mask's first index (a bool per value
     # instead of an int64 position).
