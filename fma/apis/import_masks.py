@@ -20,10 +20,11 @@ from fma.io.amg_format import _bbox_xywh, _num, _parse_amg_records, _read_folder
 from fma.io.manifest import Manifest, producer_info, read_manifest, write_manifest
 from fma.io.mask_layout import detect_amg_layout, mask_layout
 from fma.io.sam_masks import FORMAT as SAM_FORMAT
+from fma.io.sam_masks import VERSION as SAM_VERSION
 from fma.io.sam_masks import (
-    MASK_SUFFIXES,
     SamMaskError,
     encode_rle,
+    files_by_suffix,
     find_mask_file,
     make_record,
     mask_suffix,
@@ -31,7 +32,6 @@ from fma.io.sam_masks import (
     read_sam_records,
     save_sam_masks,
 )
-from fma.io.sam_masks import VERSION as SAM_VERSION
 from fma.stage import run_per_image
 
 __all__ = ["MASK_SOURCE", "convert_masks", "import_amg"]
@@ -111,6 +111,22 @@ def _import_one(image_id: str, src_root: str, out_dir: str, suffix: str) -> None
     save_sam_masks(Path(out_dir) / f"{image_id}{suffix}", image_id, h, w, recs)
 
 
+def _write_all(
+    ids: Sequence[str], src: Path, out: Path, suffix: str, workers: int, desc: str, progress: bool
+) -> Any:
+    """:func:`_import_one` over ``ids``; images with a mask file of any suffix in ``out`` are
+    skipped (the resumption rule of both entry points)."""
+    return run_per_image(
+        ids,
+        _import_one,
+        (str(src), str(out), suffix),
+        output_path=lambda i: find_mask_file(out, i) or out / f"{i}{suffix}",
+        workers=workers,
+        desc=desc,
+        progress=progress,
+    )
+
+
 def import_amg(
     src_root: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -154,15 +170,7 @@ def import_amg(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     suffix = mask_suffix(file_format)
-    report = run_per_image(
-        ids,
-        _import_one,
-        (str(src_root), str(out), suffix),
-        output_path=lambda i: find_mask_file(out, i) or out / f"{i}{suffix}",
-        workers=workers,
-        desc="import amg masks",
-        progress=progress,
-    )
+    report = _write_all(ids, Path(src_root), out, suffix, workers, "import amg masks", progress)
     if report.ok:
         layouts = sorted({found.get(i, "missing") for i in ids})
         write_manifest(
@@ -235,28 +243,19 @@ def convert_masks(
             f"{src}: {len(foreign)} images hold amg.py outputs, not fma mask files (e.g. "
             f"{foreign[0]}); import them with tools/convert_masks.py --from-amg"
         )
-    report = run_per_image(
-        ids,
-        _import_one,
-        (str(src), str(out), suffix),
-        output_path=lambda i: find_mask_file(out, i) or out / f"{i}{suffix}",
-        workers=workers,
-        desc=f"convert masks to {file_format}",
-        progress=progress,
-    )
+    desc = f"convert masks to {file_format}"
+    report = _write_all(ids, src, out, suffix, workers, desc, progress)
     if report.ok:
         old = read_manifest(src, format=SAM_FORMAT, required=False)
-        names = [p.name for p in (find_mask_file(out, i) for i in ids) if p is not None]
-        by_suffix = {s: sum(1 for n in names if n.endswith(s)) for s in MASK_SUFFIXES}
+        by_suffix = files_by_suffix(out, ids)
         params = dict(old.params) if old is not None and old.params else {}
-        params.update(file_suffix=suffix, converted_from=str(src),
-                      files_by_suffix={s: n for s, n in by_suffix.items() if n})  # fmt: skip
+        params.update(file_suffix=suffix, converted_from=str(src), files_by_suffix=by_suffix)
         write_manifest(
             out,
             Manifest(
                 format=SAM_FORMAT,
                 version=SAM_VERSION,
-                count=len(names),
+                count=sum(by_suffix.values()),
                 dataset=old.dataset if old is not None else None,
                 split=old.split if old is not None else None,
                 class_names=old.class_names if old is not None else None,

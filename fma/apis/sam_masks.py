@@ -50,6 +50,7 @@ from fma.io.sam_masks import (
     FORMAT,
     MASK_SUFFIXES,
     VERSION,
+    files_by_suffix,
     find_mask_file,
     mask_suffix,
     save_sam_masks,
@@ -499,12 +500,11 @@ def _write_manifest(
     finished: bool,
     failed: int,
 ) -> None:
-    found = [f.name for f in (find_mask_file(out_dir, i) for i in images.ids) if f is not None]
-    by_suffix = {s: sum(1 for name in found if name.endswith(s)) for s in MASK_SUFFIXES}
-    count = len(found)
+    by_suffix = files_by_suffix(out_dir, images.ids)
+    count = sum(by_suffix.values())
     p = dict(params)
     p.update(n_images=len(images.ids), n_written=count, n_failed=failed)
-    p.update(files_by_suffix={s: n for s, n in by_suffix.items() if n})
+    p.update(files_by_suffix=by_suffix)
     p.update(complete=count == len(images.ids), finished=finished)
     manifest = Manifest(
         format=FORMAT,

@@ -34,7 +34,7 @@ import gzip
 import json
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -53,6 +53,7 @@ __all__ = [
     "compress_rle",
     "decode_rle",
     "encode_rle",
+    "files_by_suffix",
     "find_mask_file",
     "load_sam_masks",
     "make_record",
@@ -111,6 +112,17 @@ def find_mask_file(folder: str | os.PathLike, image_id: str) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def files_by_suffix(folder: str | os.PathLike, image_ids: Sequence[str]) -> dict[str, int]:
+    """How many of ``image_ids`` have their mask file (:func:`find_mask_file`) in ``folder``,
+    per suffix; suffixes without files are left out."""
+    counts = dict.fromkeys(MASK_SUFFIXES, 0)
+    for image_id in image_ids:
+        path = find_mask_file(folder, image_id)
+        if path is not None:
+            counts[next(s for s in MASK_SUFFIXES if path.name.endswith(s))] += 1
+    return {s: n for s, n in counts.items() if n}
 
 
 def mask_suffix(file_format: str) -> str:
