@@ -89,7 +89,8 @@ def read_npz(
     hints = dtypes or {}
     with zipfile.ZipFile(path) as zf:
         present = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
-        wanted = present if names is None else [n for n in names if n in set(present)]
+        have = set(present)
+        wanted = present if names is None else [n for n in names if n in have]
         out = {}
         for name in wanted:
             data = zf.read(f"{name}.npy")
