@@ -103,6 +103,11 @@ def end_to_end(inp: Any, work: Path, args: argparse.Namespace) -> list[dict[str,
         trees.append(("before", args.before, args.before, inp.masks_v1, ".json.gz"))
     one_file = work / "one_id.txt"
     one_file.write_text(inp.ids[0] + "\n")
+    for _, tree, _, _, _ in trees:
+        # Byte-compiled modules, as an installed package has them: with PYTHONDONTWRITEBYTECODE
+        # set, every process would otherwise compile the tree's modules again at start-up.
+        subprocess.run([py, "-m", "compileall", "-q", str(tree / "fma"), str(tree / "tools")],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     for stage in ("SEPL", "SAMS"):
         outs = {}
         for tool_tree, tree, path, masks, suffix in trees:

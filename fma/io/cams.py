@@ -28,16 +28,6 @@ __all__ = ["CAM_DTYPES", "FORMAT", "VERSION", "CamError", "CamRecord", "load_cam
 FORMAT = "cams"
 VERSION = 1
 CAM_DTYPES = ("float32", "float16")  # float32 as the original stores CAMs before seeding
-# The member dtypes save_cam writes (their headers are read without numpy's parser).
-_DTYPES = {
-    "cam": (np.dtype("<f4"), np.dtype("<f2")),
-    "fg_cls": (np.dtype("<i2"),),
-    "format_version": (np.dtype("<i4"),),
-    "fg_logit": (np.dtype("<f4"),),
-    "all_logit": (np.dtype("<f4"),),
-    "ori_size": (np.dtype("<i4"),),
-    "att": (np.dtype("<f2"),),
-}
 
 
 class CamError(ValueError):
@@ -103,7 +93,7 @@ def load_cam(path: str | os.PathLike, *, with_att: bool = False) -> CamRecord:
         raise FileNotFoundError(f"{path}: CAM file not found; run tools/test.py with --out")
     names = ["cam", "fg_cls", "format_version", "fg_logit", "all_logit", "ori_size"]
     try:
-        z = read_npz(path, [*names, "att"] if with_att else names, dtypes=_DTYPES, writable=True)
+        z = read_npz(path, [*names, "att"] if with_att else names, writable=True)
         if "cam" not in z or "fg_cls" not in z:
             keys = sorted(read_npz(path))
             raise CamError(f"{path}: CAM file lacks 'cam' or 'fg_cls' (keys: {keys})")

@@ -153,12 +153,9 @@ def save_mask_npz(
     write_bytes_atomic(path, buf.getvalue())
 
 
-#: The dtypes of the members with a fixed dtype (their headers skip numpy's parser).
-_DTYPES = {
-    "counts": (np.dtype("<u4"),),
-    "masks": (MASK_TABLE_DTYPE,),
-    "points": (np.dtype("<f8"),),
-}
+#: The structured dtype of the mask table (its header skips numpy's parser; the other
+#: members have plain dtypes, whose headers always do).
+_DTYPES = {"masks": (MASK_TABLE_DTYPE,)}
 
 
 def read_npz_arrays(

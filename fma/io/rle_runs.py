@@ -29,7 +29,7 @@ import numpy as np
 
 from fma.io.mask_layout import load_masks_any, mask_layout
 from fma.io.mask_npz import is_mask_npz, read_npz_arrays
-from fma.io.rle_counts import checked_prefix, decode_counts
+from fma.io.rle_counts import checked_prefix, decode_counts, exclusive_prefix
 from fma.io.sam_masks import SamMaskError, SamMasks, mask_file_id, read_sam_records
 
 __all__ = [
@@ -106,8 +106,7 @@ def mask_sums(runs: MaskRuns, per_run: np.ndarray) -> np.ndarray:
     """
     k = len(runs)
     if np.issubdtype(per_run.dtype, np.integer):
-        csum = np.zeros(per_run.shape[0] + 1, dtype=np.int64)
-        np.cumsum(per_run, out=csum[1:])
+        csum = exclusive_prefix(per_run)
         return csum[runs.offsets[1:]] - csum[runs.offsets[:-1]]
     out = np.zeros(k, dtype=np.float64)
     nonempty = np.flatnonzero(np.diff(runs.offsets) > 0)

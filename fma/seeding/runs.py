@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fma.io.rle_counts import exclusive_prefix
 from fma.io.rle_runs import MaskRuns, mask_sums
 
 __all__ = [
@@ -50,9 +51,7 @@ def row_major(flat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 def count_in(runs: MaskRuns, inside: np.ndarray) -> np.ndarray:
     """(K,) int64 ``|M_k & A|`` for a (H*W,) column-major bool ``A``."""
-    n = runs.num_pixels
-    csum = np.zeros(n + 1, dtype=np.int32 if n < 2**31 else np.int64)
-    np.cumsum(inside, out=csum[1:])
+    csum = exclusive_prefix(inside, np.int32 if runs.num_pixels < 2**31 else np.int64)
     return mask_sums(runs, csum[runs.ends] - csum[runs.starts])
 
 
@@ -73,27 +72,29 @@ def float_sums(runs: MaskRuns, images: np.ndarray) -> np.ndarray:
         imgs = imgs[None]
     if imgs.shape[1:] != (h, w):
         raise ValueError(f"images are {imgs.shape[1:]}, masks are {(h, w)}")
+    p = imgs.shape[0]
     xs, ys = np.divmod(runs.starts, h)
     xe = (runs.ends - 1) // h
     ye = runs.ends - xe * h  # 1..h: the end stays in the column of the run's last pixel
-    # prefix[y, x] = sum of column x above row y (float64), prefix[0] = 0; flat index y * w + x.
-    lo, hi = ys * w + xs, ye * w + xe
-    span = np.flatnonzero(xe != xs)
-    out = np.zeros((len(runs), imgs.shape[0]), dtype=np.float64)
-    prefix = np.zeros((h + 1, w), dtype=np.float64)
-    cols = np.zeros(w + 1, dtype=np.float64)
+    # prefix[y, c, x] = sum of column x of image c above row y (float64), prefix[0] = 0.
+    # Row by row, all images at once: every column's running sum in the order of np.cumsum
+    # down the column (the same float64 additions), one vector add per row instead of a
+    # strided scan per column (about 1.5 times faster on VOC images, and the per-call cost of
+    # the H adds is shared by the P images).
+    prefix = np.zeros((h + 1, p, w), dtype=np.float64)
+    prefix[1:] = imgs.transpose(1, 0, 2)
+    for y in range(1, h):
+        np.add(prefix[y], prefix[y + 1], out=prefix[y + 1])
     flat = prefix.reshape(-1)
-    for c, img in enumerate(imgs):
-        # Row by row: every column's running sum in the order of np.cumsum down the column
-        # (the same float64 additions), a vector add per row instead of a strided scan per
-        # column (about 1.5 times faster on VOC images).
-        prefix[1:] = img
-        for y in range(1, h):
-            np.add(prefix[y], prefix[y + 1], out=prefix[y + 1])
-        per_run = flat[hi] - flat[lo]
+    lo, hi = ys * (p * w) + xs, ye * (p * w) + xe  # image 0; image c is c * w further
+    span = np.flatnonzero(xe != xs)
+    cols = np.zeros((p, w + 1), dtype=np.float64)
+    np.cumsum(prefix[h], axis=1, out=cols[:, 1:])  # column totals, then their running sum
+    out = np.zeros((len(runs), p), dtype=np.float64)
+    for c in range(p):
+        per_run = flat[hi + c * w] - flat[lo + c * w]
         if span.size:
-            np.cumsum(prefix[h], out=cols[1:])
-            per_run[span] += cols[xe[span]] - cols[xs[span]]
+            per_run[span] += cols[c, xe[span]] - cols[c, xs[span]]
         out[:, c] = mask_sums(runs, per_run)
     return out[:, 0] if single else out
 
@@ -102,15 +103,19 @@ def _segments(runs: MaskRuns, starts: np.ndarray, ends: np.ndarray) -> tuple[np.
     """Boundaries of the elementary segments between run ends, and each run's range [a, b).
 
     One pass over the pixels marks the boundaries (no sort): segment i is
-    ``[bounds[i], bounds[i + 1])`` and run r covers the segments ``a[r] <= i < b[r]``.
+    ``[bounds[i], bounds[i + 1])`` and run r covers the segments ``a[r] <= i < b[r]``. A run
+    end's segment index is its place in ``bounds``, written at the boundaries of an
+    uninitialised array and read back at the run ends (about 3 times faster than a cumulative
+    count of the marks over all pixels).
     """
     n = runs.num_pixels
     mark = np.zeros(n + 1, dtype=bool)
     mark[starts] = True
     mark[ends] = True
-    index = np.cumsum(mark, dtype=np.int32 if n < 2**31 else np.int64)
-    index -= 1
-    return np.flatnonzero(mark), index[starts], index[ends]
+    bounds = np.flatnonzero(mark)
+    place = np.empty(n + 1, dtype=np.int32 if bounds.size < 2**31 else np.int64)
+    place[bounds] = np.arange(bounds.size, dtype=place.dtype)
+    return bounds, place[starts], place[ends]
 
 
 def expand_segments(runs: MaskRuns, bounds: np.ndarray, per_segment: np.ndarray) -> np.ndarray:
@@ -168,8 +173,9 @@ def max_rank_segments(runs: MaskRuns, rank: np.ndarray) -> tuple[np.ndarray, np.
     bounds, a, b = _segments(runs, starts, ends)
     m = bounds.size - 1  # elementary segments
     # floor(log2(length)), exact: frexp's exponent of an integer below 2^53 (lengths are >= 1).
-    level = np.frexp((b - a).astype(np.float64))[1].astype(np.int64) - 1
-    # The runs of each level as one contiguous slice (a stable sort of small integers).
+    level = (np.frexp((b - a).astype(np.float64))[1] - 1).astype(np.uint8)  # below 53
+    # The runs of each level as one contiguous slice: a stable sort of uint8 keys (numpy's
+    # radix sort, about 4 times faster than on int64 keys).
     by_level = np.argsort(level, kind="stable")
     a, b, per_run = a[by_level], b[by_level], per_run[by_level]
     top = int(level.max())

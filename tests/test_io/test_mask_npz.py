@@ -156,9 +156,9 @@ def test_writer_refuses_bad_records(tmp_path):
 
 
 def test_fast_header_path_equals_numpy(tmp_path, monkeypatch):
-    """Members with the expected dtypes are parsed without numpy's header parser, to the same
-    arrays as np.load; other headers (another dtype, Fortran order) go through numpy's parser,
-    and object arrays are refused."""
+    """Members of plain dtypes and of the expected structured dtype are parsed without numpy's
+    header parser, to the same arrays as np.load; other headers (Fortran order) go through
+    numpy's parser, and object arrays are refused."""
     from fma.io import npz_members
 
     path = tmp_path / "a.npz"
