@@ -12,8 +12,10 @@ that order (:func:`column_major`) and every per-pixel output back (:func:`row_ma
   over the pixels, then a cumulative sum.
 * :func:`max_rank` is the highest painting rank of the masks covering each pixel (the last
   painted mask wins). It works on the elementary segments between run ends (marked in one pass
-  over the pixels) and applies each run as a range maximum with a top-down sparse table (two
-  blocks of a power of two per run): O(R log R + H W) time, O(R + H W) memory.
+  over the pixels, M of them) and applies each run as a range maximum: with one scatter of all
+  (run, segment) pairs when the runs cover each segment a few times on average
+  (:data:`DIRECT_COVER`), else with a top-down sparse table (two blocks of a power of two per
+  run): O(R log R + M log M + H W) time, O(R + H W) memory either way.
 
 Memory per call stays a few bytes per pixel (int32 and bool arrays over H x W) plus O(R);
 nothing builds a (K, H, W) array.
@@ -27,6 +29,7 @@ from fma.io.rle_counts import exclusive_prefix
 from fma.io.rle_runs import MaskRuns, mask_sums
 
 __all__ = [
+    "DIRECT_COVER",
     "column_major",
     "count_in",
     "cover",
@@ -159,6 +162,14 @@ def max_rank(runs: MaskRuns, rank: np.ndarray) -> np.ndarray:
     return expand_segments(runs, bounds, table)
 
 
+#: Runs covering at most this many segments per segment on average take one scatter of all
+#: (run, segment) pairs (:func:`_scatter_max`: a few passes over the pairs), more take the
+#: sparse table (two passes over the segments per power of two, plus sorting the runs by
+#: length). Superpixel levels that each tile the image cover every pixel once per level (3 for
+#: the presets), where the scatter is about twice as fast.
+DIRECT_COVER = 8
+
+
 def max_rank_segments(runs: MaskRuns, rank: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`max_rank` per elementary segment: ``(bounds, table)``, segment i is the pixels
     ``bounds[i]:bounds[i + 1]`` (column-major) with the value ``table[i]``; pixels outside
@@ -172,8 +183,12 @@ def max_rank_segments(runs: MaskRuns, rank: np.ndarray) -> tuple[np.ndarray, np.
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=rank.dtype)
     bounds, a, b = _segments(runs, starts, ends)
     m = bounds.size - 1  # elementary segments
+    lengths = b - a  # segments per run, >= 1
+    total = int(lengths.sum())
+    if total <= DIRECT_COVER * m:
+        return bounds, _scatter_max(a, lengths, total, per_run, m)
     # floor(log2(length)), exact: frexp's exponent of an integer below 2^53 (lengths are >= 1).
-    level = (np.frexp((b - a).astype(np.float64))[1] - 1).astype(np.uint8)  # below 53
+    level = (np.frexp(lengths.astype(np.float64))[1] - 1).astype(np.uint8)  # below 53
     # The runs of each level as one contiguous slice: a stable sort of uint8 keys (numpy's
     # radix sort, about 4 times faster than on int64 keys).
     by_level = np.argsort(level, kind="stable")
@@ -195,3 +210,20 @@ def max_rank_segments(runs: MaskRuns, rank: np.ndarray) -> tuple[np.ndarray, np.
                           np.concatenate([values, values]))  # fmt: skip
         table = level_k
     return bounds, table
+
+
+def _scatter_max(
+    a: np.ndarray, lengths: np.ndarray, total: int, per_run: np.ndarray, m: int
+) -> np.ndarray:
+    """(m,) the largest ``per_run`` over the runs covering each segment, one ``maximum.at``
+    over all ``total`` (run, segment) pairs; run r covers ``a[r] : a[r] + lengths[r]``."""
+    # Segment indices of all pairs, run after run: steps of 1, and at each run's first pair
+    # the jump from the previous run's last segment.
+    step = np.ones(total, dtype=a.dtype)
+    step[0] = a[0]
+    firsts = exclusive_prefix(lengths)[1:-1]
+    step[firsts] = a[1:] - (a[:-1] + lengths[:-1]) + 1
+    np.cumsum(step, out=step)  # in a's dtype: every partial sum is a segment index
+    table = np.zeros(m, dtype=per_run.dtype)
+    np.maximum.at(table, step, np.repeat(per_run, lengths))
+    return table

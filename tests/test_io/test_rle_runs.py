@@ -176,9 +176,13 @@ def test_cover_count_and_sums_match_brute_force():
         np.testing.assert_allclose(both[:, 1], 2 * np.asarray(ref), rtol=1e-12, atol=1e-12)
 
 
-def test_max_rank_matches_painting_loop():
+@pytest.mark.parametrize("direct_cover", [0, 10**9, run_ops.DIRECT_COVER])
+def test_max_rank_matches_painting_loop(direct_cover, monkeypatch):
+    """Both range-maximum methods (the sparse table, the scatter of all run-segment pairs)
+    and the default choice between them paint like the loop."""
+    monkeypatch.setattr(run_ops, "DIRECT_COVER", direct_cover)
     rng = np.random.default_rng(4)
-    for _ in range(40):
+    for _ in range(60):
         h, w = (int(v) for v in rng.integers(1, 30, 2))
         k = int(rng.integers(0, 12))
         masks = _random_masks(rng, k, h, w) if k else np.zeros((0, h, w), bool)
