@@ -84,14 +84,19 @@ def _create_temp(path: Path) -> tuple[int, Path]:
     Opened with mode 0o666 and ``O_EXCL``, so the kernel applies the umask exactly as for
     ``open(path, "w")`` (no chmod afterwards, no umask to read) and never reuses a name.
     """
-    make_output_dir(path.parent)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    made_parent = False
     for _ in range(100):
         tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
             continue
+        except FileNotFoundError as exc:  # the folder is missing: made once, then tried again
+            if made_parent:
+                raise output_error(exc, path) from exc
+            make_output_dir(path.parent)
+            made_parent = True
         except OSError as exc:
             raise output_error(exc, path) from exc
     raise output_error(FileExistsError(errno.EEXIST, "no free temporary name", str(path)), path)
@@ -140,8 +145,10 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     fd, tmp = _create_temp(path)
     try:
-        with open(fd, "wb", closefd=True) as f:
-            f.write(data)
+        with open(fd, "wb", buffering=0, closefd=True) as f:  # unbuffered: no isatty probe
+            view = memoryview(data)
+            while view:  # a raw write may take fewer bytes than given
+                view = view[f.write(view) :]
     except BaseException as exc:
         _finish(tmp, path, exc)
     _finish(tmp, path, None)

@@ -78,7 +78,7 @@ _MEMBERS = ("header", "counts", "masks", "points")
 
 def is_mask_npz(path: str | os.PathLike) -> bool:
     """True when the file starts with the zip magic bytes (a version-2 file, whatever its name)."""
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
         return f.read(4) == _ZIP_MAGIC
 
 

@@ -109,10 +109,10 @@ def read_members(
         OSError: the file cannot be read.
         zipfile.BadZipFile: a member's data is truncated, corrupt or fails its CRC-32.
     """
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:  # one raw read of the whole file
         if os.fstat(f.fileno()).st_size > MAX_BYTES:
             return None
-        data = f.read()
+        data = f.readall()
     entries = _directory(data)
     if entries is None:
         return None

@@ -267,9 +267,12 @@ def upsample_cam(cam: Any, size: tuple[int, int]) -> np.ndarray:
     return bilinear_resize(c, (H, W))
 
 
-def _min_max(x: np.ndarray, axis: int, valid: np.ndarray | None = None) -> np.ndarray:
-    """``max(x, 0)`` then ``(x - min) / (max - min + EPS)`` along ``axis`` over ``valid`` rows."""
-    x = np.maximum(x, x.dtype.type(0))
+def _min_max(
+    x: np.ndarray, axis: int, valid: np.ndarray | None = None, *, overwrite: bool = False
+) -> np.ndarray:
+    """``max(x, 0)`` then ``(x - min) / (max - min + EPS)`` along ``axis`` over ``valid`` rows
+    (into ``x`` itself with ``overwrite``, for a caller that no longer needs it)."""
+    x = np.maximum(x, x.dtype.type(0), out=x if overwrite else None)
     ref = x if valid is None else x[valid]
     if ref.shape[axis] == 0:
         return np.zeros_like(x)

@@ -57,7 +57,7 @@ def mask_fg_scores_runs(
     h, w = runs.shape
     score = upsample_cam(cam, (h, w)).reshape(-1, h * w)  # (P, N) float32
     if norm_first:
-        score = _min_max(score, axis=1)
+        score = _min_max(score, axis=1, overwrite=True)  # the upsampled copy is ours
     areas = runs.areas
     valid = areas > 0
     pooled = float_sums(runs, score.reshape(-1, h, w))  # (K, P) float64
