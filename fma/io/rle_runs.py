@@ -21,6 +21,7 @@ JSON lists are decoded densely, then converted with :func:`runs_from_dense`);
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -80,9 +81,9 @@ class MaskRuns:
         """(R,) int64 mask index of every run."""
         return np.repeat(np.arange(len(self), dtype=np.int64), np.diff(self.offsets))
 
-    @property
+    @functools.cached_property
     def areas(self) -> np.ndarray:
-        """(K,) int64 pixel count of every mask."""
+        """(K,) int64 pixel count of every mask (computed once: the runs are not changed)."""
         return mask_sums(self, self.ends - self.starts)
 
     def dense(self) -> np.ndarray:

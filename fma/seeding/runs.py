@@ -86,8 +86,11 @@ def float_sums(runs: MaskRuns, images: np.ndarray) -> np.ndarray:
     # the H adds is shared by the P images).
     prefix = np.zeros((h + 1, p, w), dtype=np.float64)
     prefix[1:] = imgs.transpose(1, 0, 2)
-    for y in range(1, h):
-        np.add(prefix[y], prefix[y + 1], out=prefix[y + 1])
+    rows = list(prefix[1:])  # the row views made once: half the cost of indexing per add
+    add, above = np.add, rows[0]
+    for row in rows[1:]:
+        add(above, row, row)
+        above = row
     flat = prefix.reshape(-1)
     lo, hi = ys * (p * w) + xs, ye * (p * w) + xe  # image 0; image c is c * w further
     span = np.flatnonzero(xe != xs)
