@@ -13,7 +13,7 @@ Example::
         --show-dir work_dirs/sams-coarse_voc12/show
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+import fma._no_blas_threads  # noqa: F401, I001  (first: the package, then one BLAS thread)
 
 import argparse
 import os

@@ -12,7 +12,7 @@ Example::
         --out work_dirs/transcam_sepl --dataset voc12 --workers 4 --show-dir work_dirs/show
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+import fma._no_blas_threads  # noqa: F401, I001  (first: the package, then one BLAS thread)
 
 import argparse
 import sys

@@ -249,7 +249,7 @@ def test_cli_subprocess_help_and_exit_code(tmp_path):
                          capture_output=True, text=True, cwd=REPO, timeout=120)  # fmt: skip
     assert run.returncode == 2 and "does not exist" in run.stderr
     first = ast.parse(TOOL.read_text()).body[1]  # the statement after the docstring
-    assert isinstance(first, ast.Import) and first.names[0].name == "fma"
+    assert isinstance(first, ast.Import) and first.names[0].name == "fma._no_blas_threads"
 
 
 def test_manifest_error_type(tmp_path):
