@@ -13,19 +13,21 @@ labels, and time the whole process (start-up, reading, computing, writing PNGs):
   decodes all masks densely with pycocotools and loops over them. Slow, so it runs on the first
   ``--reference-images`` images; rates are per image.
 
-Columns: wall seconds and images/s of the process; CPU seconds per image (user + system of
-the process and its workers) and images per CPU second ("per core", less sensitive to other
-load on the machine); peak resident memory of the largest process (MiB); the ratio of the
-per-core rate to the reference's; how many outputs equal fma's; for the fma tools also the CPU
-seconds of the same process on one image (start-up: imports, config, manifests) and the
-marginal CPU ms per image, ``(CPU(n) - CPU(1)) / (n - 1)``, what each further image costs on a
-large dataset.
+Every end-to-end row runs ``--repeat`` times (default 3), all rows once per round, and shows
+the medians: the machine's speed drifts between minutes, and interleaving spreads a slow
+minute over every row. Columns: wall seconds and images/s of the process; CPU seconds per
+image (user + system of the process and its workers) and images per CPU second ("per core",
+less sensitive to other load on the machine); peak resident memory of the largest process
+(MiB); the ratio of the per-core rate to the reference's; how many outputs equal fma's; for
+the fma tools also the CPU seconds of the same process on one image (start-up: imports,
+config, manifests) and the marginal CPU ms per image, ``(CPU(n) - CPU(1)) / (n - 1)``, what
+each further image costs on a large dataset.
 
 In-memory rows time one call per image on already loaded inputs (CPU time of this process,
 single thread; peak = tracemalloc peak of the call, inputs excluded).
 
 Run: ``python benchmarks/seeding.py [--images N] [--masks-per-image K] [--workers N]
-[--voc-mini DIR] [--before SRC] [--reference-images M] [--gen-workers N]``.
+[--voc-mini DIR] [--before SRC] [--reference-images M] [--gen-workers N] [--repeat R]``.
 """
 
 from __future__ import annotations
@@ -92,7 +94,45 @@ def _same(a: Path, b: Path, ids: list[str]) -> int:
     )
 
 
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The median wall and CPU seconds of repeated runs, and their largest peak."""
+    return {"wall": float(np.median([r["wall"] for r in runs])),
+            "cpu": float(np.median([r["cpu"] for r in runs])),
+            "rss": max(r["rss"] for r in runs)}  # fmt: skip
+
+
+def _tool_commands(inp: Any, work: Path, args: argparse.Namespace, stage: str, tree: Path,
+                   masks: Path, name: str) -> dict[str, tuple[list[str], Path]]:  # fmt: skip
+    """``{"one" | "all": (command, output folder)}`` of an fma tree's tool for ``stage``."""
+    py = sys.executable
+    one_file = work / "one_id.txt"
+    one_file.write_text(inp.ids[0] + "\n")
+    out: dict[str, tuple[list[str], Path]] = {}
+    for count in ("one", "all"):  # one image: the start-up of the process
+        folder = work / f"{stage}_{name.replace(' ', '_')}_{count}"
+        if stage == "SEPL":
+            cmd = [py, str(tree / "tools" / "refine_labels.py"), "--labels", str(inp.labels),
+                   "--masks", str(masks), "--out", str(folder), "--dataset", "voc12",
+                   "--workers", str(args.workers), "--no-progress"]  # fmt: skip
+            if count == "one":
+                cmd += ["--image-list", str(one_file)]
+        else:
+            cfg = work / f"seeding_{name.replace(' ', '_').replace('.', '_')}_{count}.py"
+            only = f", image_ids=[{inp.ids[0]!r}]" if count == "one" else ""
+            cfg.write_text(
+                f"seeding = dict(cam_dir={str(inp.cams)!r}, mask_dir={str(masks)!r}, "
+                f"dataset='voc12', split='train', gamma={GAMMA}, out_dir={str(folder)!r}"
+                f"{only})\n"
+            )
+            cmd = [py, str(tree / "tools" / "make_seeds.py"), str(cfg),
+                   "--workers", str(args.workers), "--no-progress"]  # fmt: skip
+        out[count] = (cmd, folder)
+    return out
+
+
 def end_to_end(inp: Any, work: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The end-to-end rows: every implementation ``--repeat`` times, interleaved round by
+    round (so that a slow minute of the machine costs every row alike); medians."""
     py = sys.executable
     ref_ids = inp.ids[: args.reference_images]
     ref_file = work / "ref_ids.txt"
@@ -101,72 +141,52 @@ def end_to_end(inp: Any, work: Path, args: argparse.Namespace) -> list[dict[str,
     trees = [("fma", REPO, None, inp.masks, ".npz"), ("fma", REPO, None, inp.masks_v1, ".json.gz")]
     if args.before:
         trees.append(("before", args.before, args.before, inp.masks_v1, ".json.gz"))
-    one_file = work / "one_id.txt"
-    one_file.write_text(inp.ids[0] + "\n")
     for _, tree, _, _, _ in trees:
         # Byte-compiled modules, as an installed package has them: with PYTHONDONTWRITEBYTECODE
         # set, every process would otherwise compile the tree's modules again at start-up.
         subprocess.run([py, "-m", "compileall", "-q", str(tree / "fma"), str(tree / "tools")],
                        check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     for stage in ("SEPL", "SAMS"):
-        outs = {}
+        jobs: dict[str, tuple[list[str], Path, Path | None]] = {}
         for tool_tree, tree, path, masks, suffix in trees:
             name = f"{tool_tree} {suffix}"
-            res = {}
-            for count in ("one", "all"):  # one image first: the start-up of the process
-                out = work / f"{stage}_{name.replace(' ', '_')}_{count}"
-                if stage == "SEPL":
-                    cmd = [
-                        py,
-                        str(tree / "tools" / "refine_labels.py"),
-                        "--labels",
-                        str(inp.labels),
-                        "--masks",
-                        str(masks),
-                        "--out",
-                        str(out),
-                        "--dataset",
-                        "voc12",
-                        "--workers",
-                        str(args.workers),
-                        "--no-progress",
-                    ]
-                    if count == "one":
-                        cmd += ["--image-list", str(one_file)]
-                else:
-                    cfg = work / f"seeding_{name.replace(' ', '_').replace('.', '_')}_{count}.py"
-                    only = f", image_ids=[{inp.ids[0]!r}]" if count == "one" else ""
-                    cfg.write_text(
-                        f"seeding = dict(cam_dir={str(inp.cams)!r}, mask_dir={str(masks)!r}, "
-                        f"dataset='voc12', split='train', gamma={GAMMA}, out_dir={str(out)!r}"
-                        f"{only})\n"
-                    )
-                    cmd = [py, str(tree / "tools" / "make_seeds.py"), str(cfg),
-                           "--workers", str(args.workers), "--no-progress"]  # fmt: skip
-                res[count] = _process(cmd, path)
-            outs[name] = out
-            n = len(inp.ids)
-            marginal = (res["all"]["cpu"] - res["one"]["cpu"]) / max(n - 1, 1)
-            rows.append({"stage": stage, "impl": f"{name} (workers {args.workers})",
-                         "name": name, "n": n, **res["all"], "one_cpu": res["one"]["cpu"],
-                         "marginal": marginal})  # fmt: skip
-        out = work / f"{stage}_reference"
+            for count, (cmd, folder) in _tool_commands(
+                inp, work, args, stage, tree, masks, name
+            ).items():
+                jobs[f"{name}|{count}"] = (cmd, folder, path)
+        ref_out = work / f"{stage}_reference"
         if stage == "SEPL":
             cmd = [py, str(HERE / "_reference_merge.py"), "sepl", "--labels", str(inp.labels),
-                   "--masks", str(inp.amg), "--out", str(out), "--ids", str(ref_file)]  # fmt: skip
+                   "--masks", str(inp.amg), "--out", str(ref_out),
+                   "--ids", str(ref_file)]  # fmt: skip
         else:
             cmd = [py, str(HERE / "_reference_merge.py"), "sams", "--cams", str(inp.cams),
-                   "--masks", str(inp.masks_v1), "--out", str(out), "--ids", str(ref_file),
+                   "--masks", str(inp.masks_v1), "--out", str(ref_out), "--ids", str(ref_file),
                    "--gamma", str(GAMMA)]  # fmt: skip
-        rows.append({"stage": stage, "impl": "reference (original I/O)", "name": "reference",
-                     "n": len(ref_ids), **_process(cmd)})  # fmt: skip
-        outs["reference"] = out
-        ref_rate = len(ref_ids) / rows[-1]["cpu"]
-        for row in rows[-len(outs) :]:
-            name = row["name"]
+        jobs["reference|all"] = (cmd, ref_out, None)
+        timed: dict[str, list[dict[str, float]]] = {key: [] for key in jobs}
+        for _ in range(args.repeat):
+            for key, (cmd, folder, path) in jobs.items():
+                shutil.rmtree(folder, ignore_errors=True)  # every round writes everything
+                timed[key].append(_process(cmd, path))
+        outs = {key.split("|")[0]: folder for key, (_, folder, _) in jobs.items()
+                if key.endswith("|all")}  # fmt: skip
+        ref = _median_run(timed["reference|all"])
+        ref_rate = len(ref_ids) / ref["cpu"]
+        n = len(inp.ids)
+        for name in outs:
             ids = ref_ids if name == "reference" else inp.ids
+            res = _median_run(timed[f"{name}|all"])
+            row = {"stage": stage, "name": name, "n": len(ids), **res}
+            if name == "reference":
+                row["impl"] = "reference (original I/O)"
+            else:
+                one = _median_run(timed[f"{name}|one"])["cpu"]
+                row.update(impl=f"{name} (workers {args.workers})", one_cpu=one,
+                           marginal=(res["cpu"] - one) / max(n - 1, 1))  # fmt: skip
             row["same"] = f"{_same(outs['fma .npz'], outs[name], ids)}/{len(ids)}"
             row["x_ref"] = (row["n"] / row["cpu"]) / ref_rate
+            rows.append(row)
     return rows
 
 
@@ -292,9 +312,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="build the inputs here and reuse them in later runs with the same settings",
     )
     p.add_argument("--no-in-memory", action="store_true", help="end-to-end rows only")  # fmt: skip
+    p.add_argument(
+        "--repeat", type=int, default=3, help="end-to-end runs of every row (medians shown)"
+    )
     args = p.parse_args(argv)
-    if min(args.images, args.masks_per_image, args.reference_images, args.memory_images) < 1:
-        p.error("--images, --masks-per-image, --reference-images, --memory-images must be >= 1")
+    if min(args.images, args.masks_per_image, args.reference_images, args.memory_images,
+           args.repeat) < 1:  # fmt: skip
+        p.error("--images, --masks-per-image, --reference-images, --memory-images, --repeat "
+                "must be >= 1")  # fmt: skip
     if args.before is not None and not (args.before / "tools" / "refine_labels.py").is_file():
         p.error(f"--before {args.before}: not an fma source tree (no tools/refine_labels.py)")
     args.reference_images = min(args.reference_images, args.images)
