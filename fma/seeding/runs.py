@@ -165,11 +165,12 @@ def max_rank(runs: MaskRuns, rank: np.ndarray) -> np.ndarray:
     return expand_segments(runs, bounds, table)
 
 
-#: Runs covering at most this many segments per segment on average take one scatter of all
-#: (run, segment) pairs (:func:`_scatter_max`: a few passes over the pairs), more take the
-#: sparse table (two passes over the segments per power of two, plus sorting the runs by
-#: length). Superpixel levels that each tile the image cover every pixel once per level (3 for
-#: the presets), where the scatter is about twice as fast.
+#: Runs that cover each elementary segment at most this many times on average are applied
+#: with one scatter of all (run, segment) pairs (:func:`_scatter_max`: a few passes over the
+#: pairs); runs that overlap more with the sparse table (two passes over the segments per
+#: power of two, plus sorting the runs by length). Superpixel levels each tile the image, so
+#: they cover every pixel once per level (3 times for the presets); there the scatter is about
+#: twice as fast.
 DIRECT_COVER = 8
 
 
