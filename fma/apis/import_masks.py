@@ -2,7 +2,7 @@
 
 :func:`import_amg` imports ``amg.py`` outputs (either layout, mixed allowed); :func:`convert_masks`
 rewrites a folder of fma mask files in another file format (e.g. version-1 ``.json.gz`` folders
-as version-2 ``.npz``, which the seeding stages read 4-5 ms faster per VOC image, or back to
+as version-2 ``.npz``, which the seeding stages read 3-5 ms faster per VOC image, or back to
 JSON for other tools), keeping every record and the folder's manifest. Both are stage runs over
 images (:func:`fma.stage.run_per_image`: resumable, ``workers``), so they live in ``fma.apis``;
 the format code they use is :mod:`fma.io.amg_format`, :mod:`fma.io.sam_masks` and

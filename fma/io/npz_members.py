@@ -49,11 +49,10 @@ def _fast_array(data: bytes, dtypes: Sequence[np.dtype]) -> np.ndarray | None:
     if plain is not None:
         dtype, start = np.dtype(plain[1]), plain.end()
     else:
-        prefixes = ((d, _prefix(d)) for d in dtypes)
-        dtype, prefix = next(((d, p) for d, p in prefixes if text.startswith(p)), (None, ""))
+        dtype = next((d for d in dtypes if text.startswith(_prefix(d))), None)
         if dtype is None:
             return None
-        start = len(prefix)
+        start = len(_prefix(dtype))  # cached
     match = _SHAPE.fullmatch(text, start)
     if match is None:
         return None
