@@ -2,7 +2,8 @@
 
 :func:`prepare_voc` checks that every listed image and ground-truth PNG exists and decodes and
 writes ``cls_labels/<split>.json``. All problems of a run are reported together, each naming its
-file (docs/datasets.md).
+file (docs/datasets.md). ``train_aug`` reads ``SegmentationClassAug/``, which
+:func:`fma.datasets.sbd.convert_sbd` writes from SBD together with ``train_aug.txt``.
 """
 
 from __future__ import annotations
