@@ -29,7 +29,7 @@ Each row runs in a fresh worker process per pass (so peak memory is per row); pa
 robin over the rows and the fastest pass of each row is kept, which damps load from other
 processes on a shared machine. Run: ``python benchmarks/sam_masks.py`` (options: ``--images N
 --repeats R --threads T --data-root VOC2012 --presets sam_default fma --points-per-side P``; on
-a GPU: ``--device cuda --model vit_h [--checkpoint checkpoints/sam_vit_h_4b8939.pth]``).
+a GPU: ``--device cuda --model vit_h [--checkpoint pretrains/sam_vit_h_4b8939.pth]``).
 """
 
 from __future__ import annotations

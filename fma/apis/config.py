@@ -29,6 +29,7 @@ __all__ = [
     "NEW_KEY_PREFIX",
     "ConfigKeyError",
     "ConfigSectionError",
+    "check_clip_weights",
     "check_section_keys",
     "load_section",
     "merge_cfg_options",
@@ -140,6 +141,33 @@ def merge_cfg_options(
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     cfg.merge_from_dict(merged)
+
+
+def check_clip_weights(cfg: Any, *, exit_on_error: bool = False) -> None:
+    """Stop before the Runner is built when a stage I config names a CLIP weights file that does
+    not exist (``model.clip.pretrained``); tags such as ``"openai"`` and None pass.
+
+    Args:
+        cfg: the loaded config (mmengine ``Config`` or a mapping).
+        exit_on_error: print ``error: <message>`` to stderr and exit with status 2 instead of
+            raising (for the command-line tools: one line instead of the Runner's log).
+
+    Raises:
+        FileNotFoundError: the file is missing; the message names it and the fix.
+    """
+    model = cfg.get("model")
+    clip = model.get("clip") if isinstance(model, Mapping) else None
+    if not isinstance(clip, Mapping) or clip.get("pretrained") is None:
+        return
+    from fma.clip.weights import check_weights_path
+
+    try:
+        check_weights_path(clip["pretrained"])
+    except FileNotFoundError as exc:
+        if not exit_on_error:
+            raise
+        print(f"error: {exc} (model.clip.pretrained)", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def check_section_keys(

@@ -300,7 +300,7 @@ def run_sam_masks(
         preset: preset name; default ``"fma"`` for SAM, ``"felzenszwalb"`` for superpixels.
         preset_overrides: preset fields to change, e.g. ``{"points_per_batch": 32}``.
         model_type: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny`` (random test model).
-        checkpoint: SAM weights file (default: ``checkpoints/<official name>``).
+        checkpoint: SAM weights file (default: ``pretrains/<official name>``).
         download: fetch the official checkpoint when missing (needs internet).
         tiny_seed: seed of the ``tiny`` model.
         device: torch device, or ``"auto"`` (CUDA of the local rank when available, else CPU).

@@ -1,5 +1,9 @@
 """Frozen CLIP ViT through open_clip: loading, and the image tower as FMA-WSSS needs it.
 
+:func:`load_clip` builds the open_clip architecture and loads a weights file in any format of
+:mod:`fma.clip.weights` (open_clip state dict, ``.safetensors``, OpenAI's TorchScript archive),
+or an open_clip tag.
+
 Shape shorthand: ``N`` images of ``H x W`` pixels (multiples of the patch size ``p``),
 ``h x w = H/p x W/p`` patch grid, ``L = 1 + h*w`` tokens (CLS first), ``D`` token width,
 ``E`` embedding width, ``T = h*w``.
@@ -18,29 +22,75 @@ FMA-WSSS ``GetLN1``):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
 from pathlib import Path
 
 import open_clip
 import torch
 import torch.nn.functional as F
-from open_clip.model import CLIP
+from open_clip.model import CLIP, resize_pos_embed, resize_text_pos_embed
 from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 from torch import nn
 
-__all__ = ["CLIPImageEncoder", "VisualFeatures", "load_clip"]
+from fma.clip.weights import ClipWeightsError, ClipWeightsInfo, is_weights_path, read_state_dict
+from fma.io.manifest import file_sha256
 
-_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+__all__ = ["CLIPImageEncoder", "ClipWeightsInfo", "VisualFeatures", "load_clip"]
 
 
-def _looks_like_path(pretrained: str) -> bool:
-    return (
-        os.sep in pretrained
-        or "/" in pretrained
-        or pretrained.lower().endswith(_WEIGHT_SUFFIXES)
-        or Path(pretrained).exists()
-    )
+class _RandomInitNote(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded" warning while it is installed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No pretrained weights loaded")
+
+    def __enter__(self) -> _RandomInitNote:
+        logging.getLogger().addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeFilter(self)
+
+
+def _fit_state_dict(
+    model: CLIP, state: dict[str, torch.Tensor], path: str, fmt: str, model_name: str
+) -> None:
+    """Load ``state`` into ``model`` as open_clip's ``load_checkpoint`` does (positional
+    embeddings resized to the model's grid and context length, ``logit_scale`` reshaped), with
+    one-line errors for weights of another architecture."""
+    own = model.state_dict()
+    for key, value in state.items():  # float16 (OpenAI) -> the model's dtype: exact
+        if key in own and value.is_floating_point() and own[key].is_floating_point():
+            state[key] = value.to(own[key].dtype)
+    if "logit_scale" in state and state["logit_scale"].ndim != model.logit_scale.ndim:
+        state["logit_scale"] = state["logit_scale"].reshape(model.logit_scale.shape)
+    with contextlib.suppress(AssertionError, RuntimeError):  # mismatches are reported below
+        resize_pos_embed(state, model)
+        resize_text_pos_embed(state, model)
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or reshaped:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        if reshaped:
+            k = reshaped[0]
+            parts.append(
+                f"{len(reshaped)} of another shape (e.g. {k}: {tuple(state[k].shape)} in the "
+                f"file, {tuple(own[k].shape)} in the model)"
+            )
+        raise ClipWeightsError(
+            f"{path}: these {fmt} weights do not fit the open_clip model {model_name!r}: "
+            f"{'; '.join(parts)}; check model.clip.model_name (ViT-B-16 for OpenAI's "
+            "ViT-B-16.pt)"
+        )
+    model.load_state_dict(state, strict=True)
 
 
 def load_clip(
@@ -57,9 +107,11 @@ def load_clip(
     Args:
         model_name: open_clip architecture (``ViT-B-16``; tests register a tiny one with
             ``open_clip.add_model_config``).
-        pretrained: a weights file (``.pt``/``.bin``/``.safetensors``; loaded by open_clip with
-            ``torch.load(..., weights_only=True)``), an open_clip tag such as ``"openai"``
-            (downloaded into ``cache_dir`` when the network allows), or None for random weights.
+        pretrained: a weights file in any format of :mod:`fma.clip.weights` (an open_clip state
+            dict read with ``torch.load(..., weights_only=True)``, a ``.safetensors`` file, or
+            OpenAI's TorchScript archive ``ViT-B-16.pt``; told apart by content), an open_clip
+            tag such as ``"openai"`` (downloaded into ``cache_dir`` when the network allows),
+            or None for random weights.
         quick_gelu: use QuickGELU, as OpenAI's weights require.
         cache_dir: download cache for tags.
         device: where to put the model.
@@ -67,10 +119,15 @@ def load_clip(
             becomes a model name), e.g. a tiny test architecture.
 
     Returns:
-        The open_clip ``CLIP`` with every parameter frozen (``requires_grad=False``).
+        The open_clip ``CLIP`` in float32 with every parameter frozen (``requires_grad=False``).
+        Its ``weights_info`` attribute is a :class:`ClipWeightsInfo` (file path, format and
+        sha256, or the tag) for manifests.
 
     Raises:
-        FileNotFoundError: ``pretrained`` names a file that does not exist.
+        FileNotFoundError: ``pretrained`` names a file that does not exist (one line naming it
+            and ``python tools/download.py clip``).
+        ClipWeightsError: the file is in no accepted format, holds pickled Python objects, or
+            holds weights of another architecture (one line; a ``ValueError``).
         RuntimeError: a tag could not be downloaded (the message says how to use a local file).
         ValueError: the architecture is not a plain ViT CLIP.
     """
@@ -80,27 +137,33 @@ def load_clip(
         open_clip.add_model_config(Path(model_config))
     if isinstance(pretrained, os.PathLike):
         pretrained = os.fspath(pretrained)
-    is_path = isinstance(pretrained, str) and _looks_like_path(pretrained)
-    if is_path and not Path(pretrained).is_file():
-        raise FileNotFoundError(
-            f"{pretrained}: CLIP weights file not found; download the OpenAI ViT-B/16 "
-            "weights (e.g. open_clip 'ViT-B-16' tag 'openai') once and pass its path"
-        )
+    is_path = isinstance(pretrained, str) and is_weights_path(pretrained)
+    state = None
+    if is_path:
+        state, fmt = read_state_dict(pretrained)
+        info = ClipWeightsInfo(pretrained, fmt, file_sha256(pretrained))
+    elif pretrained is None:
+        info = ClipWeightsInfo(None, "random", None)
+    else:
+        info = ClipWeightsInfo(pretrained, "tag", None)
+    quiet = _RandomInitNote() if is_path else contextlib.nullcontext()
     try:
-        model = open_clip.create_model(
-            model_name,
-            pretrained=pretrained,
-            force_quick_gelu=quick_gelu,
-            precision="fp32",
-            device=device,
-            cache_dir=cache_dir,
-        )
+        with quiet:  # the weights are loaded below: open_clip's "initialized randomly" misleads
+            model = open_clip.create_model(
+                model_name,
+                pretrained=None if is_path else pretrained,
+                force_quick_gelu=quick_gelu,
+                precision="fp32",
+                device=device,
+                cache_dir=cache_dir,
+            )
     except RuntimeError as exc:
         if isinstance(pretrained, str) and not is_path:
             raise RuntimeError(
                 f"could not load CLIP {model_name!r} weights {pretrained!r} ({exc}). Without "
-                "network access pass a local file: pretrained='/path/to/ViT-B-16.pt' "
-                "(any open_clip or OpenAI state dict)"
+                "network access run `python tools/download.py clip` on any machine and pass "
+                "the file: pretrained='pretrains/ViT-B-16.pt' (--clip / "
+                "model.clip.pretrained)"
             ) from exc
         raise
     if not isinstance(model, CLIP) or not isinstance(model.visual, VisionTransformer):
@@ -108,8 +171,11 @@ def load_clip(
             f"{model_name!r} is not a ViT CLIP with open_clip's built-in text tower "
             f"(got {type(model).__name__} / {type(model.visual).__name__})"
         )
+    if state is not None:
+        _fit_state_dict(model, state, str(pretrained), info.format, model_name)
     model.eval()
     model.requires_grad_(False)
+    model.weights_info = info
     return model
 
 

@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 #: Where :func:`resolve_checkpoint` looks for a checkpoint given only by model type.
-DEFAULT_CHECKPOINT_DIR = Path("checkpoints")
+DEFAULT_CHECKPOINT_DIR = Path("pretrains")  # where tools/download.py puts weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,7 +207,7 @@ def build_sam(
         model_type: ``vit_h``, ``vit_l``, ``vit_b`` (official weights) or ``tiny`` (random
             weights, see :func:`build_tiny_sam`; ``checkpoint`` must then be None).
         checkpoint: path of the weights file; None looks for the official file name in
-            ``checkpoints/``.
+            ``pretrains/`` (where ``tools/download.py`` puts it).
         device: torch device string.
         download: fetch the official file when it is missing (needs internet).
         tiny_seed: seed of the ``tiny`` model.

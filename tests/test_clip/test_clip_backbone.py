@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import pickle
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from fma.clip import CLIPImageEncoder, load_clip
+from fma.clip.weights import ClipWeightsError
 
 
 def _hook_outputs(modules):
@@ -102,8 +101,9 @@ class _NotAllowed:
 def test_load_rejects_pickled_objects(tiny_clip, tmp_path) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": tiny_clip.state_dict(), "extra": _NotAllowed()}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(ClipWeightsError, match="pickled Python objects") as err:
         load_clip("tiny_clip", pretrained=path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_missing_weights_file(tmp_path) -> None:
