@@ -232,6 +232,11 @@ def mmengine_checkpoint_globals() -> Iterator[None]:
     import torch
     from mmengine.logging.history_buffer import HistoryBuffer
 
+    if not hasattr(torch.serialization, "safe_globals"):
+        # torch < 2.5 (recipe gpu-cu121-mmcv: torch 2.1) has no allowlist, and its torch.load
+        # defaults to weights_only=False, so mmengine's own loads need nothing added.
+        yield
+        return
     core = np._core if hasattr(np, "_core") else np.core  # numpy 2 / numpy 1
     allowed: list[Any] = [
         HistoryBuffer,

@@ -31,7 +31,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
-from fma.apis.config import merge_cfg_options, tool_work_dir
+from fma.apis.config import check_clip_weights, merge_cfg_options, tool_work_dir
 from fma.apis.dist import prepare_cpu_dist
 from fma.apis.stage2 import (
     adapt_to_custom_dataset,
@@ -64,6 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
         help="job launcher",
+    )  # fmt: skip
+    p.add_argument(
+        "--require-compiled-ops", action="store_true",
+        help="stage II: stop a CUDA run of a deformable-attention model (Mask2Former) when mmcv "
+        "has no compiled ops, instead of running mmcv's pure-PyTorch deformable attention",
     )  # fmt: skip
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
     args = p.parse_args(argv)
@@ -118,8 +123,9 @@ def build_cfg(args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = build_cfg(args)
+    check_clip_weights(cfg, exit_on_error=True)  # stage I: a missing CLIP file in one line
     if is_stage2(cfg):
-        check_cuda_ops(cfg)
+        check_cuda_ops(cfg, require_compiled=args.require_compiled_ops)
     prepare_cpu_dist(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
     with mmengine_checkpoint_globals():  # the checkpoint holds mmengine's own objects

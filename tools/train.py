@@ -2,8 +2,9 @@
 
 The work dir defaults to ``work_dirs/<config stem>``. Stage I checkpoints hold only the prompt
 contexts. Stage II configs (``configs/stage2/``, mmseg scope) get their backbone weights checked
-(and downloaded with a sha256 check when missing and known) and a CUDA run without compiled mmcv
-ops is refused before training.
+(and downloaded with a sha256 check when missing and known); a CUDA run of Mask2Former without
+compiled mmcv ops uses mmcv's pure-PyTorch deformable attention (one warning), or stops before
+training with ``--require-compiled-ops``.
 
 Examples::
 
@@ -23,7 +24,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
-from fma.apis.config import merge_cfg_options, tool_work_dir
+from fma.apis.config import check_clip_weights, merge_cfg_options, tool_work_dir
 from fma.apis.dist import prepare_cpu_dist
 from fma.apis.stage2 import (
     adapt_to_custom_dataset,
@@ -53,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none",
         help="job launcher",
     )  # fmt: skip
+    p.add_argument(
+        "--require-compiled-ops", action="store_true",
+        help="stage II: stop a CUDA run of a deformable-attention model (Mask2Former) when mmcv "
+        "has no compiled ops, instead of running mmcv's pure-PyTorch deformable attention",
+    )  # fmt: skip
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
     args = p.parse_args(argv)
     if not args.config.is_file():
@@ -80,8 +86,9 @@ def build_cfg(args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = build_cfg(args)
+    check_clip_weights(cfg, exit_on_error=True)  # stage I: a missing CLIP file in one line
     if is_stage2(cfg):
-        check_cuda_ops(cfg)
+        check_cuda_ops(cfg, require_compiled=args.require_compiled_ops)
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         resolve_pretrained(cfg, download=not args.no_download, local_rank=local_rank)
     prepare_cpu_dist(cfg, args.launcher)

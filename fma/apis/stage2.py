@@ -10,8 +10,10 @@ plug-in. Before the Runner is built the tools:
   the path to fill;
 * size the network for a custom dataset (:func:`adapt_to_custom_dataset`: the class count of its
   ``classes.txt``; no validation when the folder has no ground truth for the validation split);
-* refuse a CUDA run of a deformable-attention model without mmcv's compiled ops (one message
-  with the install command), before anything is loaded;
+* choose the deformable attention of a CUDA run of a Mask2Former-type model before anything is
+  loaded: mmcv's compiled op, or, without compiled ops (mmcv-lite), mmcv's pure-PyTorch function
+  with one warning; ``--require-compiled-ops`` stops instead (one message with the install
+  command);
 * at test time set the prediction folder, panels, TTA (mmseg's ``tta_model`` + ``tta_pipeline``)
   and the metrics file ``<work_dir>/metrics_<split>.json`` with the protocol it used.
 """
@@ -221,24 +223,35 @@ def _uses_deformable_attention(cfg: Any) -> bool:
     return "MSDeformAttnPixelDecoder" in text or "MultiScaleDeformableAttention" in text
 
 
-def check_cuda_ops(cfg: Any, cuda: bool | None = None) -> None:
-    """Stop a CUDA run of a deformable-attention model when mmcv has no compiled ops.
+def check_cuda_ops(
+    cfg: Any, cuda: bool | None = None, require_compiled: bool = False
+) -> str | None:
+    """Choose the deformable attention of a CUDA run when mmcv may lack compiled ops.
 
     Checked from the config, before anything is built; ``SeedProvenanceHook`` checks the built
-    model again (for runs started by mmseg's own tools).
+    model again (for runs started by mmseg's own tools). Without compiled ops (mmcv-lite) on
+    CUDA, mmcv's ``MultiScaleDeformableAttention`` is switched to its pure-PyTorch function
+    (one warning), unless ``require_compiled`` (``--require-compiled-ops``) asks to stop.
+
+    Returns:
+        :func:`fma.mmseg_ext.hooks.deform_attn_path`'s answer, None for a config without
+        deformable attention.
 
     Raises:
-        RuntimeError: with the command that installs the full mmcv.
+        MmcvOpsMissingError: ``require_compiled`` on CUDA without compiled ops, with the
+            command that installs the full mmcv.
     """
     import torch
 
-    cuda = torch.cuda.is_available() if cuda is None else cuda
-    if not cuda or not _uses_deformable_attention(cfg):
-        return
-    from fma.mmseg_ext.hooks import MmcvOpsMissingError, compiled_ops_missing
+    if not _uses_deformable_attention(cfg):
+        return None
+    from fma.mmseg_ext.hooks import apply_deform_attn_path, compiled_ops_missing, deform_attn_path
 
-    if compiled_ops_missing():
-        raise MmcvOpsMissingError("config")
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    compiled = not compiled_ops_missing()
+    path = deform_attn_path(compiled_ops=compiled, cuda=cuda, require_compiled=require_compiled)
+    apply_deform_attn_path(path, "config")
+    return path
 
 
 def _use_tta(cfg: Any, config: str | os.PathLike) -> None:

@@ -7,7 +7,8 @@ registers into mmseg's own registry nodes (no fork, no vendored code):
 * the metric :class:`SegMetric` (confusion-matrix mIoU, per-class table, palette PNGs, panels,
   metrics JSON naming its seeds);
 * the hook :class:`SeedProvenanceHook` (seeds in logs, checkpoints and metrics; bit-exact
-  resume; a clear error for CUDA runs without compiled mmcv ops).
+  resume; on CUDA without compiled mmcv ops, mmcv's pure-PyTorch deformable attention, or a
+  clear error with ``--require-compiled-ops``).
 
 ``import fma`` comes first so that the compatibility layer is in place before ``mmcv.ops`` or
 torchvision load, also when mmseg's own ``tools/train.py`` imports this package.

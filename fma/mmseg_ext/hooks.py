@@ -12,15 +12,19 @@
   states are kept: after the training iteration and after the validation that may follow it
   (building the validation loader draws from torch's RNG); the resume picks the one an
   uninterrupted run would have, from the iteration and ``val_interval``.
-* Before the run it refuses a CUDA run of a model with deformable attention when mmcv's compiled
-  ops are missing (see :func:`check_compiled_ops`), instead of failing at the first forward.
+* Before the run it checks a CUDA run of a model with deformable attention (Mask2Former's pixel
+  decoder) against mmcv's compiled ops (see :func:`check_compiled_ops`): without them (mmcv-lite)
+  it switches ``MultiScaleDeformableAttention`` to mmcv's pure-PyTorch implementation with one
+  warning (:func:`use_pytorch_deform_attn`), or stops when compiled ops are required
+  (``--require-compiled-ops`` of ``tools/train.py`` / ``tools/test.py``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from mmengine.hooks import Hook
@@ -31,27 +35,43 @@ from fma.io.atomic import write_json_atomic
 from fma.io.manifest import MANIFEST_NAME, file_sha256
 
 __all__ = [
+    "DEFORM_ATTN_COST",
     "MmcvOpsMissingError",
     "SeedProvenanceHook",
+    "apply_deform_attn_path",
     "check_compiled_ops",
     "compiled_ops_missing",
+    "deform_attn_path",
     "describe_seeds",
+    "use_pytorch_deform_attn",
 ]
 
 FULL_MMCV_HINT = (
-    "pip uninstall -y mmcv-lite && pip install -U openmim && "
-    'mim install "mmcv>=2.0.0rc4,<2.2.0"  (a build matching your torch and CUDA)'
+    "pip uninstall -y mmcv-lite mmcv && pip install mmcv==2.1.0 --only-binary mmcv "
+    "-f https://download.openmmlab.com/mmcv/dist/cu121/torch2.1/index.html  (prebuilt for "
+    "torch 2.1 + CUDA 12.1: the whole recipe is requirements/gpu-cu121-mmcv.txt)"
 )
+
+#: What the pure-PyTorch deformable attention costs, as logged when it replaces the compiled op
+#: (docs/benchmarks.md, "GPU": Mask2Former Swin-L, fp32, torch 2.11 + CUDA 13).
+DEFORM_ATTN_COST = (
+    "Mask2Former Swin-L fp32: measured 0.33 s/iter at batch 2 on one H200 vs mmcv's compiled op "
+    "not measured"
+)
+
+DeformAttnPath = Literal["compiled", "pytorch", "fallback", "refuse"]
 
 
 class MmcvOpsMissingError(RuntimeError):
-    """A CUDA run needs mmcv's compiled ops, which the installed mmcv lacks."""
+    """Compiled mmcv ops were required (``--require-compiled-ops``) but mmcv has none."""
 
     def __init__(self, what: str = "model") -> None:
         super().__init__(
-            f"this {what} uses multi-scale deformable attention (Mask2Former's pixel decoder), "
-            "whose CUDA kernel is a compiled mmcv op, but the installed mmcv has no compiled ops "
-            f"(mmcv-lite). Install the full mmcv: {FULL_MMCV_HINT}"
+            f"this {what} uses multi-scale deformable attention (Mask2Former's pixel decoder) on "
+            "CUDA and compiled mmcv ops were required (--require-compiled-ops), but the "
+            "installed mmcv has no compiled ops (mmcv-lite). Install the full mmcv: "
+            f"{FULL_MMCV_HINT}; or drop --require-compiled-ops to run mmcv's pure-PyTorch "
+            "deformable attention instead"
         )
 
 
@@ -66,23 +86,136 @@ def compiled_ops_missing() -> bool:
     return _compat.status()["mmcv_ext_stub"] or importlib.util.find_spec("mmcv._ext") is None
 
 
+def deform_attn_path(*, compiled_ops: bool, cuda: bool, require_compiled: bool) -> DeformAttnPath:
+    """Which multi-scale deformable attention a run uses (a pure decision, no side effects).
+
+    Args:
+        compiled_ops: mmcv has its compiled ``mmcv._ext`` (not mmcv-lite).
+        cuda: the run puts the model on a CUDA device.
+        require_compiled: the user asked for the compiled op (``--require-compiled-ops``).
+
+    Returns:
+        ``"pytorch"``: off CUDA mmcv itself runs its pure-PyTorch function (nothing to do);
+        ``"compiled"``: mmcv's CUDA kernel; ``"fallback"``: CUDA without compiled ops, so
+        :func:`use_pytorch_deform_attn` must route the forward to the PyTorch function;
+        ``"refuse"``: CUDA without compiled ops although they were required.
+    """
+    if not cuda:
+        return "pytorch"
+    if compiled_ops:
+        return "compiled"
+    return "refuse" if require_compiled else "fallback"
+
+
+class _PytorchMSDeformAttnFunction:
+    """Takes the place of mmcv's ``MultiScaleDeformableAttnFunction`` (same ``apply``
+    arguments) and computes mmcv's ``multi_scale_deformable_attn_pytorch``, which autograd
+    differentiates; ``level_start_index`` and ``im2col_step`` only serve the compiled kernel."""
+
+    fma_pytorch_fallback = True
+
+    @staticmethod
+    def apply(
+        value: torch.Tensor,
+        spatial_shapes: torch.Tensor,
+        level_start_index: torch.Tensor,
+        sampling_locations: torch.Tensor,
+        attention_weights: torch.Tensor,
+        im2col_step: int,
+    ) -> torch.Tensor:
+        """value (bs, num_keys, heads, dims/heads), spatial_shapes (levels, 2) int64,
+        sampling_locations (bs, queries, heads, levels, points, 2), attention_weights
+        (bs, queries, heads, levels, points) -> (bs, queries, dims), value's dtype."""
+        from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+
+        return multi_scale_deformable_attn_pytorch(
+            value, spatial_shapes, sampling_locations, attention_weights
+        )
+
+
+def use_pytorch_deform_attn() -> bool:
+    """Make ``MultiScaleDeformableAttention.forward`` run mmcv's pure-PyTorch function on CUDA.
+
+    mmcv's forward calls ``MultiScaleDeformableAttnFunction.apply`` (the compiled kernel) for
+    CUDA tensors and ``multi_scale_deformable_attn_pytorch`` otherwise. This replaces the
+    ``MultiScaleDeformableAttnFunction`` that the forward looks up in
+    ``mmcv.ops.multi_scale_deform_attn`` with :class:`_PytorchMSDeformAttnFunction`, so both
+    branches compute the same PyTorch function. Only for mmcv without compiled ops, where the
+    compiled branch would call ``fma._compat``'s stand-in and raise. Logs one warning line.
+
+    Returns:
+        True when the patch was applied now, False when it already was.
+
+    Raises:
+        RuntimeError: the installed mmcv lacks the function or the class this patch relies on.
+    """
+    from mmcv.ops import multi_scale_deform_attn as msda
+
+    if not all(
+        hasattr(msda, name)
+        for name in ("multi_scale_deformable_attn_pytorch", "MultiScaleDeformableAttnFunction")
+    ):
+        raise RuntimeError(
+            f"{msda.__file__} has no multi_scale_deformable_attn_pytorch or "
+            "MultiScaleDeformableAttnFunction; install mmcv-lite==2.1.0 (or the full mmcv: "
+            f"{FULL_MMCV_HINT})"
+        )
+    if getattr(msda.MultiScaleDeformableAttnFunction, "fma_pytorch_fallback", False):
+        return False
+    if not compiled_ops_missing():
+        raise RuntimeError("mmcv has compiled ops: its own CUDA kernel is used, nothing to patch")
+    msda.MultiScaleDeformableAttnFunction = _PytorchMSDeformAttnFunction
+    print_log(
+        "mmcv has no compiled ops (mmcv-lite): MultiScaleDeformableAttention runs mmcv's "
+        f"pure-PyTorch multi_scale_deformable_attn_pytorch on CUDA ({DEFORM_ATTN_COST}); "
+        "--require-compiled-ops stops instead, requirements/gpu-cu121-mmcv.txt installs the op",
+        logger="current",
+        level=logging.WARNING,
+    )
+    return True
+
+
+def apply_deform_attn_path(path: DeformAttnPath, what: str = "model") -> None:
+    """Act on :func:`deform_attn_path`'s answer: raise for ``"refuse"``, patch for
+    ``"fallback"``, nothing otherwise.
+
+    Raises:
+        MmcvOpsMissingError: for ``"refuse"``, with the command that installs the full mmcv.
+    """
+    if path == "refuse":
+        raise MmcvOpsMissingError(what)
+    if path == "fallback":
+        use_pytorch_deform_attn()
+
+
 def _uses_deformable_attention(model: torch.nn.Module) -> bool:
     return any(type(m).__name__ == "MultiScaleDeformableAttention" for m in model.modules())
 
 
-def check_compiled_ops(model: torch.nn.Module, cuda: bool | None = None) -> None:
-    """Raise when ``model`` would run deformable attention on CUDA without compiled mmcv ops.
+def check_compiled_ops(
+    model: torch.nn.Module, cuda: bool | None = None, require_compiled: bool = False
+) -> DeformAttnPath | None:
+    """Choose the deformable attention of ``model`` for a CUDA run (see :func:`deform_attn_path`).
 
     On the CPU, mmcv's ``MultiScaleDeformableAttention`` uses its pure-PyTorch path; on CUDA it
-    calls ``mmcv._ext``, which mmcv-lite does not have (``fma._compat`` then supplies a stand-in
-    whose ops raise at the first forward).
+    calls ``mmcv._ext``, which mmcv-lite does not have: then the forward is switched to the
+    PyTorch function (:func:`use_pytorch_deform_attn`), or, with ``require_compiled``, the run
+    stops.
+
+    Returns:
+        The path taken, None when the model has no deformable attention.
 
     Raises:
-        MmcvOpsMissingError: with the command that installs the full mmcv.
+        MmcvOpsMissingError: ``require_compiled`` on CUDA without compiled ops.
     """
+    if not _uses_deformable_attention(model):
+        return None
     cuda = torch.cuda.is_available() if cuda is None else cuda
-    if cuda and _uses_deformable_attention(model) and compiled_ops_missing():
-        raise MmcvOpsMissingError("model")
+    path = deform_attn_path(
+        compiled_ops=not compiled_ops_missing(), cuda=cuda, require_compiled=require_compiled
+    )
+    apply_deform_attn_path(path, "model")
+    return path
 
 
 def _leaf_datasets(dataset: Any) -> list[Any]:
@@ -127,7 +260,8 @@ class SeedProvenanceHook(Hook):
 
     priority = "LOW"  # before CheckpointHook (VERY_LOW), which saves in after_train_iter
 
-    def __init__(self) -> None:
+    def __init__(self, require_compiled_ops: bool = False) -> None:
+        self.require_compiled_ops = require_compiled_ops
         self.seeds: dict[str, Any] | None = None
         self.checkpoint: str | None = None
         self._rng_train: torch.Tensor | None = None  # torch RNG after the last train iteration
@@ -135,7 +269,7 @@ class SeedProvenanceHook(Hook):
         self._rng_to_restore: torch.Tensor | None = None
 
     def before_run(self, runner: Any) -> None:
-        check_compiled_ops(runner.model)
+        check_compiled_ops(runner.model, require_compiled=self.require_compiled_ops)
 
     def before_train(self, runner: Any) -> None:
         self.seeds = describe_seeds(runner.train_loop.dataloader.dataset)

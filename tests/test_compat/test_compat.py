@@ -152,6 +152,18 @@ def test_scoped_checkpoint_globals(tmp_path):
         torch.load(path, weights_only=True)
 
 
+def test_checkpoint_globals_without_an_allowlist_api(monkeypatch):
+    """torch < 2.5 (the gpu-cu121-mmcv recipe's torch 2.1) has no safe_globals: the block adds
+    nothing (its torch.load defaults to weights_only=False) instead of failing."""
+    import torch
+
+    monkeypatch.delattr(torch.serialization, "safe_globals")
+    entered = []
+    with _compat.mmengine_checkpoint_globals():
+        entered.append(True)
+    assert entered == [True]
+
+
 def test_install_is_idempotent():
     before = sum(isinstance(f, _compat._PostImportFinder) for f in sys.meta_path)
     fma._compat.install()

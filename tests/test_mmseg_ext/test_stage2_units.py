@@ -88,27 +88,70 @@ class _FakeDeformable(torch.nn.Module):
 _FakeDeformable.__name__ = "MultiScaleDeformableAttention"
 
 
-def test_cuda_without_compiled_ops_is_refused(monkeypatch):
+@pytest.fixture
+def restore_deform_attn(monkeypatch):
+    """Undo ``use_pytorch_deform_attn`` (a process-wide patch) after the test."""
+    from mmcv.ops import multi_scale_deform_attn as msda
+
+    monkeypatch.setattr(
+        msda, "MultiScaleDeformableAttnFunction", msda.MultiScaleDeformableAttnFunction
+    )
+    return msda
+
+
+def test_cuda_without_compiled_ops_falls_back_or_is_refused_with_the_flag(
+    monkeypatch, restore_deform_attn
+):
+    msda = restore_deform_attn
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 1), _FakeDeformable())
     monkeypatch.setattr(hooks_module, "compiled_ops_missing", lambda: True)
-    with pytest.raises(MmcvOpsMissingError, match="mim install"):
-        check_compiled_ops(model, cuda=True)
-    check_compiled_ops(model, cuda=False)  # CPU: mmcv's PyTorch path works
-    check_compiled_ops(torch.nn.Conv2d(1, 1, 1), cuda=True)  # no deformable attention
+    with pytest.raises(MmcvOpsMissingError, match="--require-compiled-ops"):
+        check_compiled_ops(model, cuda=True, require_compiled=True)
+    assert not getattr(msda.MultiScaleDeformableAttnFunction, "fma_pytorch_fallback", False)
+    assert check_compiled_ops(model, cuda=False, require_compiled=True) == "pytorch"  # CPU
+    assert check_compiled_ops(torch.nn.Conv2d(1, 1, 1), cuda=True, require_compiled=True) is None
+    assert check_compiled_ops(model, cuda=True) == "fallback"  # without the flag: PyTorch op
+    assert msda.MultiScaleDeformableAttnFunction.fma_pytorch_fallback
     monkeypatch.setattr(hooks_module, "compiled_ops_missing", lambda: False)
-    check_compiled_ops(model, cuda=True)
+    assert check_compiled_ops(model, cuda=True, require_compiled=True) == "compiled"
 
 
-def test_cuda_check_from_the_config(monkeypatch):
+def test_cuda_check_from_the_config(restore_deform_attn):
     from stage2_helpers import STAGE2
 
+    msda = restore_deform_attn
     m2f = Config.fromfile(STAGE2 / "mask2former_swin-l-in22k_2xb2-80k_voc12aug-seed-512x512.py")
     dl = Config.fromfile(STAGE2 / "deeplabv3plus_r101-d8_4xb4-40k_voc12aug-seed-512x512.py")
     assert hooks_module.compiled_ops_missing()  # the CPU set runs on mmcv-lite
     with pytest.raises(MmcvOpsMissingError, match="mmcv-lite"):
-        stage2.check_cuda_ops(m2f, cuda=True)
-    stage2.check_cuda_ops(dl, cuda=True)
-    stage2.check_cuda_ops(m2f, cuda=False)
+        stage2.check_cuda_ops(m2f, cuda=True, require_compiled=True)
+    assert stage2.check_cuda_ops(dl, cuda=True, require_compiled=True) is None
+    assert stage2.check_cuda_ops(m2f, cuda=False, require_compiled=True) == "pytorch"
+    assert not getattr(msda.MultiScaleDeformableAttnFunction, "fma_pytorch_fallback", False)
+    assert stage2.check_cuda_ops(m2f, cuda=True) == "fallback"
+    assert msda.MultiScaleDeformableAttnFunction.fma_pytorch_fallback
+
+
+def test_the_tools_pass_the_flag_on(tmp_path, monkeypatch, restore_deform_attn):
+    from stage2_helpers import STAGE2
+    from tool_modules import load_tool
+
+    msda = restore_deform_attn
+    config = str(STAGE2 / "mask2former_swin-l-in22k_2xb2-80k_voc12aug-seed-512x512.py")
+    ckpt = tmp_path / "iter_1.pth"
+    ckpt.write_bytes(b"")
+    monkeypatch.chdir(tmp_path)  # the config's relative backbone path does not exist here
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    work = ["--work-dir", str(tmp_path / "w")]
+    with pytest.raises(MmcvOpsMissingError, match="--require-compiled-ops"):
+        load_tool("train").main([config, "--require-compiled-ops", *work])
+    with pytest.raises(MmcvOpsMissingError, match="--require-compiled-ops"):
+        load_tool("test").main([config, str(ckpt), "--require-compiled-ops", *work])
+    assert not getattr(msda.MultiScaleDeformableAttnFunction, "fma_pytorch_fallback", False)
+    # without the flag the run goes on with the PyTorch op, up to the missing backbone weights
+    with pytest.raises(FileNotFoundError, match="backbone weights"):
+        load_tool("train").main([config, "--no-download", *work])
+    assert msda.MultiScaleDeformableAttnFunction.fma_pytorch_fallback
 
 
 class _Response(io.BytesIO):
