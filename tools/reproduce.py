@@ -3,9 +3,12 @@
 Runs the steps of ``configs/pipelines/<name>.py`` in order, each as its own process from the
 repository root, skipping steps whose record matches their current inputs and config
 (:mod:`fma.apis.pipeline`). ``--verify`` compares the produced metrics with
-``configs/metafile.yml`` (:mod:`fma.apis.leaderboard`). Exit codes: 0 success (or every number
-within tolerance), 1 a step failed / a number missed or is missing, 2 bad arguments or config,
-130 interrupted.
+``configs/metafile.yml`` (:mod:`fma.apis.leaderboard`). Before the first step (and with
+``--dry-run``) the preflight (:mod:`fma.apis.preflight`) checks every input that should exist,
+weights hashes, the total batch against the process count and free disk, and prints the plan
+with estimated GPU-hours. Exit codes: 0 success (or every number within tolerance), 1 a step
+failed / the preflight found a problem / a number missed or is missing, 2 bad arguments or
+config, 130 interrupted.
 
 Examples::
 
@@ -26,6 +29,7 @@ from pathlib import Path
 from fma.apis.leaderboard import MetafileError, format_checks, verify
 from fma.apis.pipeline import Launcher, format_summary, records_summary, run_pipeline
 from fma.apis.pipeline_config import PipelineError, load_pipeline, parse_set_options
+from fma.apis.preflight import PreflightError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sel = p.add_mutually_exclusive_group()
     sel.add_argument("--from", dest="start", metavar="STEP", help="run STEP and all after it")
     sel.add_argument("--only", metavar="STEP", help="run STEP only")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and commands only")
+    p.add_argument("--dry-run", action="store_true",
+                   help="run the preflight, print the plan and the commands; run nothing (exit 1 "
+                   "when the preflight finds a problem)")  # fmt: skip
+    p.add_argument("--allow-batch-change", action="store_true",
+                   help="train with the total batch this launcher gives, even where it differs "
+                   "from the config's recipe (e.g. 2xb2 on one process)")  # fmt: skip
     p.add_argument("--quiet", action="store_true",
                    help="steps log to <work_dir>/pipeline/logs/ only (the end of a failed one "
                    "is shown)")  # fmt: skip
@@ -93,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         launcher = Launcher(args.launcher, args.nproc_per_node, args.nnodes, args.node_rank,
                             args.master_addr, args.master_port)  # fmt: skip
         return run_pipeline(pipeline, start=args.start, only=args.only, dry_run=args.dry_run,
-                            launcher=launcher, quiet=args.quiet)  # fmt: skip
+                            launcher=launcher, quiet=args.quiet,
+                            allow_batch_change=args.allow_batch_change)  # fmt: skip
+    except PreflightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except (PipelineError, MetafileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

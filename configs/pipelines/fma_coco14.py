@@ -12,12 +12,15 @@ pipeline = dict(
 work_dir = "work_dirs/pipelines/fma_coco14"
 vars = dict(
     data_root="data/coco2014",
-    clip="openai",  # open_clip tag, or a local ViT-B-16 weights file (offline)
-    sam="checkpoints/sam_vit_h_4b8939.pth",
+    clip="pretrains/ViT-B-16.pt",  # python tools/download.py clip; or an open_clip tag
+    sam="pretrains/sam_vit_h_4b8939.pth",  # python tools/download.py sam
     stage2="configs/stage2/mask2former_swin-l-in22k_2xb2-100k_coco14-seed-512x512.py",
 )
 _cls = "configs/stage1/fma-cls_prompt-clip-vit-b16_1xb16-20500it_coco14.py"
 _seg = "configs/stage1/fma-seg_prompt-clip-vit-b16_1xb16-75k_coco14.py"
+# Checked before the first step (fma/apis/preflight.py, with the steps' inputs and weights).
+checks = [dict(type="dataset", dataset="coco14", root="{data_root}", splits="train,val",
+               labels="train", ground_truth="train,val")]  # fmt: skip
 _split_file = "{data_root}/ImageSets/train.txt"
 _labels = "{data_root}/cls_labels/train.json"
 # fmt: off
@@ -41,7 +44,7 @@ steps = [
         args=[_cls, "--work-dir", "{work_dir}/cls_prompts", "--resume", "--cfg-options",
               "train_dataloader.dataset.data_root={data_root}", "model.clip.pretrained={clip}",
               "train_cfg.max_iters=6150"],
-        inputs=[_split_file, _labels],
+        inputs=[_split_file, _labels, "{clip}"],
         outputs=["{work_dir}/cls_prompts"],
     ),
     dict(
@@ -51,7 +54,7 @@ steps = [
         args=[_cls, "{work_dir}/cls_prompts/iter_6150.pth", "--work-dir", "{work_dir}/cls_cams",
               "--out", "{work_dir}/cls_cams/train", "--cfg-options",
               "test_dataloader.dataset.data_root={data_root}", "model.clip.pretrained={clip}"],
-        inputs=["{work_dir}/cls_prompts/iter_6150.pth", _split_file, _labels],
+        inputs=["{work_dir}/cls_prompts/iter_6150.pth", _split_file, _labels, "{clip}"],
         outputs=["{work_dir}/cls_cams"],
         distributed=True,
     ),
@@ -86,7 +89,7 @@ steps = [
               "train_dataloader.dataset.data_root={data_root}",
               "train_dataloader.dataset.seed_dir={work_dir}/coarse_seeds/seeds/train",
               "model.clip.pretrained={clip}", "train_cfg.max_iters=45000"],
-        inputs=[_split_file, _labels, "{work_dir}/coarse_seeds/seeds/train"],
+        inputs=[_split_file, _labels, "{work_dir}/coarse_seeds/seeds/train", "{clip}"],
         outputs=["{work_dir}/seg_prompts"],
     ),
     dict(
@@ -96,7 +99,7 @@ steps = [
         args=[_seg, "{work_dir}/seg_prompts/iter_45000.pth", "--work-dir", "{work_dir}/seg_cams",
               "--out", "{work_dir}/seg_cams/train", "--cfg-options",
               "test_dataloader.dataset.data_root={data_root}", "model.clip.pretrained={clip}"],
-        inputs=["{work_dir}/seg_prompts/iter_45000.pth", _split_file, _labels],
+        inputs=["{work_dir}/seg_prompts/iter_45000.pth", _split_file, _labels, "{clip}"],
         outputs=["{work_dir}/seg_cams"],
         distributed=True,
     ),

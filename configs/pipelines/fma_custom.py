@@ -15,8 +15,8 @@ work_dir = "work_dirs/pipelines/fma_custom"
 checks = [dict(type="custom_dataset", root="{data_root}")]
 vars = dict(
     data_root=None,  # --data-root ROOT: images/, classes.txt, labels.csv (see the README)
-    clip="openai",  # open_clip tag, or a local ViT-B-16 weights file (offline)
-    sam="checkpoints/sam_vit_h_4b8939.pth",
+    clip="pretrains/ViT-B-16.pt",  # python tools/download.py clip; or an open_clip tag
+    sam="pretrains/sam_vit_h_4b8939.pth",  # python tools/download.py sam
     sam_config="configs/sam/sam_vit-h_amg-fma_voc12.py",
     cls_config="configs/stage1/fma-cls_prompt-clip-vit-b16_1xb16-1800it_custom.py",
     cls_iters="1800",
@@ -57,7 +57,7 @@ steps = [
         tool="tools/train.py",
         args=["{cls_config}", "--work-dir", "{work_dir}/cls_prompts", "--resume",
               "--cfg-options", *_stage1_data],
-        inputs=["{data_root}/classes.txt", "{data_root}/labels.csv", "{data_root}/labels.json"],
+        inputs=["{data_root}/classes.txt", "{data_root}/labels.*", "{clip}"],
         outputs=["{work_dir}/cls_prompts"],
     ),
     dict(
@@ -67,7 +67,7 @@ steps = [
         args=["{cls_config}", "{work_dir}/cls_prompts/iter_{cls_iters}.pth", "--work-dir",
               "{work_dir}/cls_cams", "--out", "{work_dir}/cls_cams/{train_split}",
               "--cfg-options", *_cam_data],
-        inputs=["{work_dir}/cls_prompts/iter_{cls_iters}.pth"],
+        inputs=["{work_dir}/cls_prompts/iter_{cls_iters}.pth", "{clip}"],
         outputs=["{work_dir}/cls_cams"],
         distributed=True,
     ),
@@ -101,8 +101,8 @@ steps = [
         args=["{seg_config}", "--work-dir", "{work_dir}/seg_prompts", "--resume",
               "--cfg-options", *_stage1_data,
               "train_dataloader.dataset.seed_dir={work_dir}/coarse_seeds/seeds/{train_split}"],
-        inputs=["{data_root}/classes.txt", "{data_root}/labels.csv", "{data_root}/labels.json",
-                "{work_dir}/coarse_seeds/seeds/{train_split}"],
+        inputs=["{data_root}/classes.txt", "{data_root}/labels.*",
+                "{work_dir}/coarse_seeds/seeds/{train_split}", "{clip}"],
         outputs=["{work_dir}/seg_prompts"],
     ),
     dict(
@@ -112,7 +112,7 @@ steps = [
         args=["{seg_config}", "{work_dir}/seg_prompts/iter_{seg_iters}.pth", "--work-dir",
               "{work_dir}/seg_cams", "--out", "{work_dir}/seg_cams/{train_split}",
               "--cfg-options", *_cam_data],
-        inputs=["{work_dir}/seg_prompts/iter_{seg_iters}.pth"],
+        inputs=["{work_dir}/seg_prompts/iter_{seg_iters}.pth", "{clip}"],
         outputs=["{work_dir}/seg_cams"],
         distributed=True,
     ),

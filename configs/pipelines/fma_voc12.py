@@ -11,8 +11,8 @@ pipeline = dict(
 work_dir = "work_dirs/pipelines/fma_voc12"
 vars = dict(
     data_root="data/VOCdevkit/VOC2012",
-    clip="openai",  # open_clip tag, or a local ViT-B-16 weights file (offline)
-    sam="checkpoints/sam_vit_h_4b8939.pth",
+    clip="pretrains/ViT-B-16.pt",  # python tools/download.py clip; or an open_clip tag
+    sam="pretrains/sam_vit_h_4b8939.pth",  # python tools/download.py sam
     # Seeds are scored on train_aug against SegmentationClassAug (method-fma 10.1); without the
     # SBD ground truth use --set seed_eval_split=train (the 1,464 VOC train images).
     seed_eval_split="train_aug",
@@ -29,6 +29,9 @@ vars = dict(
 )
 _cls = "{cls_config}"
 _seg = "{seg_config}"
+# Checked before the first step (fma/apis/preflight.py, with the steps' inputs and weights).
+checks = [dict(type="dataset", dataset="voc12", root="{data_root}", splits="train_aug,val",
+               labels="train_aug", ground_truth="{seed_eval_split},val")]  # fmt: skip
 _split_file = "{data_root}/ImageSets/Segmentation/train_aug.txt"
 _labels = "{data_root}/cls_labels/train_aug.json"
 # fmt: off
@@ -50,7 +53,7 @@ steps = [
         tool="tools/train.py",
         args=[_cls, "--work-dir", "{work_dir}/cls_prompts", "--resume", "--cfg-options",
               "train_dataloader.dataset.data_root={data_root}", "model.clip.pretrained={clip}"],
-        inputs=[_split_file, _labels],
+        inputs=[_split_file, _labels, "{clip}"],
         outputs=["{work_dir}/cls_prompts"],
     ),
     dict(
@@ -61,7 +64,7 @@ steps = [
               "--work-dir", "{work_dir}/cls_cams",
               "--out", "{work_dir}/cls_cams/train_aug", "--cfg-options",
               "test_dataloader.dataset.data_root={data_root}", "model.clip.pretrained={clip}"],
-        inputs=["{work_dir}/cls_prompts/iter_{cls_iters}.pth", _split_file, _labels],
+        inputs=["{work_dir}/cls_prompts/iter_{cls_iters}.pth", _split_file, _labels, "{clip}"],
         outputs=["{work_dir}/cls_cams"],
         distributed=True,
     ),
@@ -94,7 +97,7 @@ steps = [
               "train_dataloader.dataset.data_root={data_root}",
               "train_dataloader.dataset.seed_dir={work_dir}/coarse_seeds/seeds/train_aug",
               "model.clip.pretrained={clip}"],
-        inputs=[_split_file, _labels, "{work_dir}/coarse_seeds/seeds/train_aug"],
+        inputs=[_split_file, _labels, "{work_dir}/coarse_seeds/seeds/train_aug", "{clip}"],
         outputs=["{work_dir}/seg_prompts"],
     ),
     dict(
@@ -105,7 +108,7 @@ steps = [
               "--work-dir", "{work_dir}/seg_cams",
               "--out", "{work_dir}/seg_cams/train_aug", "--cfg-options",
               "test_dataloader.dataset.data_root={data_root}", "model.clip.pretrained={clip}"],
-        inputs=["{work_dir}/seg_prompts/iter_{seg_iters}.pth", _split_file, _labels],
+        inputs=["{work_dir}/seg_prompts/iter_{seg_iters}.pth", _split_file, _labels, "{clip}"],
         outputs=["{work_dir}/seg_cams"],
         distributed=True,
     ),

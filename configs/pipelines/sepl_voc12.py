@@ -10,7 +10,7 @@ pipeline = dict(
 work_dir = "work_dirs/pipelines/sepl_voc12"
 vars = dict(
     data_root="data/VOCdevkit/VOC2012",
-    sam="checkpoints/sam_vit_h_4b8939.pth",
+    sam="pretrains/sam_vit_h_4b8939.pth",  # python tools/download.py sam
     pseudo_labels=None,  # required: --set pseudo_labels=DIR (e.g. TransCAM's labels)
     split="train_aug",  # the images refined and trained on (train: 1,464 images)
     eval_split="train",  # SEPL's protocol: VOC train vs SegmentationClass (method-sepl 4.2)
@@ -18,6 +18,9 @@ vars = dict(
     method="max_iou_imp2",  # the official default merger
     stage2="configs/stage2/mask2former_swin-l-in22k_2xb2-80k_voc12aug-seed-512x512.py",
 )
+# Checked before the first step (fma/apis/preflight.py, with the steps' inputs and weights).
+checks = [dict(type="dataset", dataset="voc12", root="{data_root}", splits="{split},val",
+               ground_truth="{eval_split},val")]  # fmt: skip
 _split_file = "{data_root}/ImageSets/Segmentation/{split}.txt"
 # fmt: off
 steps = [

@@ -43,6 +43,7 @@ from typing import Any, TextIO
 
 from fma.apis.fingerprint import HashCache, changed_parts, expand, step_fingerprint
 from fma.apis.pipeline_config import Pipeline, PipelineError, Step, check_wiring, under
+from fma.apis.preflight import PreflightError, format_plan, preflight
 from fma.io.atomic import write_json_atomic
 
 __all__ = [
@@ -285,15 +286,21 @@ def run_pipeline(
     launcher: Launcher | None = None,
     out: TextIO | None = None,
     quiet: bool = False,
+    allow_batch_change: bool = False,
 ) -> int:
     """Run (or with ``dry_run`` only print) the steps; print the summary table; exit code.
 
-    Every step's output goes to ``<work_dir>/pipeline/logs/<step>.log``, and to ``out`` as well
-    unless ``quiet`` (then a failed step shows the last 40 lines of its log).
+    First the preflight (:func:`fma.apis.preflight.preflight`) checks what the selected steps
+    need and prints the plan with its estimates. Every step's output goes to
+    ``<work_dir>/pipeline/logs/<step>.log``, and to ``out`` as well unless ``quiet`` (then a
+    failed step shows the last 40 lines of its log).
 
     Returns:
         0 when every selected step was skipped or succeeded; the failed step's exit code
         (1 when it was not a positive number) otherwise; 2 for a step that cannot be resolved.
+
+    Raises:
+        PreflightError: the preflight found problems (all listed); nothing was run.
     """
     out = out or sys.stdout
     launcher = launcher or Launcher()
@@ -308,6 +315,19 @@ def run_pipeline(
         print(f"note: {note}", file=out)
     for problem in check_wiring(pipeline):
         print(f"warning: {problem}", file=out)
+    world = launcher.nproc_per_node * launcher.nnodes if launcher.launcher == "pytorch" else 1
+    report = preflight(pipeline, selected, world_size=world,
+                       allow_batch_change=allow_batch_change, cache=cache)  # fmt: skip
+    for note in report.notes:
+        print(f"note: {note}", file=out)
+    if report.problems:
+        listed = "\n  ".join(report.problems)
+        raise PreflightError(
+            f"{pipeline.path}: the preflight found {len(report.problems)} problem(s); nothing "
+            f"was run. Fix them and rerun:\n  {listed}"
+        )
+    if any(p.gpu_hours or p.cpu_hours or p.disk_bytes for p in report.plan):
+        print(format_plan(report), file=out)
     results: list[StepResult] = []
     rerun: list[tuple[str, str]] = []  # (output, step) of the steps that run in this invocation
     code = 0

@@ -13,7 +13,21 @@ import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["CHECKS", "CheckResult", "check_custom_dataset"]
+__all__ = ["CHECKS", "CheckResult", "check_custom_dataset", "check_dataset"]
+
+#: Image counts of the official splits (a different count is a note, not a problem).
+OFFICIAL_COUNTS = {
+    ("voc12", "train"): 1464,
+    ("voc12", "val"): 1449,
+    ("voc12", "train_aug"): 10582,
+    ("coco14", "train"): 82783,
+    ("coco14", "val"): 40504,
+}
+_PREPARE = {
+    "voc12": "python tools/prepare_voc.py {root} --sbd SBD_ROOT (docs/datasets.md)",
+    "coco14": "python tools/prepare_coco.py --ann instances_<split>2014.json --split <split> "
+    "--root {root} (docs/datasets.md)",
+}
 
 
 @dataclasses.dataclass
@@ -138,5 +152,104 @@ def _id_problems(folder: Path) -> list[str]:
     return out
 
 
+def _names(csv: str) -> list[str]:
+    return list(dict.fromkeys(x.strip() for x in csv.split(",") if x.strip()))
+
+
+def _shown(ids: list[str]) -> str:
+    return ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
+
+
+def check_dataset(
+    dataset: str, root: str, splits: str, labels: str = "", ground_truth: str = ""
+) -> CheckResult:
+    """Check a VOC or COCO root as the steps will read it, without opening any image.
+
+    Args:
+        dataset: ``voc12`` or ``coco14``.
+        root: the data root (``--data-root``).
+        splits: comma-separated splits whose list file and images must exist.
+        labels: splits that need image-level labels (``cls_labels/<split>.json``, every id).
+        ground_truth: splits that need a ground-truth PNG for every id (evaluations).
+
+    Returns:
+        Every missing folder, list, image, label or ground-truth file (counted, the first few
+        named), with the command that makes it; notes with the image counts.
+    """
+    from fma.datasets.labels import ImageLabelsError, load_image_labels
+    from fma.datasets.layout import DatasetLayout
+
+    layout = DatasetLayout.of(dataset, root)
+    result = CheckResult()
+    fix = _PREPARE.get(layout.dataset, "").format(root=root)
+    if not layout.root.is_dir():
+        result.problems.append(
+            f"{layout.root}: data root not found (--data-root); make it with {fix}"
+        )
+        return result
+    images = layout.images_dir(_names(splits)[0] if _names(splits) else "train")
+    if layout.dataset == "voc12" and not images.is_dir():
+        result.problems.append(
+            f"{layout.root}: not a VOC2012 folder (no JPEGImages/): --data-root must point to "
+            "VOCdevkit/VOC2012 of the VOC 2012 trainval archive (docs/datasets.md)"
+        )
+        return result
+    listed: dict[str, list[str]] = {}
+    for split in dict.fromkeys(_names(splits) + _names(labels) + _names(ground_truth)):
+        path = layout.split_file(split)
+        if not path.is_file():
+            hint = layout.split_hint(split) or f"; make it with {fix}"
+            result.problems.append(f"{path}: split list of {split!r} not found{hint}")
+            continue
+        ids = layout.image_ids(split)
+        listed[split] = ids
+        official = OFFICIAL_COUNTS.get((layout.dataset, split))
+        count = f"{split}: {len(ids):,} images"
+        if official is not None and official != len(ids):
+            count += f" (the official {split} has {official:,})"
+        result.notes.append(f"{path}: {count}")
+    for split, ids in listed.items():
+        if split not in _names(splits):
+            continue
+        folder = layout.images_dir(split)
+        have = {p.stem for p in folder.iterdir()} if folder.is_dir() else set()
+        missing = [i for i in ids if i not in have]
+        if missing:
+            result.problems.append(
+                f"{folder}: no image for {len(missing)} of the {len(ids)} ids of {split!r} "
+                f"({_shown(missing)})"
+            )
+    for split in _names(labels):
+        if split not in listed:
+            continue
+        path = layout.image_labels_file(split)
+        try:
+            known = load_image_labels(path, dataset=layout.dataset)
+        except (FileNotFoundError, ImageLabelsError) as exc:
+            result.problems.append(f"{exc}; for {root}: {fix}")
+            continue
+        missing = [i for i in listed[split] if i not in known]
+        if missing:
+            result.problems.append(
+                f"{path}: no image-level labels for {len(missing)} of the {len(listed[split])} "
+                f"ids of {split!r} ({_shown(missing)}); make it again with {fix}"
+            )
+    for split in _names(ground_truth):
+        if split not in listed:
+            continue
+        folder = layout.labels_dir(split)
+        have = {p.stem for p in folder.glob("*.png")} if folder.is_dir() else set()
+        missing = [i for i in listed[split] if i not in have]
+        if missing:
+            result.problems.append(
+                f"{folder}: no ground truth <id>.png for {len(missing)} of the "
+                f"{len(listed[split])} ids of {split!r} ({_shown(missing)}); make it with {fix}"
+            )
+    return result
+
+
 #: Check types a pipeline config may name.
-CHECKS: dict[str, Callable[..., CheckResult]] = {"custom_dataset": check_custom_dataset}
+CHECKS: dict[str, Callable[..., CheckResult]] = {
+    "custom_dataset": check_custom_dataset,
+    "dataset": check_dataset,
+}

@@ -5,7 +5,7 @@ A pipeline config is an mmengine Python config file (``_base_`` works; dicts mer
 
     pipeline = dict(name="fma_voc12", description="...")
     work_dir = "work_dirs/pipelines/fma_voc12"      # --work-dir overrides
-    vars = dict(data_root="data/VOCdevkit/VOC2012", sam="checkpoints/sam_vit_h_4b8939.pth")
+    vars = dict(data_root="data/VOCdevkit/VOC2012", sam="pretrains/sam_vit_h_4b8939.pth")
     steps = [
         dict(
             name="sam_masks",                       # unique; --from / --only use it
@@ -22,7 +22,8 @@ A pipeline config is an mmengine Python config file (``_base_`` works; dicts mer
 
 A config may also list ``checks = [dict(type="custom_dataset", root="{data_root}")]``
 (:mod:`fma.apis.pipeline_checks`): they run before the first step, ``--dry-run`` included; any
-problem stops the run with all of them listed, and vars set to ``"auto"`` take the values the
+problem stops the run with all of them listed (with the runner's own preflight,
+:mod:`fma.apis.preflight`), and vars set to ``"auto"`` take the values the
 checks derive (e.g. ``seed_eval`` switches evaluation steps off without ground truth).
 
 ``{name}`` in any string of a step (and in var values) is replaced by the var of that name or by
@@ -101,6 +102,7 @@ class Pipeline:
     vars: dict[str, Any]
     steps: list[Step]
     notes: list[str] = dataclasses.field(default_factory=list)  # what the checks reported
+    problems: list[str] = dataclasses.field(default_factory=list)  # what the checks found
 
     @property
     def records_dir(self) -> Path:
@@ -241,12 +243,12 @@ def load_pipeline(
         overrides: var values from the command line (``--set``, ``--data-root``, ...); a name
             the pipeline has no var for is an error listing the vars.
         run_checks: run the config's ``checks`` (:mod:`fma.apis.pipeline_checks`) first: their
-            problems raise, their notes go to ``Pipeline.notes``, and vars set to ``"auto"``
-            take the values they derive. Without it ``auto`` stays as it is.
+            problems go to ``Pipeline.problems`` (the runner's preflight reports them with its
+            own, :mod:`fma.apis.preflight`), their notes to ``Pipeline.notes``, and vars set to
+            ``"auto"`` take the values they derive. Without it ``auto`` stays as it is.
 
     Raises:
-        PipelineError: a missing section, a bad step, an unknown var or placeholder, or a
-            check that found problems (all of them listed).
+        PipelineError: a missing section, a bad step, an unknown var or placeholder.
     """
     from mmengine.config import Config
 
@@ -270,7 +272,9 @@ def load_pipeline(
     values = _Vars(raw_vars, str(path))
     wd = values.sub(str(work_dir or cfg.get("work_dir") or Path("work_dirs/pipelines") / name))
     values.raw["work_dir"] = wd
-    notes = _run_checks(cfg.get("checks") or [], values, overrides or {}, str(path), run_checks)
+    notes, problems = _run_checks(
+        cfg.get("checks") or [], values, overrides or {}, str(path), run_checks
+    )
     steps = [_resolve_step(s, i, values, str(path)) for i, s in enumerate(cfg["steps"])]
     seen: set[str] = set()
     for step in steps:
@@ -292,6 +296,7 @@ def load_pipeline(
         vars=shown_vars,
         steps=steps,
         notes=notes,
+        problems=problems,
     )
 
 
@@ -301,11 +306,13 @@ def _run_checks(
     overrides: Mapping[str, Any],
     where: str,
     run: bool,
-) -> list[str]:
-    """Resolve (and with ``run`` execute) the ``checks`` of a config; returns their notes."""
+) -> tuple[list[str], list[str]]:
+    """Resolve (and with ``run`` execute) the ``checks`` of a config; returns their notes and
+    problems."""
     from fma.apis.pipeline_checks import CHECKS
 
     notes: list[str] = []
+    problems: list[str] = []
     for i, raw in enumerate(checks):
         kind = str(dict(raw).get("type", ""))
         if kind not in CHECKS:
@@ -315,17 +322,12 @@ def _run_checks(
             continue
         kwargs = {k: values.sub(str(v)) for k, v in dict(raw).items() if k != "type"}
         result = CHECKS[kind](**kwargs)
-        if result.problems:
-            listed = "\n  ".join(result.problems)
-            raise PipelineError(
-                f"{where}: the {kind} check found {len(result.problems)} problem(s); nothing was "
-                f"run. Fix them and rerun:\n  {listed}"
-            )
+        problems += result.problems
         notes += result.notes
         for key, value in result.derived.items():
             if values.raw.get(key) == "auto" and key not in overrides:
                 values.raw[key] = value
-    return notes
+    return notes, problems
 
 
 def under(path: str, folder: str) -> bool:

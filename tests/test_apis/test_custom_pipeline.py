@@ -150,9 +150,12 @@ def test_folder_with_problems_stops_before_the_first_step(tmp_path, capsys):
     work = tmp_path / "work"
     argv = ["configs/pipelines/fma_custom.py", "--work-dir", str(work), "--data-root", str(root),
             "--dry-run"]  # fmt: skip
-    assert load_tool("reproduce").main(argv) == 2
+    assert load_tool("reproduce").main(argv) == 1
     err = capsys.readouterr().err
-    assert "3 problem(s); nothing was run" in err
+    # The folder's three problems, the weights files of the default vars and the total batch
+    # of one process, in one message.
+    assert err.count("error:") == 1 and "problem(s); nothing was run" in err
+    assert "pretrains/ViT-B-16.pt: not found (needed by step cls_prompts" in err
     assert "class 'cat' listed twice" in err
     assert "labels for 'b' but no image" in err and "a has no image-level labels" in err
     assert not work.exists()

@@ -14,6 +14,7 @@ import pytest
 from fma.apis.leaderboard import format_checks, verify
 from fma.apis.pipeline import Launcher, format_summary, records_summary, run_pipeline
 from fma.apis.pipeline_config import PipelineError, load_pipeline, parse_set_options
+from fma.apis.preflight import PreflightError
 
 TOY = r"""
 import json, pathlib, sys
@@ -216,9 +217,16 @@ def test_disabled_steps_and_summary_from_records(toy):
             'fail="fail_b")', 'fail="fail_b", on="false")'
         )
     )
+    # c reads the output of the disabled b: the wiring warns and the preflight stops the run.
+    with pytest.raises(PreflightError, match="wd/b: not found") as info:
+        _run(toy)
+    assert "written by step b, which is off (the pipeline's vars)" in str(info.value)
+    assert not (toy / "calls.txt").exists()
+    (toy / "pipe.py").write_text(
+        (toy / "pipe.py").read_text().replace('inputs=["{work_dir}/b"]', 'inputs=["{work_dir}/a"]')
+    )
     _code, calls, text = _run(toy)
     assert calls == ["a", "metrics"] and "b (b): off" in text
-    assert "warning: step c: input wd/b is neither written by an earlier step" in text
     pipeline = load_pipeline(toy / "pipe.py", root=toy, overrides={"on": "true"})
     table = format_summary(pipeline, records_summary(pipeline))
     rows = {line.split()[0]: line for line in table.splitlines()[2:]}
