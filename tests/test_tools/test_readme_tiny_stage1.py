@@ -1,9 +1,9 @@
-"""The README's "Stage I without weights" commands, run as written (tiny CLIP, CPU).
+"""The "Stage I without weights" commands of docs/stages.md, run as written (tiny CLIP, CPU).
 
-The bash block of that README section is parsed (continuation lines joined, comments dropped)
-and every command runs in a scratch folder that links ``configs/``, ``tools/`` and ``tests/`` of
-the repository, so the relative paths of the README and of the config work unchanged and
-``work_dirs/`` lands in the scratch folder.
+The bash block of that section is parsed (continuation lines joined, comments dropped) and every
+command runs, with this test's interpreter in place of ``.venv/bin/python``, in a scratch folder
+that links ``configs/``, ``tools/`` and ``tests/`` of the repository, so the relative paths of the
+page and of the config work unchanged and ``work_dirs/`` lands in the scratch folder.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ STEM = "fma-cls_prompt-clip-tiny_1xb2-20it_synthetic"
 
 
 def readme_commands(section: str = "### Stage I without weights") -> list[list[str]]:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "stages.md").read_text(encoding="utf-8")
     body = text[text.index(section) :]
     block = body[body.index("```bash\n") + len("```bash\n") :]
     block = block[: block.index("```")].replace("\\\n", " ")
@@ -35,8 +35,8 @@ def readme_commands(section: str = "### Stage I without weights") -> list[list[s
 def test_readme_commands_train_and_write_cams(tmp_path) -> None:
     commands = readme_commands()
     assert [c[:2] for c in commands] == [
-        ["python", "tools/demo.py"], ["python", "tools/prepare_voc.py"],
-        ["python", "tools/train.py"], ["python", "tools/test.py"],
+        [".venv/bin/python", "tools/demo.py"], [".venv/bin/python", "tools/prepare_voc.py"],
+        [".venv/bin/python", "tools/train.py"], [".venv/bin/python", "tools/test.py"],
     ]  # fmt: skip
     for name in ("configs", "tools", "tests"):
         (tmp_path / name).symlink_to(REPO / name)
