@@ -39,6 +39,7 @@ from fma.apis.stage2 import (
     check_cuda_ops,
     is_stage2,
 )
+from fma.clip.weights import detect_format
 from fma.io.manifest import file_sha256
 from fma.models.prompt_clip import tta_settings
 
@@ -117,6 +118,12 @@ def build_cfg(args: argparse.Namespace) -> Config:
         "checkpoint_sha256": file_sha256(args.checkpoint),
         "tta": tta_settings(cfg.model.get("tta")),
     }
+    pretrained = cfg.model.get("clip", {}).get("pretrained")
+    if isinstance(pretrained, str) and Path(pretrained).is_file():  # a tag or None: no file
+        cfg.test_evaluator.params["clip_weights"] = {
+            "format": detect_format(pretrained),  # torchscript, state_dict or safetensors
+            "sha256": file_sha256(pretrained),
+        }
     return cfg
 
 

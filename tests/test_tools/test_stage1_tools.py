@@ -175,6 +175,25 @@ def test_tta_defaults_without_config_values(tmp_path) -> None:
     assert built.test_evaluator.output_dir == str(work / "cams" / "train_aug")
 
 
+def test_cam_params_record_the_clip_weights_file(tmp_path) -> None:
+    """The CAM manifest's params name the CLIP file's format and sha256 (a tag records none)."""
+    import torch
+
+    clip = tmp_path / "clip.pt"
+    torch.save({"w": torch.zeros(2)}, clip)
+    ckpt = tmp_path / "x.pth"
+    ckpt.write_bytes(b"")
+    test = load_tool("test")
+    argv = [str(VOC_CLS), str(ckpt), "--cfg-options", f"model.clip.pretrained={clip}"]
+    built = test.build_cfg(test.parse_args(argv))
+    assert built.test_evaluator.params["clip_weights"] == {
+        "format": "state_dict",
+        "sha256": hashlib.sha256(clip.read_bytes()).hexdigest(),
+    }
+    built = test.build_cfg(test.parse_args([str(VOC_CLS), str(ckpt)]))
+    assert "clip_weights" not in built.test_evaluator.params
+
+
 def test_show_dir(tmp_path, voc, voc_ckpt) -> None:
     from fma.cam import cam_to_score
     from fma.datasets.meta import VOC12
