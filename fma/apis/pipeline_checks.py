@@ -160,6 +160,22 @@ def _shown(ids: list[str]) -> str:
     return ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")
 
 
+def _report_missing(
+    result: CheckResult,
+    where: Path,
+    what: str,
+    split: str,
+    ids: list[str],
+    have: set[str],
+    tail: str,
+) -> None:
+    """One problem naming how many of ``ids`` have no ``what`` in ``where`` (the first few)."""
+    missing = [i for i in ids if i not in have]
+    if missing:
+        result.problems.append(f"{where}: no {what} for {len(missing)} of the {len(ids)} ids of "
+                               f"{split!r} ({_shown(missing)}){tail}")  # fmt: skip
+
+
 def check_dataset(
     dataset: str, root: str, splits: str, labels: str = "", ground_truth: str = ""
 ) -> CheckResult:
@@ -208,43 +224,24 @@ def check_dataset(
         if official is not None and official != len(ids):
             count += f" (the official {split} has {official:,})"
         result.notes.append(f"{path}: {count}")
-    for split, ids in listed.items():
-        if split not in _names(splits):
-            continue
-        folder = layout.images_dir(split)
-        have = {p.stem for p in folder.iterdir()} if folder.is_dir() else set()
-        missing = [i for i in ids if i not in have]
-        if missing:
-            result.problems.append(
-                f"{folder}: no image for {len(missing)} of the {len(ids)} ids of {split!r} "
-                f"({_shown(missing)})"
-            )
+    wanted = [(s, "image", layout.images_dir(s), "") for s in _names(splits)]
+    wanted += [(s, "ground truth <id>.png", layout.labels_dir(s), f"; make it with {fix}")
+               for s in _names(ground_truth)]  # fmt: skip
     for split in _names(labels):
         if split not in listed:
             continue
-        path = layout.image_labels_file(split)
         try:
-            known = load_image_labels(path, dataset=layout.dataset)
+            known = load_image_labels(layout.image_labels_file(split), dataset=layout.dataset)
         except (FileNotFoundError, ImageLabelsError) as exc:
             result.problems.append(f"{exc}; for {root}: {fix}")
             continue
-        missing = [i for i in listed[split] if i not in known]
-        if missing:
-            result.problems.append(
-                f"{path}: no image-level labels for {len(missing)} of the {len(listed[split])} "
-                f"ids of {split!r} ({_shown(missing)}); make it again with {fix}"
-            )
-    for split in _names(ground_truth):
-        if split not in listed:
-            continue
-        folder = layout.labels_dir(split)
-        have = {p.stem for p in folder.glob("*.png")} if folder.is_dir() else set()
-        missing = [i for i in listed[split] if i not in have]
-        if missing:
-            result.problems.append(
-                f"{folder}: no ground truth <id>.png for {len(missing)} of the "
-                f"{len(listed[split])} ids of {split!r} ({_shown(missing)}); make it with {fix}"
-            )
+        _report_missing(result, layout.image_labels_file(split), "image-level labels", split,
+                        listed[split], set(known), f"; make it again with {fix}")  # fmt: skip
+    for split, what, folder, tail in wanted:
+        if split in listed:
+            pattern = "*.png" if what.startswith("ground") else "*"
+            have = {p.stem for p in folder.glob(pattern)} if folder.is_dir() else set()
+            _report_missing(result, folder, what, split, listed[split], have, tail)
     return result
 
 
