@@ -252,8 +252,9 @@ def _plan_step(
                     )
                 else:
                     report.problems.append(text + "; --allow-batch-change accepts it")
-    elif per == "image" and n_img is not None:
-        work, units = f"{n_img:,} images", n_img
+    elif n_img is not None:  # shown even where the cost per image is not measured
+        work = f"{n_img:,} image" + ("s" if n_img != 1 else "")
+        units = n_img if per == "image" else None
     gpu = cost.get("gpu_s")
     cpu = cost.get("cpu_s")
     gpu_h = gpu * units * procs / 3600 if gpu is not None and units is not None else None

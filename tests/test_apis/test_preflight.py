@@ -102,7 +102,7 @@ def test_complete_tree_plans_with_estimates(tmp_path):
     assert rows["cls_prompts"].gpu_hours == pytest.approx(1800 * 0.026 / 3600)
     assert rows["stage2_train"].work == "80,000 it x 2 proc"
     assert rows["stage2_train"].gpu_hours == pytest.approx(80000 * 0.333 * 2 / 3600)
-    assert rows["stage2_eval"].gpu_hours is None  # not measured: shown as "-"
+    assert rows["stage2_eval"].work == "1 image" and rows["stage2_eval"].gpu_hours is None
     table = format_plan(report)
     assert table.splitlines()[0].split() == ["step", "work", "GPU-h", "CPU-h", "disk"]
     total = next(line for line in table.splitlines() if line.startswith("total"))
