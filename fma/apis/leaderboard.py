@@ -18,13 +18,19 @@
 :func:`verify` reads each entry's metrics file (the step's ``metrics`` path in the pipeline,
 under the pipeline's work dir) and compares; ``server`` entries (numbers only the evaluation
 server can give) and ``reference`` entries (published numbers without a single run that
-reproduces them) are listed but not checked. A metrics file whose dataset, split or protocol
-differs from the entry's is a miss, so a number of another split never passes.
+reproduces them) are listed but not checked; a ``reference`` entry with a ``step`` (a paper
+value beside the authors' rerun, which is the ``local`` entry) shows the produced number and its
+delta without failing. ``--verify`` questions what it reads: the metrics file must have been
+written by that pipeline's step (its record in ``<work_dir>/pipeline/<step>.json`` names it, and
+the file is not newer than the record), and it must hold the entry's dataset, split, protocol
+and the split's full image count (:data:`fma.datasets.meta.SPLIT_SIZES`); otherwise it is a
+miss, so a number of another split, year or subset never passes.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import json
 import os
 import shlex
@@ -32,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from fma.apis.pipeline_config import Pipeline, PipelineError, load_pipeline
+from fma.apis.pipeline_config import Pipeline, PipelineError, Step, load_pipeline
 
 __all__ = [
     "ENTRY_KEYS",
@@ -82,6 +88,8 @@ def load_metafile(path: str | os.PathLike) -> list[dict[str, Any]]:
             raise MetafileError(f"{where}: verify must be one of {VERIFY_KINDS}")
         if entry["verify"] == "local" and ("step" not in entry or "tolerance" not in entry):
             raise MetafileError(f"{where}: a local entry needs 'step' and 'tolerance'")
+        if "step" in entry and "tolerance" not in entry:
+            raise MetafileError(f"{where}: an entry with a step needs 'tolerance'")
         if entry["name"] in names:
             raise MetafileError(f"{where}: a second entry called {entry['name']!r}")
         names.add(entry["name"])
@@ -124,7 +132,7 @@ class Check:
     """The outcome of one entry."""
 
     entry: dict[str, Any]
-    status: str  # ok, MISS, MISSING, not checked
+    status: str  # ok, MISS, MISSING, not checked, reference, reference, no number
     got: float | None = None
     message: str = ""
 
@@ -133,35 +141,84 @@ class Check:
         return self.status in ("MISS", "MISSING")
 
 
+def _written_by_step(pipeline: Pipeline, step: Step, path: Path) -> str:
+    """Why ``path`` is not the metrics file that ``step`` of ``pipeline`` wrote ("" when it is):
+    the step's record must exist, name this pipeline, step and file, and the file must not be
+    newer than the record (a file copied in later is not the run's)."""
+    record_path = pipeline.records_dir / f"{step.name}.json"
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return (f"{path} has no record of step {step.name} of this pipeline ({record_path}): "
+                "only a metrics file the pipeline's own step wrote is checked")  # fmt: skip
+    if record.get("pipeline") != pipeline.name or record.get("step") != step.name:
+        return f"{record_path} is the record of {record.get('pipeline')}/{record.get('step')}"
+    if record.get("metrics") and pipeline.abspath(record["metrics"]) != path:
+        return f"{record_path} records the metrics file {record['metrics']}, not {path}"
+    try:
+        ended = _dt.datetime.fromisoformat(str(record.get("ended"))).timestamp()
+    except ValueError:
+        return f"{record_path}: no valid end time"
+    if path.stat().st_mtime > ended + 2.0:
+        return (f"{path} was changed after step {step.name} ended ({record.get('ended')}): "
+                "rerun the step")  # fmt: skip
+    return ""
+
+
 def _check_entry(entry: dict[str, Any], pipeline: Pipeline, command: str) -> Check:
-    if entry["verify"] != "local":
+    """One entry: ``local`` entries pass or fail; ``reference`` entries with a step show the
+    produced number beside the published one but never fail; ``server`` entries are listed."""
+    kind = entry["verify"]
+    if kind == "server" or (kind == "reference" and "step" not in entry):
         why = {"server": "only the evaluation server scores it",
                "reference": "a published figure without a single run to compare"}  # fmt: skip
-        return Check(entry, "not checked", message=f"{entry['verify']}: {why[entry['verify']]}")
+        return Check(entry, "not checked", message=f"{kind}: {why[kind]}")
     step = pipeline.step(entry["step"])
     if not step.metrics:
         return Check(entry, "MISSING", message=f"step {step.name} writes no metrics file")
     path = pipeline.abspath(step.metrics)
     if not path.is_file():
-        return Check(entry, "MISSING", message=f"not produced yet: run {command} ({path})")
+        return _as_kind(entry, Check(entry, "MISSING", message=f"not produced yet: run {command} "
+                                     f"({path})"))  # fmt: skip
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        return Check(entry, "MISSING", message=f"{path}: unreadable ({exc})")
+        return _as_kind(entry, Check(entry, "MISSING", message=f"{path}: unreadable ({exc})"))
+    why = _wrong_data(entry, data, path) or _written_by_step(pipeline, step, path)
+    if why:
+        return _as_kind(entry, Check(entry, "MISS", message=why))
+    got = data.get(entry["metric"])
+    if not isinstance(got, (int, float)):
+        return _as_kind(entry, Check(entry, "MISSING", message=f"{path} has no number "
+                                     f"{entry['metric']!r}"))  # fmt: skip
+    ok = abs(float(got) - float(entry["expected"])) <= float(entry["tolerance"]) + 1e-9
+    return _as_kind(entry, Check(entry, "ok" if ok else "MISS", float(got), str(path)))
+
+
+def _wrong_data(entry: dict[str, Any], data: dict[str, Any], path: Path) -> str:
+    """Why the metrics file is not of the entry's dataset, split, image count or protocol."""
+    from fma.datasets.meta import SPLIT_SIZES
+
     for key in ("dataset", "split"):
-        if data.get(key) is not None and str(data[key]) != str(entry[key]):
-            return Check(entry, "MISS", message=f"{path} holds {key} {data[key]!r}, "
-                         f"the entry is for {entry[key]!r}")  # fmt: skip
+        if str(data.get(key)) != str(entry[key]):
+            return f"{path} holds {key} {data.get(key)!r}, the entry is for {entry[key]!r}"
+    size = SPLIT_SIZES.get((str(entry["dataset"]), str(entry["split"])))
+    if size is not None and data.get("n_images") != size:
+        return (f"{path} scores {data.get('n_images')} images; the published number is on all "
+                f"{size:,} images of {entry['dataset']} {entry['split']}")  # fmt: skip
     if entry.get("protocol"):
         mode = (data.get("protocol") or {}).get("mode")
         if mode != entry["protocol"]:
-            return Check(entry, "MISS", message=f"{path}: protocol {mode!r}, the entry's is "
-                         f"{entry['protocol']!r}")  # fmt: skip
-    got = data.get(entry["metric"])
-    if not isinstance(got, (int, float)):
-        return Check(entry, "MISSING", message=f"{path} has no number {entry['metric']!r}")
-    ok = abs(float(got) - float(entry["expected"])) <= float(entry["tolerance"]) + 1e-9
-    return Check(entry, "ok" if ok else "MISS", float(got), str(path))
+            return f"{path}: protocol {mode!r}, the entry's is {entry['protocol']!r}"
+    return ""
+
+
+def _as_kind(entry: dict[str, Any], check: Check) -> Check:
+    """A ``reference`` entry keeps the number and the reason but never fails."""
+    if entry["verify"] == "reference":
+        word = "reference" if check.status in ("ok", "MISS") else "reference, no number"
+        return dataclasses.replace(check, status=word)
+    return check
 
 
 def verify(
@@ -224,4 +281,6 @@ def format_checks(checks: Sequence[Check], out: TextIO) -> None:
     failed = sum(c.failed for c in checks)
     checked = sum(c.status in ("ok", "MISS") for c in checks)
     skipped = sum(c.status == "not checked" for c in checks)
-    print(f"{checked} checked, {failed} failed or missing, {skipped} not checkable here", file=out)
+    shown = sum(c.status.startswith("reference") for c in checks)
+    print(f"{checked} checked, {failed} failed or missing, {skipped} not checkable here, "
+          f"{shown} reference (shown, not checked)", file=out)  # fmt: skip

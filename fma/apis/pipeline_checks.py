@@ -15,14 +15,6 @@ from pathlib import Path
 
 __all__ = ["CHECKS", "CheckResult", "check_custom_dataset", "check_dataset"]
 
-#: Image counts of the official splits (a different count is a note, not a problem).
-OFFICIAL_COUNTS = {
-    ("voc12", "train"): 1464,
-    ("voc12", "val"): 1449,
-    ("voc12", "train_aug"): 10582,
-    ("coco14", "train"): 82783,
-    ("coco14", "val"): 40504,
-}
 _PREPARE = {
     "voc12": "python tools/prepare_voc.py {root} --sbd SBD_ROOT (docs/datasets.md)",
     "coco14": "python tools/prepare_coco.py --ann instances_<split>2014.json --split <split> "
@@ -194,6 +186,7 @@ def check_dataset(
     """
     from fma.datasets.labels import ImageLabelsError, load_image_labels
     from fma.datasets.layout import DatasetLayout
+    from fma.datasets.meta import SPLIT_SIZES
 
     layout = DatasetLayout.of(dataset, root)
     result = CheckResult()
@@ -219,7 +212,7 @@ def check_dataset(
             continue
         ids = layout.image_ids(split)
         listed[split] = ids
-        official = OFFICIAL_COUNTS.get((layout.dataset, split))
+        official = SPLIT_SIZES.get((layout.dataset, split))
         count = f"{split}: {len(ids):,} images"
         if official is not None and official != len(ids):
             count += f" (the official {split} has {official:,})"

@@ -23,6 +23,7 @@ __all__ = [
     "COCO91_TO_81",
     "DATASETS",
     "IGNORE_INDEX",
+    "SPLIT_SIZES",
     "VOC12",
     "DatasetMeta",
     "bitwise_palette",
@@ -175,3 +176,14 @@ def get_dataset_meta(name: str) -> DatasetMeta:
             "(for your own data use dataset 'custom', see docs/datasets.md)"
         )
     return DATASETS[key]
+
+
+#: Image counts of the official splits (VOC 2012 with SBD's train_aug, COCO 2014); the published
+#: numbers are on these. Keys: (dataset, split).
+SPLIT_SIZES: dict[tuple[str, str], int] = {
+    ("voc12", "train"): 1464,
+    ("voc12", "val"): 1449,
+    ("voc12", "train_aug"): 10582,
+    ("coco14", "train"): 82783,
+    ("coco14", "val"): 40504,
+}
