@@ -5,8 +5,9 @@
 
 Writes under ``--out`` (default ``--root``): ``SegmentationClass/<split>/<id>.png`` (palette PNGs,
 0 = background, 1..80 = COCO classes, 255 = crowd with ``--crowd ignore``),
-``ImageSets/<split>.txt``, ``cls_labels/<split>.json`` and a manifest. Overlaps: smaller instances
-on top. Reruns reuse finished PNGs. See docs/datasets.md, "COCO conversion".
+``ImageSets/<split>.txt``, ``cls_labels/<split>.json`` and a manifest; for ``--split val`` also
+``ImageSets/val_5000.txt`` (the first 5,000 sorted ids: stage II validation during training).
+Overlaps: smaller instances on top. Reruns reuse finished PNGs. See docs/datasets.md, section 4.
 """
 
 import fma  # first, so a missing install fails here with a plain ImportError

@@ -125,6 +125,9 @@ steps = [
         metrics="{work_dir}/eval/fine_seeds_train.json",
     ),
     dict(
+        # Validates every 5,000 iterations on the first 5,000 ids of the sorted val.txt (the
+        # stage II config's indices=5000, = ImageSets/val_5000.txt of tools/prepare_coco.py), as
+        # the authors did; stage2_eval then tests the best checkpoint on all of val.
         name="stage2_train",
         label="stage II training (Mask2Former Swin-L, 100k it)",
         tool="tools/train.py",
@@ -139,7 +142,7 @@ steps = [
     ),
     dict(
         name="stage2_eval",
-        label="stage II on val (single scale, best checkpoint)",
+        label="stage II on all of val (single scale, best checkpoint)",
         tool="tools/test.py",
         args=["{stage2}", "{work_dir}/stage2/best_mIoU_iter_*.pth", "--work-dir",
               "{work_dir}/stage2_eval", "--cfg-options",

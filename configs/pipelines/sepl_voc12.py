@@ -3,6 +3,13 @@
 # PNGs (--set pseudo_labels=DIR, one <id>.png per image of `split`) and SAM ViT-H weights;
 # produces the masks, the refined labels, their scores before and after refinement (on
 # eval_split, the 1,464 VOC train images of the SEPL protocol) and the stage II network.
+# Stage II (`stage2`): SEPL's segmentation numbers come from retraining each base method's own
+# network on the refined labels, a DeepLab (method-sepl, T-seg), so the stage II that matches
+# SEPL's protocol is fma's DeepLab, DeepLabV3+ R101 (a base method's exact DeepLab version is
+# not shipped):
+#   --set stage2=configs/stage2/deeplabv3plus_r101-d8_4xb4-40k_voc12aug-seed-512x512.py
+# The default, Mask2Former Swin-L, is FMA-WSSS's network: stronger, so its numbers are not
+# comparable with SEPL's.
 pipeline = dict(
     name="sepl_voc12",
     description="SEPL on VOC12: SAM masks, pseudo labels refined with them, stage II",
@@ -16,6 +23,7 @@ vars = dict(
     eval_split="train",  # SEPL's protocol: VOC train vs SegmentationClass (method-sepl 4.2)
     sam_preset="sam_default",  # segment-anything's AMG defaults (method-sepl 2.1)
     method="max_iou_imp2",  # the official default merger
+    # SEPL's protocol: configs/stage2/deeplabv3plus_r101-d8_4xb4-40k_voc12aug-seed-512x512.py
     stage2="configs/stage2/mask2former_swin-l-in22k_2xb2-80k_voc12aug-seed-512x512.py",
 )
 # Checked before the first step (fma/apis/preflight.py, with the steps' inputs and weights).

@@ -1,6 +1,6 @@
 """COCO 2014 preparation: instance annotations into 81-class label PNGs, split lists and labels.
 
-Size (~460 lines): one job, COCO conversion; most lines are the per-file checks and messages.
+Size (~480 lines): one job, COCO conversion; most lines are the per-file checks and messages.
 
 pycocotools is imported inside :func:`prepare_coco` only. All problems of a run are reported
 together, each naming its file (docs/datasets.md).
@@ -39,15 +39,31 @@ from fma.stage import map_per_image
 
 __all__ = [
     "COCO_LABEL_FORMAT",
+    "VAL_SUBSET_SIZE",
     "CocoPrepareResult",
     "coco_annotation_to_rle",
     "dropped_polygons",
     "prepare_coco",
     "render_coco_label_map",
+    "val_subset_ids",
 ]
 
 COCO_LABEL_FORMAT = "label_maps"
 COCO_LABEL_VERSION = 1
+#: Images of the in-training validation subset ``ImageSets/val_5000.txt`` (docs/datasets.md 4.3).
+VAL_SUBSET_SIZE = 5000
+
+
+def val_subset_ids(ids: Sequence[str], size: int = VAL_SUBSET_SIZE) -> list[str]:
+    """The fixed validation subset of a val split: its first ``size`` ids in sorted order.
+
+    Sorted order is the order of ``ImageSets/val.txt``, so the stage II configs select the same
+    images with ``indices=5000`` on ``split="val"``. Deterministic, independent of any random
+    generator; all ids when there are at most ``size``.
+    """
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    return sorted(ids)[:size]
 
 
 def _mask_utils() -> Any:
@@ -181,6 +197,7 @@ class CocoPrepareResult:
     images_without_annotations: int
     warnings: list[str]
     paths: dict[str, Path]  # "labels_dir", "split_file", "image_labels", "manifest"
+    # (+ "val_subset_file" for the val split)
 
     def summary(self) -> str:
         table = format_class_table(
@@ -337,6 +354,8 @@ def prepare_coco(
       (:func:`render_coco_label_map`); ``<stem>`` is the image file name without extension;
     * ``SegmentationClass/<split>/manifest.json``;
     * ``ImageSets/<split>.txt``: the stems, sorted;
+    * for ``split == "val"`` also ``ImageSets/val_5000.txt``: :func:`val_subset_ids`, the
+      images validated on during stage II training (the test uses all of ``val``);
     * ``cls_labels/<split>.json``: image-level labels taken from the written PNGs.
 
     The run is resumable: existing valid PNGs of the right size are read back, not rendered.
@@ -448,6 +467,11 @@ def prepare_coco(
     ids = [t[0] for t in tasks]
     split_file = out / "ImageSets" / f"{split}.txt"
     write_text_atomic(split_file, "".join(f"{i}\n" for i in ids))
+    extra: dict[str, Path] = {}
+    if split == "val":
+        subset_file = out / "ImageSets" / f"val_{VAL_SUBSET_SIZE}.txt"
+        write_text_atomic(subset_file, "".join(f"{i}\n" for i in val_subset_ids(ids)))
+        extra["val_subset_file"] = subset_file
     labels_file = save_image_labels(
         out / "cls_labels" / f"{split}.json", labels, COCO14.class_names, COCO14.name, split,
         producer=manifest.producer,
@@ -460,5 +484,5 @@ def prepare_coco(
     return CocoPrepareResult(
         split, out, ids, labels, counts, written, reused, no_ann, warnings,
         {"labels_dir": seg_dir, "split_file": split_file, "image_labels": labels_file,
-         "manifest": manifest_path},
+         "manifest": manifest_path, **extra},
     )  # fmt: skip

@@ -4,6 +4,12 @@
 # produces checkpoints, logs and metrics_*.json (naming the seeds) in the work dir. Restates every
 # value mmseg's ADE20K config derives from its own variables (classes, class weights, crop size,
 # pipelines, loaders).
+# The authors' recipe: their mmsegmentation configs survive in a third-party copy of their code,
+# ProjectDisR/FMA-WSSS (commit 2e8d6ae): "A_COCO" below = others/mmsegmentation/configs/
+# m2f_psudo/m2f-sl22-bt4-100k-512x-COCO.py, "A_DS" = its dataset base configs/_base_/datasets/
+# coco_seed.py; "A_COCO:47" is line 47. Every model, optimizer and schedule value of A_COCO
+# equals the mmseg base below except num_queries (set here); the training resize differs (set
+# here); A_DS validates on a 5,000-image val subset during training and tests on all of val.
 _base_ = ["mmseg::mask2former/mask2former_swin-l-in22k-384x384-pre_8xb2-160k_ade20k-640x640.py"]
 # fma.mmseg_ext first: its first import (fma) installs the compatibility layer before mmdet
 # loads mmcv.ops, also when mmseg's own tools/train.py reads this config.
@@ -22,20 +28,22 @@ model = dict(
     backbone=dict(init_cfg=dict(type="Pretrained", checkpoint=pretrained)),
     decode_head=dict(
         num_classes=num_classes,
+        # 50 object queries, not mmseg's 100 (mask2former_swin-l-in22k-...-640x640.py:9): A_COCO:47
+        # and the VOC file's line 47. The authors also tried 25 and 200 (configs/mask2former/
+        # m2f-sl22-bt4-80k-512x-*-25q.py / -200q.py of the same copy, line 47) and kept 50. The
+        # head's query_embed / query_feat are (num_queries, 256); nothing else depends on it.
+        num_queries=50,
         loss_cls=dict(class_weight=[1.0] * num_classes + [0.1]),  # no-object weight last
     ),
 )
 
-# Upstream Mask2Former 512x512 recipe: short side from 0.5-2.0 x 512, crop, flip, photometric.
+# The authors' training pipeline (A_COCO:150-162): scale (2048, 512) times a ratio r drawn
+# uniformly from 0.5-2.0, keeping the aspect ratio (short side 512 r unless the long side would
+# pass 2048 r), crop, flip, photometric; no Pad step (the VOC file has one, line 161).
 train_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(type="LoadAnnotations", reduce_zero_label=False),
-    dict(
-        type="RandomChoiceResize",
-        scales=[256, 307, 358, 409, 460, 512, 563, 614, 665, 716, 768, 819, 870, 921, 972, 1024],
-        resize_type="ResizeShortestEdge",
-        max_size=2048,
-    ),
+    dict(type="RandomResize", scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type="RandomCrop", crop_size=crop_size, cat_max_ratio=0.75),
     dict(type="RandomFlip", prob=0.5),
     dict(type="PhotoMetricDistortion"),
@@ -86,7 +94,12 @@ train_dataloader = dict(
         pipeline=train_pipeline,
     ),
 )
-val_dataloader = dict(
+# Validation during training on 5,000 val images, the test on all 40,504 (A_DS:53-75: the val
+# loader reads imagesLists/val_5000.txt, the test loader the whole val2014 folder). fma's subset
+# is the first 5,000 ids of the sorted ImageSets/val.txt (indices=5000), the list that
+# tools/prepare_coco.py writes as ImageSets/val_5000.txt (docs/datasets.md, section 4.3); the
+# authors' own list is not in their code, so the subsets differ (this only picks the checkpoint).
+test_dataloader = dict(
     _delete_=True,
     batch_size=1,
     num_workers=4,
@@ -96,9 +109,22 @@ val_dataloader = dict(
         type="COCOObjectDataset", data_root=data_root, split="val", pipeline=test_pipeline
     ),
 )
-test_dataloader = val_dataloader
-val_evaluator = dict(_delete_=True, type="SegMetric", dataset="coco14", split="val")
-test_evaluator = val_evaluator
+val_dataloader = dict(
+    _delete_=True,
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type="DefaultSampler", shuffle=False),
+    dataset=dict(
+        type="COCOObjectDataset",
+        data_root=data_root,
+        split="val",
+        indices=5000,  # the first 5,000 of ImageSets/val.txt (all when it holds fewer)
+        pipeline=test_pipeline,
+    ),
+)
+val_evaluator = dict(_delete_=True, type="SegMetric", dataset="coco14", split="val_5000")
+test_evaluator = dict(_delete_=True, type="SegMetric", dataset="coco14", split="val")
 
 optim_wrapper = dict(type="OptimWrapper")
 param_scheduler = [dict(type="PolyLR", eta_min=0, power=0.9, begin=0, end=100000, by_epoch=False)]

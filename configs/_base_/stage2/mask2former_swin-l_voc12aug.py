@@ -3,6 +3,11 @@
 # val ground truth. Consumes data/VOCdevkit/VOC2012 + seeds; produces checkpoints, logs and
 # metrics_*.json (naming the seeds) in the work dir. Restates every value mmseg's ADE20K config
 # derives from its own variables (classes, class weights, crop size, pipelines, loaders).
+# The authors' recipe: their mmsegmentation config survives in a third-party copy of their code,
+# "A_VOC" below = ProjectDisR/FMA-WSSS (commit 128cd6d),
+# others/mmsegmentation/configs/m2f_psudo/m2f-sl22-bt4-80k-512x-VOC.py; "A_VOC:47" is its line 47.
+# Every model, optimizer and schedule value of that file equals the mmseg base below except
+# num_queries (set here); the training resize and the Pad step differ in the pipeline (set here).
 _base_ = ["mmseg::mask2former/mask2former_swin-l-in22k-384x384-pre_8xb2-160k_ade20k-640x640.py"]
 # fma.mmseg_ext first: its first import (fma) installs the compatibility layer before mmdet
 # loads mmcv.ops, also when mmseg's own tools/train.py reads this config.
@@ -21,23 +26,28 @@ model = dict(
     backbone=dict(init_cfg=dict(type="Pretrained", checkpoint=pretrained)),
     decode_head=dict(
         num_classes=num_classes,
+        # 50 object queries, not mmseg's 100 (mask2former_swin-l-in22k-...-640x640.py:9): A_VOC:47
+        # and the COCO file's line 47. The authors also tried 25 and 200 (configs/mask2former/
+        # m2f-sl22-bt4-80k-512x-*-25q.py / -200q.py of the same copy, line 47) and kept 50. The
+        # head's query_embed / query_feat are (num_queries, 256); nothing else depends on it.
+        num_queries=50,
         loss_cls=dict(class_weight=[1.0] * num_classes + [0.1]),  # no-object weight last
     ),
 )
 
-# Upstream Mask2Former 512x512 recipe: short side from 0.5-2.0 x 512, crop, flip, photometric.
+# The authors' training pipeline (A_VOC:150-163): scale (2048, 512) times a ratio r drawn
+# uniformly from 0.5-2.0, keeping the aspect ratio (short side 512 r unless the long side would
+# pass 2048 r), crop, flip, photometric, then Pad to the crop size with pixel 0 / label 255
+# (A_VOC:161) before normalisation: padding is black, not the mean colour that the data
+# preprocessor pads with after normalising.
 train_pipeline = [
     dict(type="LoadImageFromFile"),
     dict(type="LoadAnnotations", reduce_zero_label=False),
-    dict(
-        type="RandomChoiceResize",
-        scales=[256, 307, 358, 409, 460, 512, 563, 614, 665, 716, 768, 819, 870, 921, 972, 1024],
-        resize_type="ResizeShortestEdge",
-        max_size=2048,
-    ),
+    dict(type="RandomResize", scale=(2048, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type="RandomCrop", crop_size=crop_size, cat_max_ratio=0.75),
     dict(type="RandomFlip", prob=0.5),
     dict(type="PhotoMetricDistortion"),
+    dict(type="Pad", size=crop_size),  # A_VOC:161 (the COCO file has none)
     dict(type="PackSegInputs"),
 ]
 test_pipeline = [
