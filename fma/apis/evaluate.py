@@ -63,16 +63,19 @@ class ImageScore:
         miou: mean IoU (percent) over the classes present in its GT or prediction; None when
             the image has no non-ignored ground-truth pixel and no predicted class.
         iou: (C,) float64 per-class IoU in percent, NaN for classes absent from both.
+        acc: pixel accuracy (percent) over its non-ignored ground-truth pixels; None when
+            there are none.
     """
 
     image_id: str
     miou: float | None
     iou: np.ndarray
+    acc: float | None = None
 
     def to_dict(self, class_names: Sequence[str] | None = None) -> dict[str, Any]:
         vals = [None if np.isnan(v) else float(v) for v in self.iou]
         iou: Any = dict(zip(class_names, vals, strict=True)) if class_names is not None else vals
-        return {"id": self.image_id, "mIoU": self.miou, "IoU": iou}
+        return {"id": self.image_id, "mIoU": self.miou, "aAcc": self.acc, "IoU": iou}
 
 
 @dataclasses.dataclass
@@ -274,7 +277,9 @@ def evaluate_label_dir(
                 iou = per_class_iou(out.cm)
                 finite = iou[~np.isnan(iou)]
                 miou = float(finite.mean()) if finite.size else None
-                scores.append(ImageScore(out.image_id, miou, iou))
+                pixels = int(out.cm.sum())
+                acc = float(100.0 * np.trace(out.cm[:, :num_classes]) / pixels) if pixels else None
+                scores.append(ImageScore(out.image_id, miou, iou, acc))
     lines = list(problems)
     if missing and not allow_missing:
         lines.append(_list_missing(pred_dir, missing, len(ids)))
