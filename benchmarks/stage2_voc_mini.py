@@ -53,6 +53,7 @@ test_pipeline = [
     dict(type="LoadAnnotations", reduce_zero_label=False),
     dict(type="PackSegInputs"),
 ]
+total_batch = 16
 train_dataloader = dict(batch_size=16, dataset=dict(split="train", pipeline=train_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 optim_wrapper = dict(_delete_=True, type="OptimWrapper",

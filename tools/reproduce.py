@@ -49,8 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="run the preflight, print the plan and the commands; run nothing (exit 1 "
                    "when the preflight finds a problem)")  # fmt: skip
     p.add_argument("--allow-batch-change", action="store_true",
-                   help="train with the total batch this launcher gives, even where it differs "
-                   "from the config's recipe (e.g. 2xb2 on one process)")  # fmt: skip
+                   help="where a config's total_batch cannot be split over the processes, "
+                   "train with the total they give (batch_size x processes), not stop")  # fmt: skip
     p.add_argument("--quiet", action="store_true",
                    help="steps log to <work_dir>/pipeline/logs/ only (the end of a failed one "
                    "is shown)")  # fmt: skip

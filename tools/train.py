@@ -6,6 +6,12 @@ contexts. Stage II configs (``configs/stage2/``, mmseg scope) get their backbone
 compiled mmcv ops uses mmcv's pure-PyTorch deformable attention (one warning), or stops before
 training with ``--require-compiled-ops``.
 
+The config's ``total_batch`` is held on any number of processes (``WORLD_SIZE`` of torchrun with
+``--launcher pytorch``, else 1): the per-process batch and gradient accumulation are derived from
+it, one iteration stays one optimizer update (:mod:`fma.apis.total_batch`), and the plan is
+recorded in the checkpoints (``meta['fma_batch']``). A total that cannot be held stops the run
+with one ``error:`` line; ``--cfg-options total_batch=N`` chooses another total.
+
 Examples::
 
     python tools/train.py configs/stage1/fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py \\
@@ -18,6 +24,7 @@ import fma  # noqa: F401, I001  (first: sets up the package before anything else
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from mmengine.config import Config, DictAction
@@ -32,6 +39,7 @@ from fma.apis.stage2 import (
     is_stage2,
     resolve_pretrained,
 )
+from fma.apis.total_batch import TotalBatchError, TotalBatchHook, apply_total_batch, world_size_of
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -83,16 +91,31 @@ def build_cfg(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def hold_total_batch(cfg: Config, args: argparse.Namespace) -> None:
+    """Derive the per-process batch and accumulation from ``total_batch`` and the world size;
+    a total that cannot be held prints one ``error:`` line (rank 0) and exits with status 2."""
+    overridden = any(k.lstrip("+") == "total_batch" for k in args.cfg_options)
+    try:
+        world = world_size_of(args.launcher)
+        apply_total_batch(cfg, world, config=args.config, overridden=overridden)
+    except TotalBatchError as exc:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = build_cfg(args)
     check_clip_weights(cfg, exit_on_error=True)  # stage I: a missing CLIP file in one line
+    hold_total_batch(cfg, args)
     if is_stage2(cfg):
         check_cuda_ops(cfg, require_compiled=args.require_compiled_ops)
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
         resolve_pretrained(cfg, download=not args.no_download, local_rank=local_rank)
     prepare_cpu_dist(cfg, args.launcher)
     runner = Runner.from_cfg(cfg)
+    runner.register_hook(TotalBatchHook())
     with mmengine_checkpoint_globals():  # --resume reads this run's own checkpoints
         runner.train()
     return 0

@@ -18,6 +18,8 @@ test_pipeline = [
     dict(type="LoadAnnotations", reduce_zero_label=False),
     dict(type="PackSegInputs"),
 ]
+# Total batch of the demo: its batch_size on one process.
+total_batch = 8
 train_dataloader = dict(
     batch_size=8,
     dataset=dict(

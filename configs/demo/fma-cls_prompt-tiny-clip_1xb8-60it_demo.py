@@ -23,6 +23,8 @@ train_pipeline = [
     dict(type="RandomFlip", prob=0.5),
     dict(type="PackClsInputs"),
 ]
+# Total batch of the demo: its batch_size on one process.
+total_batch = 8
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,

@@ -15,6 +15,8 @@ model = dict(
     att_layers=2,
 )  # fmt: skip
 crop = 96
+# Total batch of the demo: its batch_size on one process.
+total_batch = 8
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,

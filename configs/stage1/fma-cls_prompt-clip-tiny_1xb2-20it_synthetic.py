@@ -24,6 +24,8 @@ train_pipeline = [
     dict(type="RandomFlip", prob=0.5),
     dict(type="PackClsInputs"),
 ]
+# Total batch of this smoke config: its batch_size on one process.
+total_batch = 2
 train_dataloader = dict(
     batch_size=2,
     num_workers=0,

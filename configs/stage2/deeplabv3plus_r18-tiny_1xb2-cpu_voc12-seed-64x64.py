@@ -23,6 +23,8 @@ train_pipeline = [
     dict(type="PhotoMetricDistortion"),
     dict(type="PackSegInputs"),
 ]
+# Total batch of this smoke config: its batch_size on one process.
+total_batch = 2
 train_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False, dataset=dict(pipeline=train_pipeline)
 )

@@ -12,9 +12,15 @@ The fingerprint of a step (:func:`step_fingerprint`) is the sha256 of its *parts
   names and sizes for a folder without a manifest, ``missing`` when it does not exist. An input
   with ``*`` is a glob: each match is fingerprinted.
 
-Launcher options are not part of the fingerprint: running a step on another number of
-processes does not change what it computes. Large files (checkpoints) are hashed once per
-(size, mtime): :class:`HashCache` keeps their digests in ``<records>/.hash_cache.json``.
+* ``world_size``: for a distributed step, its number of processes (``nproc_per_node x nnodes``,
+  1 without a launcher): training holds the config's total batch on any number of processes,
+  but with another per-process batch, gradient accumulation and data order, so a rerun with
+  another ``--nproc-per-node`` runs the step again. A record written before this part existed
+  counts as its launcher's world size (:func:`same_fingerprint`).
+
+Other launcher options (address, port, node rank) are not part of it. Large files (checkpoints)
+are hashed once per (size, mtime): :class:`HashCache` keeps their digests in
+``<records>/.hash_cache.json``.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ __all__ = [
     "expand",
     "input_digest",
     "module_file",
+    "recorded_parts",
+    "same_fingerprint",
     "step_fingerprint",
 ]
 
@@ -172,9 +180,15 @@ def step_fingerprint(
     inputs: Sequence[str],
     root: Path,
     cache: HashCache,
+    world_size: int | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """``(fingerprint, parts)`` of a step; ``parts`` names what each piece hashed to."""
+    """``(fingerprint, parts)`` of a step; ``parts`` names what each piece hashed to.
+
+    ``world_size``: the processes of a distributed step (None for a step that is not).
+    """
     parts: dict[str, Any] = {}
+    if world_size is not None:
+        parts["world_size"] = int(world_size)
     if tool is not None:
         tool_path = Path(tool) if Path(tool).is_absolute() else root / tool
         parts["tool"] = cache.sha256(tool_path) if tool_path.is_file() else "missing"
@@ -190,8 +204,36 @@ def step_fingerprint(
             parts[f"input:{pattern}"] = "missing"
         for match in matches:
             parts[f"input:{match}"] = input_digest(match, root, cache)
-    digest = _sha(json.dumps(parts, sort_keys=True))
-    return digest, parts
+    return _digest(parts), parts
+
+
+def _digest(parts: Mapping[str, Any]) -> str:
+    return _sha(json.dumps(parts, sort_keys=True))
+
+
+def recorded_parts(record: Mapping[str, Any], parts: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a step's record, with ``world_size`` filled in from its launcher when the
+    record was written before that part existed and ``parts`` has it."""
+    old = dict(record.get("parts") or {})
+    if "world_size" in parts and "world_size" not in old:
+        launcher = record.get("launcher") or {}
+        world = 1
+        if launcher.get("launcher") == "pytorch":
+            world = int(launcher.get("nproc_per_node", 1)) * int(launcher.get("nnodes", 1))
+        old["world_size"] = world
+    return old
+
+
+def same_fingerprint(record: Mapping[str, Any], fingerprint: str, parts: Mapping[str, Any]) -> bool:
+    """True when a step's record holds ``fingerprint``; a record written before ``world_size``
+    was a part matches when everything else does and its launcher ran as many processes."""
+    if record.get("fingerprint") == fingerprint:
+        return True
+    if "world_size" not in parts or "world_size" in (record.get("parts") or {}):
+        return False
+    rest = {k: v for k, v in parts.items() if k != "world_size"}
+    old_world = recorded_parts(record, parts)["world_size"]
+    return _digest(rest) == record.get("fingerprint") and old_world == parts["world_size"]
 
 
 def changed_parts(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
@@ -204,6 +246,8 @@ def changed_parts(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
             out.append("tool file")
         elif key == "args":
             out.append("arguments")
+        elif key == "world_size":
+            out.append(f"processes {old.get(key, '?')} -> {new.get(key, '?')}")
         elif key.startswith("config:"):
             out.append(f"config {key[len('config:') :]}")
         elif key.startswith("input:"):

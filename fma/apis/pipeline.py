@@ -21,7 +21,10 @@ step, its command and its log, and returns non-zero; the same command continues 
 
 Launcher options apply to ``distributed=True`` steps only: they run as ``python -m
 torch.distributed.run --nnodes ... --nproc_per_node N TOOL ARGS --launcher pytorch`` (the
-convention of ``tools/dist_train.sh``); the others run as ``python TOOL ARGS``.
+convention of ``tools/dist_train.sh``); the others run as ``python TOOL ARGS``. Their number of
+processes is part of their fingerprint. With ``allow_batch_change``, a training step whose
+config's total batch cannot be held on these processes gets ``--cfg-options
+total_batch=<batch_size x processes>`` (the preflight's ``step_args``).
 """
 
 from __future__ import annotations
@@ -41,7 +44,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from fma.apis.fingerprint import HashCache, changed_parts, expand, step_fingerprint
+from fma.apis.fingerprint import (
+    HashCache,
+    changed_parts,
+    expand,
+    recorded_parts,
+    same_fingerprint,
+    step_fingerprint,
+)
 from fma.apis.pipeline_config import Pipeline, PipelineError, Step, check_wiring, under
 from fma.apis.preflight import PreflightError, format_plan, preflight
 from fma.io.atomic import write_json_atomic
@@ -268,8 +278,8 @@ def _decide(
         return True, "no record: first run, or the last run did not finish (it resumes)", rec
     if after:
         return True, f"it reads the output of {after}, which runs again", rec
-    if rec.get("fingerprint") != fp:
-        what = changed_parts(rec.get("parts", {}), parts) or ["fingerprint"]
+    if not same_fingerprint(rec, fp, parts):
+        what = changed_parts(recorded_parts(rec, parts), parts) or ["fingerprint"]
         return True, "changed: " + ", ".join(what), rec
     missing = _missing_outputs(pipeline, step)
     if missing:
@@ -359,6 +369,11 @@ def run_pipeline(
             results.append(StepResult(step, "failed", str(exc)))
             code = 2
             continue
+        if step.name in report.step_args:  # --allow-batch-change: the total this launcher gives
+            resolved = dataclasses.replace(
+                resolved, args=[*resolved.args, *report.step_args[step.name]]
+            )
+        step_world = world if step.distributed else None  # part of a distributed step's fingerprint
         after = next((owner for out_, owner in rerun
                       if any(under(item, out_) for item in step.inputs)), None)  # fmt: skip
         if after is not None and dry_run:  # it would run anyway; its inputs do not exist yet
@@ -366,7 +381,8 @@ def run_pipeline(
         else:
             fp, parts = step_fingerprint(tool=resolved.tool, module=resolved.module,
                                          args=resolved.args, inputs=resolved.inputs,
-                                         root=pipeline.root, cache=cache)  # fmt: skip
+                                         root=pipeline.root, cache=cache,
+                                         world_size=step_world)  # fmt: skip
         run, reason, rec = _decide(pipeline, step, parts, fp, forced, after)
         cmd = step_command(resolved, launcher)
         if not run:
@@ -406,7 +422,8 @@ def run_pipeline(
         # Hashed again after the run: the record holds what the next invocation compares with.
         fp, parts = step_fingerprint(tool=resolved.tool, module=resolved.module,
                                      args=resolved.args, inputs=resolved.inputs,
-                                     root=pipeline.root, cache=cache)  # fmt: skip
+                                     root=pipeline.root, cache=cache,
+                                     world_size=step_world)  # fmt: skip
         record = {
             "pipeline": pipeline.name, "step": step.name, "fingerprint": fp, "parts": parts,
             "command": cmd, "started": started, "ended": _now(), "duration_s": round(seconds, 3),

@@ -7,8 +7,12 @@ invocation selects:
   files, weights files, and outputs of earlier runs (``--from``, ``--set``); a missing one names
   the var or the step that provides it;
 * weights files known by name (``tools/download.py``'s table) have their published sha256;
-* the number of processes gives each training step the total batch its config is named for
-  (``4xb4``: 4 processes x 4 images), unless the run accepts another (``allow_batch_change``);
+* each training step can hold its config's ``total_batch`` on the number of processes
+  (:func:`fma.apis.total_batch.plan_total_batch`: per-process batch or gradient accumulation;
+  the plan shows ``total 4 = 1 proc x 2 x 2 acc``); a total that cannot be held is a problem
+  unless the run accepts another (``allow_batch_change``: the step then gets
+  ``--cfg-options total_batch=<batch_size x processes>`` through ``step_args``). A config without
+  ``total_batch`` is compared with the batch its name gives (``4xb4``: 4 processes x 4 images);
 * free disk space against an estimate of the outputs;
 
 and returns every problem, a plan row per step (images or iterations, estimated GPU-hours and
@@ -56,6 +60,8 @@ class PreflightReport:
     problems: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     plan: list[StepPlan] = dataclasses.field(default_factory=list)
+    #: Arguments appended to a step's command (``--allow-batch-change``: the accepted total).
+    step_args: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 def _is_tag(value: str) -> bool:
@@ -210,6 +216,68 @@ def _costs(root: Path) -> dict[str, dict]:
     return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
 
 
+def _hold_total(
+    step: Step,
+    name: str | None,
+    total: int,
+    batch: int,
+    procs: int,
+    report: PreflightReport,
+    allow_batch_change: bool,
+) -> tuple[str, float]:
+    """How ``tools/train.py`` will hold ``total``: ``("total 4 = 1 proc x 2 x 2 acc", images per
+    process and iteration / the config's batch_size)``; a problem (or with
+    ``allow_batch_change`` a note and the step's new total) when it cannot."""
+    from fma.apis.total_batch import TotalBatchError, plan_total_batch
+
+    try:
+        plan = plan_total_batch(total, procs, batch)
+    except TotalBatchError as exc:
+        other = batch * procs
+        text = f"step {step.name}: {name}: {exc}"
+        if allow_batch_change:
+            report.notes.append(f"{text} (--allow-batch-change: it trains with total {other})")
+            report.step_args[step.name] = ["--cfg-options", f"total_batch={other}"]
+            return f"total {other} = {procs} proc x {batch}", 1.0
+        report.problems.append(
+            f"{text}; in a pipeline: --nproc-per-node with a number of processes that holds it, "
+            f"or --allow-batch-change to train with total {other} ({procs} x {batch})"
+        )
+        return "", 1.0
+    return plan.describe(), plan.batch_size * plan.accumulative_counts / batch
+
+
+def _check_named_batch(
+    step: Step,
+    name: str | None,
+    batch: int,
+    procs: int,
+    report: PreflightReport,
+    allow_batch_change: bool,
+) -> None:
+    """A config without ``total_batch``: the batch its name gives (``2xb2``) against this run's."""
+    match = _BATCH_NAME.search(Path(name or "").name)
+    if not match:
+        return
+    want, got = int(match[1]) * int(match[2]), batch * procs
+    if want == got:
+        return
+    text = (
+        f"step {step.name}: {name} is the recipe of a total batch of {want} "
+        f"({match[1]} processes x {match[2]}), but this run trains with {got} "
+        f"({procs} x {batch}) (the config sets no total_batch, so nothing holds it)"
+    )
+    if allow_batch_change:
+        report.notes.append(text + " (accepted by --allow-batch-change)")
+    elif step.distributed:
+        report.problems.append(
+            text + f"; run with --launcher pytorch --nproc-per-node {max(want // batch, 1)} "
+            "(or --allow-batch-change to train with this batch)"
+        )
+    else:
+        report.problems.append(text + "; --allow-batch-change accepts it")
+
+
 def _plan_step(
     pipeline: Pipeline,
     step: Step,
@@ -227,37 +295,26 @@ def _plan_step(
     cost = costs.get(key or "") or costs.get(step.tool or "") or {}
     per = cost.get("per")
     n_img = _images_of(pipeline, step, images)
-    work, units, procs = "", None, 1
-    if step.tool == "tools/train.py" and cfg:
+    work, units, procs, scale = "", None, 1, 1.0  # scale: images per process and iteration
+    if step.tool == "tools/train.py" and cfg:  # ... over the config's batch_size (costs.yml's)
         iters = _lookup(cfg, "train_cfg.max_iters")
         batch = _lookup(cfg, "train_dataloader.batch_size")
         procs = world if step.distributed else 1
+        held = ""
+        if isinstance(batch, int) and isinstance(cfg.get("total_batch"), int):
+            held, scale = _hold_total(step, name, cfg["total_batch"], batch, procs, report,
+                                      allow_batch_change)  # fmt: skip
+        elif isinstance(batch, int):
+            _check_named_batch(step, name, batch, procs, report, allow_batch_change)
         if isinstance(iters, int):
-            work, units = f"{iters:,} it x {procs} proc", iters
-        match = _BATCH_NAME.search(Path(name or "").name)
-        if match and isinstance(batch, int):
-            want, got = int(match[1]) * int(match[2]), batch * procs
-            if want != got:
-                text = (
-                    f"step {step.name}: {name} is the recipe of a total batch of {want} "
-                    f"({match[1]} processes x {match[2]}), but this run trains with {got} "
-                    f"({procs} x {batch})"
-                )
-                if allow_batch_change:
-                    report.notes.append(text + " (accepted by --allow-batch-change)")
-                elif step.distributed:
-                    report.problems.append(
-                        text + f"; run with --launcher pytorch --nproc-per-node {want // batch} "
-                        "(or --allow-batch-change to train with this batch)"
-                    )
-                else:
-                    report.problems.append(text + "; --allow-batch-change accepts it")
+            units = iters
+            work = f"{iters:,} it, {held}" if held else f"{iters:,} it x {procs} proc"
     elif n_img is not None:  # shown even where the cost per image is not measured
         work = f"{n_img:,} image" + ("s" if n_img != 1 else "")
         units = n_img if per == "image" else None
     gpu = cost.get("gpu_s")
     cpu = cost.get("cpu_s")
-    gpu_h = gpu * units * procs / 3600 if gpu is not None and units is not None else None
+    gpu_h = gpu * units * procs * scale / 3600 if gpu is not None and units is not None else None
     cpu_h = cpu * units / 3600 if cpu is not None and units is not None else None
     disk = None
     if units is not None and ("bytes" in cost or "fixed_bytes" in cost):

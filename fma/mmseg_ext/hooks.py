@@ -5,7 +5,11 @@
   ``<work_dir>/seeds.json`` and stores it in every checkpoint (``meta['fma_seeds']``).
 * At evaluation (validation during training, or ``tools/test.py`` on a checkpoint, whose meta it
   reads back) it hands the record, the iteration and the checkpoint to every
-  :class:`~fma.mmseg_ext.metrics.SegMetric`, which writes it into its metrics JSON.
+  :class:`~fma.mmseg_ext.metrics.SegMetric`, which writes it into its metrics JSON; with them the
+  batch the network was trained with (``batch``: total, world size, per-process batch and
+  accumulation; ``cfg.fma_batch`` of ``tools/train.py`` during training, the checkpoint's
+  ``meta['fma_batch']`` at test, None when the checkpoint does not record it;
+  :mod:`fma.apis.total_batch`).
 * It stores torch's RNG state in each checkpoint and restores it on ``--resume`` at the first
   resumed iteration (after mmengine has replayed the data loader), so a resumed run continues
   bit for bit like an uninterrupted one (Mask2Former samples points with ``torch.rand``). Two
@@ -264,6 +268,7 @@ class SeedProvenanceHook(Hook):
         self.require_compiled_ops = require_compiled_ops
         self.seeds: dict[str, Any] | None = None
         self.checkpoint: str | None = None
+        self.batch: dict[str, Any] | None = None  # fma.apis.total_batch.BatchPlan.record()
         self._rng_train: torch.Tensor | None = None  # torch RNG after the last train iteration
         self._rng_val: torch.Tensor | None = None  # ... and after the validation that followed
         self._rng_to_restore: torch.Tensor | None = None
@@ -277,6 +282,8 @@ class SeedProvenanceHook(Hook):
             note = rec["manifest_sha256"] or "no manifest.json (not written by an fma tool)"
             print_log(f"training labels: {rec['dir']} (manifest sha256 {note})", logger="current")
         write_json_atomic(Path(runner.work_dir) / "seeds.json", self.seeds)
+        batch = runner.cfg.get("fma_batch")
+        self.batch = batch.to_dict() if hasattr(batch, "to_dict") else batch
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         meta = checkpoint.setdefault("meta", {})
@@ -298,6 +305,7 @@ class SeedProvenanceHook(Hook):
         meta = checkpoint.get("meta", {})
         if self.seeds is None and "fma_seeds" in meta:
             self.seeds = meta["fma_seeds"]
+        self.batch = meta.get("fma_batch")
         self.checkpoint = getattr(runner, "_load_from", None)
         states = meta.get("fma_torch_rng")
         if getattr(runner, "_resume", False) and isinstance(states, dict):
@@ -313,7 +321,7 @@ class SeedProvenanceHook(Hook):
             self._rng_to_restore = None
 
     def _inform_metrics(self, runner: Any, evaluator: Any, phase: str) -> None:
-        info: dict[str, Any] = {"trained_on": (self.seeds or {}).get("seeds")}
+        info: dict[str, Any] = {"trained_on": (self.seeds or {}).get("seeds"), "batch": self.batch}
         if phase == "val":
             info["iteration"] = runner.iter
         elif self.checkpoint is not None:

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 TINY_STAGE1 = """
 model = dict(clip=dict(model_name="tiny_clip", pretrained=None, quick_gelu=True,
                        model_config="{tiny_json}"), n_ctx=4, att_layers=2)
+total_batch = 2
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                         dataset=dict(pipeline=[{pipeline}]))
 test_dataloader = dict(num_workers=0)

@@ -191,6 +191,28 @@ def test_launcher_options_reach_distributed_steps_only(toy):
     )
 
 
+def test_processes_of_a_distributed_step_are_in_its_fingerprint(toy):
+    import hashlib
+
+    _run(toy)
+    records = toy / "wd" / "pipeline"
+    rec_b = json.loads((records / "b.json").read_text())
+    assert rec_b["parts"]["world_size"] == 1
+    assert "world_size" not in json.loads((records / "a.json").read_text())["parts"]
+    two = Launcher("pytorch", nproc_per_node=2, master_port=29512)
+    _code, calls, text = _run(toy, dry_run=True, launcher=two)
+    assert calls == [] and "a (first): skip -- up to date" in text
+    assert "b (b): would run -- changed: processes 1 -> 2" in text
+    # A record written before the part existed counts as its launcher's processes.
+    parts = {k: v for k, v in rec_b["parts"].items() if k != "world_size"}
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8")).hexdigest()
+    (records / "b.json").write_text(json.dumps({**rec_b, "parts": parts, "fingerprint": digest}))
+    _code, calls, text = _run(toy)
+    assert calls == [] and text.count("skip -- up to date") == 3
+    _code, calls, text = _run(toy, dry_run=True, launcher=two)
+    assert "b (b): would run -- changed: processes 1 -> 2" in text
+
+
 def test_module_steps_and_globs(toy):
     (toy / "toymod.py").write_text("import sys, pathlib; pathlib.Path(sys.argv[1]).write_text('m')")
     (toy / "pipe.py").write_text(

@@ -70,11 +70,14 @@ def test_two_processes_train_and_evaluate_like_one(stage2_voc, tmp_path):
     config = TINY["deeplabv3plus"]
     gloo = "env_cfg.dist_cfg.backend=gloo"
     work = tmp_path / "dist_train"
+    # total 4: 2 images on each rank (1 would leave BatchNorm in ASPP's image pooling 1 value)
     log = torchrun_tool(
-        "train", [config, "--work-dir", work, "--cfg-options", *data_options(voc, seeds), gloo],
+        "train", [config, "--work-dir", work, "--cfg-options", *data_options(voc, seeds), gloo,
+                  "total_batch=4"],
         tmp_path,
     )  # fmt: skip
     assert "Distributed training: True" in log and (work / "iter_2.pth").is_file()
+    assert "batch: total 4 = 2 proc x 2" in log
     ckpt = work / "iter_2.pth"
     test_opts = ["--cfg-options", f"test_dataloader.dataset.data_root={voc}", gloo]
     single, double = tmp_path / "single", tmp_path / "double"

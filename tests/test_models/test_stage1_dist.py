@@ -22,6 +22,7 @@ def _cfg(tmp_path: Path, voc: Path, tiny: dict) -> Path:
     text = f"""
 _base_ = [{str(REPO / "configs" / "stage1" / LEAF)!r}]
 model = dict(n_ctx=4, att_layers=2, clip={tiny!r})
+total_batch = 2
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
     dataset=dict(data_root={str(voc)!r}, split='train', pipeline=[
         dict(type='LoadImage'), dict(type='RandomRescale', low=64, high=96, short_min=64),

@@ -88,6 +88,7 @@ def _small_cfg(tmp_path: Path, leaf: str, voc: Path, tiny: dict, seeds: bool) ->
     text = f"""
 _base_ = [{str(REPO / "configs" / "stage1" / leaf)!r}]
 model = dict(n_ctx=4, att_layers=2, clip={tiny!r})
+total_batch = 2
 train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
     dataset=dict(data_root={str(voc)!r}, split='train', {seed_dir}
                  pipeline=[{", ".join(pipeline)}]))

@@ -62,7 +62,7 @@ def test_readme_custom_walkthrough_runs(tmp_path):
         outputs.append(done.stdout)
     plan = outputs[-3]
     assert "2 classes; training on 3 images (split 'all')" in plan
-    assert "stage2_train  80,000 it x 2 proc" in plan  # the plan with its estimates
+    assert "80,000 it, total 4 = 2 proc x 2" in plan  # the plan with its estimates
     assert "no ground_truth/ folder" in plan and "coarse_seeds_eval" in plan
     run = tmp_path / "fma_custom_tiny"
     seeds = sorted(p.name for p in (run / "fine_seeds" / "seeds" / "all").glob("*.png"))

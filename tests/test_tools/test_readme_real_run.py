@@ -79,7 +79,7 @@ def test_readme_real_run_commands(tmp_path):
         end = next(i for i in range(head, len(lines)) if lines[i].startswith("total"))
         rows = {line.split()[0]: line.split() for line in lines[head + 2 : end + 1]}
         assert rows["sam_masks"][1:3] == ["5", "images"]
-        assert rows["stage2_train"][1:5] == ["80,000", "it", "x", "2"]
+        assert " ".join(rows["stage2_train"][1:10]) == "80,000 it, total 4 = 2 proc x 2"
         assert rows["total"][1] == "15"  # GPU-hours: 80k x 0.333 s x 2 processes, and the rest
     assert verify.returncode == 1
     assert "MISSING: not produced yet" in verify.stdout  # nothing was trained here

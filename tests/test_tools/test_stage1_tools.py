@@ -30,6 +30,7 @@ TINY_OPTIONS = [
     "model.n_ctx=4",
     "model.att_layers=2",
     "train_dataloader.batch_size=2",
+    "total_batch=2",  # the recipe's 16 would accumulate 8 micro-batches of 2
     "train_dataloader.num_workers=0",
     "train_dataloader.persistent_workers=False",
     "test_dataloader.num_workers=0",
