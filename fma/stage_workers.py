@@ -12,6 +12,11 @@ Guarantees, whatever happens to the run:
   pool then stops its workers (SIGTERM, then SIGKILL after :data:`STOP_GRACE_S` seconds) and
   returns what was finished. Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole
   process group; only the main process decides).
+* Long work on one image in the main process (``workers=0``) calls :func:`check_stop` between
+  its steps (SAM point batches, crops, mask chunks): Python raises :class:`StopRun` only
+  between two bytecodes, after the native call in progress returns, and an exception raised
+  inside a finaliser or code that catches everything is lost; the check raises it again from a
+  place where it unwinds the run.
 """
 
 from __future__ import annotations
@@ -26,11 +31,19 @@ from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-__all__ = ["STOP_GRACE_S", "StopRun", "describe_exit", "run_in_workers", "stop_signals"]
+__all__ = [
+    "STOP_GRACE_S",
+    "StopRun",
+    "check_stop",
+    "describe_exit",
+    "run_in_workers",
+    "stop_signals",
+]
 
 #: Seconds a stopping worker gets to remove its temporary file before it is killed.
 STOP_GRACE_S = 1.0
 _WATCHDOG_S = 0.5
+_PENDING: list[int] = []  # signals caught by stop_signals in this process, in arrival order
 
 
 class StopRun(KeyboardInterrupt):
@@ -52,10 +65,12 @@ def stop_signals() -> Iterator[None]:
         yield
         return
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    depth = len(_PENDING)
 
     def handler(signum: int, frame: Any) -> None:
         for s, h in old.items():
             signal.signal(s, h)
+        _PENDING.append(signum)  # for check_stop, should this exception get lost
         raise StopRun(signum)
 
     for s in old:
@@ -65,6 +80,18 @@ def stop_signals() -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        del _PENDING[depth:]
+
+
+def check_stop() -> None:
+    """Raise :class:`StopRun` when SIGINT/SIGTERM arrived inside :func:`stop_signals`.
+
+    Cheap (a list test); long per-image work calls it between its steps, so a stop is honoured
+    at the next step even when the exception the signal raised was swallowed on the way (see
+    the module docstring). Outside a :func:`stop_signals` block it does nothing.
+    """
+    if _PENDING:
+        raise StopRun(_PENDING[0])
 
 
 def describe_exit(exitcode: int | None) -> str:

@@ -127,8 +127,16 @@ def _load_pair(
             f"{' or '.join(image_id + suffix for suffix in mask_io.MASK_SUFFIXES)}; "
             "run tools/gen_sam_masks.py for it"
         )
-    cam = cam_io.load_cam(cam_path)
+    cam = cam_io.load_cam(cam_path)  # refuses a CAM that does not fit its own ori_size
     masks = load_mask_runs(mask_path)
+    if cam.ori_size is not None and tuple(cam.ori_size) != tuple(masks.shape):
+        raise ValueError(
+            f"{cam_path}: CAM is for an image of size {tuple(cam.ori_size)}, masks {mask_path} "
+            f"are {tuple(masks.shape)}; the CAM and mask folders belong to different images or "
+            "resizings"
+        )
+    # Files without ori_size (the authors' layout) are checked against the masks' size.
+    cam_io.check_cam_size(cam, masks.shape, path=cam_path, source=f"the size of {mask_path}")
     if cam.fg_cls.size and int(cam.fg_cls.max()) >= num_classes:
         raise ValueError(
             f"{cam_path}: class ids {cam.fg_cls.tolist()} exceed the dataset's {num_classes} "

@@ -1,9 +1,13 @@
-"""COCO 2014 preparation: instance annotations into 81-class label PNGs, split lists and labels.
+"""COCO preparation: instance annotations into 81-class label PNGs, split lists and labels.
 
-Size (~480 lines): one job, COCO conversion; most lines are the per-file checks and messages.
+Size (~600 lines): one job, COCO conversion; most lines are the per-file checks and messages.
 
 pycocotools is imported inside :func:`prepare_coco` only. All problems of a run are reported
-together, each naming its file (docs/datasets.md).
+together, each naming its file (docs/datasets.md). A file of another COCO task (keypoints,
+captions, panoptic, stuff, image info) is refused in one line naming what it is
+(:func:`coco_file_kind`). COCO 2014 and 2017 share the dataset key ``coco14`` (same 80 classes);
+the year is recorded in the label manifest and the image-label file, and a year-suffixed split
+(``train2017``) is read as its split (``train``) of that year (:func:`coco_split_year`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +47,8 @@ __all__ = [
     "VAL_SUBSET_SIZE",
     "CocoPrepareResult",
     "coco_annotation_to_rle",
+    "coco_file_kind",
+    "coco_split_year",
     "dropped_polygons",
     "prepare_coco",
     "render_coco_label_map",
@@ -52,6 +59,78 @@ COCO_LABEL_FORMAT = "label_maps"
 COCO_LABEL_VERSION = 1
 #: Images of the in-training validation subset ``ImageSets/val_5000.txt`` (docs/datasets.md 4.3).
 VAL_SUBSET_SIZE = 5000
+#: COCO releases whose instance annotations this converter reads (the same 80 categories).
+COCO_YEARS = (2014, 2017)
+_YEAR_SPLIT = re.compile(r"^(train|val)(\d{4})$")
+_FILE_YEAR = re.compile(r"(?:train|val)(\d{4})")
+_INSTANCE_FILE = "instances_<split>2014.json or instances_<split>2017.json"
+
+
+def coco_split_year(split: str) -> tuple[str, int | None]:
+    """Split name and COCO year of a ``--split`` value: ``"train2017"`` -> ``("train", 2017)``,
+    ``"val"`` -> ``("val", None)``.
+
+    Raises:
+        ValueError: a year-suffixed ``train``/``val`` of a year other than 2014 and 2017.
+    """
+    m = _YEAR_SPLIT.match(split)
+    if m is None:
+        return split, None
+    year = int(m.group(2))
+    if year not in COCO_YEARS:
+        raise ValueError(
+            f"split {split!r}: COCO {year} has no instance annotations of the 80 classes; use "
+            f"--split {m.group(1)} with the 2014 or 2017 annotation file"
+        )
+    return m.group(1), year
+
+
+def _file_year(ann_file: Path, data: dict[str, Any]) -> int | None:
+    """COCO year of an annotation file: from its name (``instances_train2017.json``), else from
+    its ``info.year``; None when neither says."""
+    m = _FILE_YEAR.search(ann_file.name)
+    if m is not None and int(m.group(1)) in COCO_YEARS:
+        return int(m.group(1))
+    info = data.get("info")
+    year = info.get("year") if isinstance(info, dict) else None
+    try:
+        return int(year) if year is not None and int(year) in COCO_YEARS else None
+    except (TypeError, ValueError):
+        return None
+
+
+def coco_file_kind(data: Any) -> str | None:
+    """What a COCO annotation file is, when it is not an instance file; None for instances.
+
+    Recognises captions, person keypoints, panoptic, stuff (categories 92..183), DensePose, LVIS
+    and image-info (test) files by their keys; the first 100 annotations are looked at.
+    """
+    if not isinstance(data, dict):
+        return None
+    anns = data.get("annotations")
+    sample = [a for a in anns[:100] if isinstance(a, dict)] if isinstance(anns, list) else []
+    cats = data.get("categories")
+    cats = [c for c in cats if isinstance(c, dict)] if isinstance(cats, list) else []
+
+    def has(items: list[dict[str, Any]], *keys: str) -> bool:
+        return any(k in item for item in items for k in keys)
+
+    if has(sample, "caption"):
+        return "captions file (one sentence per annotation, no masks)"
+    if has(sample, "segments_info") or has(cats, "isthing"):
+        return "panoptic segmentation file (segments_info and PNG masks of things and stuff)"
+    if has(sample, "keypoints", "num_keypoints") or has(cats, "keypoints", "skeleton"):
+        return "person keypoints file (the category 'person' only)"
+    if has(sample, "dp_masks", "dp_I"):
+        return "DensePose file (the category 'person' only)"
+    if has(cats, "synonyms", "synset", "frequency"):
+        return f"LVIS file ({len(cats)} categories, not COCO's 80)"
+    ids = [c.get("id") for c in cats]
+    if ids and all(isinstance(i, int) and i > 90 for i in ids):
+        return "stuff segmentation file (COCO-Stuff categories 92..183)"
+    if "annotations" not in data and isinstance(data.get("images"), list):
+        return "image info file (image list without annotations, as for the test split)"
+    return None
 
 
 def val_subset_ids(ids: Sequence[str], size: int = VAL_SUBSET_SIZE) -> list[str]:
@@ -198,6 +277,7 @@ class CocoPrepareResult:
     warnings: list[str]
     paths: dict[str, Path]  # "labels_dir", "split_file", "image_labels", "manifest"
     # (+ "val_subset_file" for the val split)
+    year: int | None = None  # COCO release (2014, 2017) when the split or the file names it
 
     def summary(self) -> str:
         table = format_class_table(
@@ -205,6 +285,8 @@ class CocoPrepareResult:
         )
         lines = [
             table,
+            f"COCO {self.year or '(year not stated)'}, split {self.split!r}, dataset key "
+            f"{COCO14.name!r}",
             f"PNGs written: {self.written}, reused: {self.reused}, images without annotations: "
             f"{self.images_without_annotations}",
         ]
@@ -220,12 +302,18 @@ def _load_coco_json(ann_file: Path) -> dict[str, Any]:
         data = json.loads(ann_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{ann_file}: not valid JSON ({exc})") from exc
+    kind = coco_file_kind(data)
+    if kind is not None:
+        raise ValueError(
+            f"{ann_file}: a COCO {kind}, not instance annotations; pass {_INSTANCE_FILE} (the "
+            "instance masks of the 80 object categories) with --ann"
+        )
     if not isinstance(data, dict) or not all(
         isinstance(data.get(k), list) for k in ("images", "annotations", "categories")
     ):
         raise ValueError(
             f"{ann_file}: not a COCO instance annotation file (needs lists 'images', "
-            "'annotations' and 'categories'; use instances_<split>2014.json)"
+            f"'annotations' and 'categories'; use {_INSTANCE_FILE})"
         )
     return data
 
@@ -363,10 +451,13 @@ def prepare_coco(
     and, when ``images_dir`` exists, that every image file is present).
 
     Args:
-        ann_file: ``instances_<split>2014.json`` (2017 files work the same).
-        split: split name used in the output paths (``train``, ``val``).
-        root: COCO root; images are looked up in ``root/<split>2014`` (``root/<split>2017``
-            when only that exists) unless ``images_dir``.
+        ann_file: ``instances_<split>2014.json`` or ``instances_<split>2017.json``; files of
+            other COCO tasks (keypoints, captions, panoptic, stuff) are refused.
+        split: split name used in the output paths (``train``, ``val``); ``train2017`` /
+            ``val2014`` are read as ``train`` / ``val`` of that year (:func:`coco_split_year`).
+        root: COCO root; images are looked up in ``root/<split><year>`` for the year of the
+            split or file (else ``root/<split>2014``, or ``root/<split>2017`` when only that
+            exists) unless ``images_dir``.
         out_root: output root, default ``root``.
         crowd: ``"class"`` (default) or ``"ignore"``; see :func:`render_coco_label_map`.
         images_dir: folder holding the images; a missing folder only adds a warning.
@@ -379,15 +470,26 @@ def prepare_coco(
     Raises:
         DatasetCheckError: every problem found, each named; nothing (or, for render errors, only
             the good PNGs) is written.
-        ValueError: unreadable annotation file, ``crowd`` unknown, or an earlier run in the same
-            folder used another ``crowd`` setting.
+        ValueError: unreadable annotation file or one of another COCO task, ``crowd`` unknown,
+            a split year that differs from the file's, or an earlier run in the same folder
+            used another ``crowd`` setting.
     """
     if crowd not in ("class", "ignore"):
         raise ValueError(f"crowd must be 'class' or 'ignore', got {crowd!r}")
     ann_file = Path(ann_file)
     root = Path(root)
     out = Path(out_root) if out_root is not None else root
+    given = split
+    split, year = coco_split_year(split)
     data = _load_coco_json(ann_file)
+    file_year = _file_year(ann_file, data)
+    if year is not None and file_year is not None and year != file_year:
+        raise ValueError(
+            f"--split {given} names COCO {year}, but {ann_file} holds COCO {file_year} "
+            f"annotations; pass --split {split} (the year is taken from the file) or the "
+            f"{year} annotation file"
+        )
+    year = year if year is not None else file_year
     images, by_image, problems = _index_coco(data, ann_file)
     warnings: list[str] = []
     if not data["annotations"]:
@@ -397,10 +499,16 @@ def prepare_coco(
         )
     warnings += _polygon_warnings(ann_file, [a for v in by_image.values() for a in v])
 
-    img_dir = (
-        Path(images_dir) if images_dir is not None
-        else DatasetLayout.of("coco14", root).images_dir(split)
-    )  # fmt: skip
+    layout_dir = DatasetLayout.of("coco14", root).images_dir(split)
+    img_dir = layout_dir if images_dir is None else Path(images_dir)
+    if images_dir is None and year is not None and (root / f"{split}{year}").is_dir():
+        img_dir = root / f"{split}{year}"
+        if img_dir != layout_dir:
+            warnings.append(
+                f"{root}: holds both {layout_dir.name}/ and {img_dir.name}/; the label maps are "
+                f"checked against {img_dir.name}/, but fma's data loaders read {layout_dir.name}/ "
+                f"for split {split!r}: keep one of them under this root"
+            )
     if img_dir.is_dir():
         present = set(os.listdir(img_dir))
         for img in images.values():
@@ -429,6 +537,7 @@ def prepare_coco(
         "crowd": crowd,
         "overlap": "descending area (smaller instance on top), ties by annotation id",
         "ann_file": str(ann_file),
+        "year": year,
         "complete": False,
     }
     manifest = Manifest(
@@ -474,7 +583,7 @@ def prepare_coco(
         extra["val_subset_file"] = subset_file
     labels_file = save_image_labels(
         out / "cls_labels" / f"{split}.json", labels, COCO14.class_names, COCO14.name, split,
-        producer=manifest.producer,
+        producer={**manifest.producer, "params": {"year": year, "ann_file": str(ann_file)}},
     )  # fmt: skip
     no_ann = sum(1 for im in order if not by_image.get(im["id"]))
     manifest.count = len(ids)
@@ -484,5 +593,5 @@ def prepare_coco(
     return CocoPrepareResult(
         split, out, ids, labels, counts, written, reused, no_ann, warnings,
         {"labels_dir": seg_dir, "split_file": split_file, "image_labels": labels_file,
-         "manifest": manifest_path, **extra},
+         "manifest": manifest_path, **extra}, year,
     )  # fmt: skip

@@ -9,6 +9,16 @@ float16 (h*w, h*w); ``format_version`` int (fma files only).
 Files written by the original FMA-WSSS code have no ``format_version`` key and store ``fg_cls``
 as 0-based foreground ids; :func:`load_cam` shifts those by one so callers always see dataset ids.
 Loading never unpickles (``allow_pickle=False``).
+
+Shape rule (:func:`cam_fits`, :func:`check_cam_size`): the CAM of an H x W image is a patch grid
+of the image with one stride on both sides. ``tools/test.py`` resizes the image up to multiples
+of 16 (method-fma 6.1) and stores the grid of that input: (ceil(H/16), ceil(W/16)) for 16-pixel
+patches, ``16 / p`` times that for p-pixel patches (the demo's tiny CLIP has 8; test-time
+augmentation fuses onto the same grid). A model fed the image rounded up to its own patch size p
+gives (ceil(H/p), ceil(W/p)); p = 1 is a CAM at full resolution (H, W), as the authors' refined
+CAMs may be stored. Any other shape would be stretched onto the image, so :func:`load_cam`
+refuses a CAM that does not fit its own ``ori_size``, and readers that know the image size (the
+seeding stage: the masks' size) check files without one.
 """
 
 from __future__ import annotations
@@ -23,11 +33,28 @@ import numpy as np
 from fma.io.atomic import atomic_path
 from fma.io.npz_members import read_npz
 
-__all__ = ["CAM_DTYPES", "FORMAT", "VERSION", "CamError", "CamRecord", "load_cam", "save_cam"]
+__all__ = [
+    "CAM_ALIGN",
+    "CAM_DTYPES",
+    "CAM_PATCH_SIZES",
+    "FORMAT",
+    "VERSION",
+    "CamError",
+    "CamRecord",
+    "cam_fits",
+    "cam_grid_sizes",
+    "check_cam_size",
+    "load_cam",
+    "save_cam",
+]
 
 FORMAT = "cams"
 VERSION = 1
 CAM_DTYPES = ("float32", "float16")  # float32 as the original stores CAMs before seeding
+#: Sides of the CAM writer's input are rounded up to a multiple of this (method-fma 6.1).
+CAM_ALIGN = 16
+#: Patch sizes (dividing :data:`CAM_ALIGN`) whose grids a CAM may have: ViT-B/16 first.
+CAM_PATCH_SIZES = (16, 8, 4, 2, 1)
 
 
 class CamError(ValueError):
@@ -44,6 +71,83 @@ class CamRecord:
     all_logit: np.ndarray | None = None  # (F,) float32
     ori_size: tuple[int, int] | None = None  # (H, W) of the original image
     att: np.ndarray | None = None  # (h*w, h*w) float16, optional
+
+
+def cam_grid_sizes(image_size: tuple[int, int]) -> list[tuple[int, int]]:
+    """The ``(h, w)`` a CAM of an ``H x W`` image may have, the 16-pixel patch grid first.
+
+    ``(ceil(H/16) * 16 / p, ceil(W/16) * 16 / p)`` for every p in :data:`CAM_PATCH_SIZES`, then
+    ``(H, W)`` (full resolution), without repeats; e.g. ``(375, 500)`` gives ``(24, 32)``,
+    ``(48, 64)``, ..., ``(384, 512)``, ``(375, 500)``.
+    """
+    H, W = (int(v) for v in image_size)
+    if H <= 0 or W <= 0:
+        raise ValueError(f"image size must be positive, got {tuple(image_size)}")
+    ah, aw = -(-H // CAM_ALIGN) * CAM_ALIGN, -(-W // CAM_ALIGN) * CAM_ALIGN
+    sizes = [(ah // p, aw // p) for p in CAM_PATCH_SIZES] + [(H, W)]
+    return list(dict.fromkeys(sizes))
+
+
+def cam_fits(grid: tuple[int, int], image_size: tuple[int, int]) -> bool:
+    """Whether a CAM of spatial size ``grid`` = (h, w) is a patch grid of an (H, W) image.
+
+    True for the sizes of :func:`cam_grid_sizes` (the image rounded up to multiples of 16, then
+    p-pixel patches) and for ``(ceil(H/p), ceil(W/p))`` with one integer stride p >= 1 on both
+    sides (the image rounded up to multiples of p; p = 1 is the image size).
+    """
+    h, w = (int(v) for v in grid)
+    H, W = (int(v) for v in image_size)
+    if (h, w) in cam_grid_sizes((H, W)):
+        return True
+    if not (0 < h <= H and 0 < w <= W):
+        return False
+    p = -(-H // h)  # the smallest stride with ceil(H / p) == h; larger ones while it holds
+    while -(-H // p) == h and p <= max(H, W):
+        if -(-W // p) == w:
+            return True
+        p += 1
+    return False
+
+
+def check_cam_size(
+    rec: CamRecord,
+    image_size: tuple[int, int] | None = None,
+    *,
+    path: str | os.PathLike,
+    source: str = "",
+) -> None:
+    """Refuse a CAM whose (h, w) is not a patch grid of its image (see :func:`cam_fits`).
+
+    Args:
+        rec: the CAM record; ``rec.cam`` is (K, h, w).
+        image_size: ``(H, W)`` of the image; None uses ``rec.ori_size`` (nothing to check
+            when that is None too).
+        path: the CAM file, named in the error.
+        source: where ``image_size`` comes from, for the message (default: ``ori_size``).
+
+    Raises:
+        CamError: one line naming the file, the CAM's shape and the expected shape.
+    """
+    size = image_size if image_size is not None else rec.ori_size
+    if size is None:
+        return
+    H, W = (int(v) for v in size)
+    shape = tuple(int(v) for v in np.shape(rec.cam))
+    if H <= 0 or W <= 0:
+        raise CamError(f"{path}: image size {(H, W)} is not positive; rewrite the CAM file")
+    if len(shape) == 3 and cam_fits(shape[1:], (H, W)):
+        return
+    sizes = cam_grid_sizes((H, W))
+    k = shape[0] if shape else 0
+    (gh, gw), (fh, fw) = sizes[0], sizes[1]
+    where = source or ("its ori_size" if image_size is None else "the image")
+    raise CamError(
+        f"{path}: CAM of shape {shape} does not fit the {H}x{W} (HxW) image ({where}): expected "
+        f"{(k, gh, gw)} (16-pixel patches of the image rounded up to a multiple of 16; "
+        f"{(k, fh, fw)} for 8-pixel patches) or {(k, H, W)} at full resolution. It would be "
+        "stretched onto the image: the CAM belongs to another image or was resized; rerun "
+        "tools/test.py --out for it"
+    )
 
 
 def save_cam(
@@ -112,7 +216,7 @@ def load_cam(path: str | os.PathLike, *, with_att: bool = False) -> CamRecord:
             ori_size=tuple(int(v) for v in z["ori_size"]) if "ori_size" in z else None,
             att=z.get("att") if with_att else None,
         )
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, TypeError, zipfile.BadZipFile, EOFError) as exc:
         if isinstance(exc, CamError):
             raise
         raise CamError(f"{path}: unreadable CAM file ({exc}); delete it and re-run") from exc
@@ -120,4 +224,7 @@ def load_cam(path: str | os.PathLike, *, with_att: bool = False) -> CamRecord:
         raise CamError(
             f"{path}: cam shape {rec.cam.shape} does not match fg_cls {rec.fg_cls.shape}"
         )
+    if rec.ori_size is not None and len(rec.ori_size) != 2:
+        raise CamError(f"{path}: ori_size {rec.ori_size} is not (H, W); rewrite the CAM file")
+    check_cam_size(rec, path=path)
     return rec

@@ -32,6 +32,11 @@ filter stage, masks go straight to COCO compressed RLE (no uncompressed-RLE roun
 lists are concatenated without deep copies, small-region cleanup decodes all masks at once and
 re-encodes only the changed ones that survive, and the containment filter is a few matrix
 products (one per level).
+
+Stopping: the whole-image steps (decoding all masks, their boxes and areas) run in chunks of at
+most :data:`CHUNK_BYTES` of masks, and every crop, point batch, chunk and small-region mask
+starts with :func:`fma.stage_workers.check_stop`, so SIGINT/SIGTERM of a run in the main process
+stops it within about one point batch, however large the image. The chunks give the same arrays.
 """
 
 from __future__ import annotations
@@ -65,10 +70,29 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     ) from exc
 
 from fma.sam.presets import AmgPreset, get_preset
+from fma.stage_workers import check_stop
 
-__all__ = ["FmaMaskGenerator", "containment_filter", "mask_data_to_records"]
+__all__ = ["CHUNK_BYTES", "FmaMaskGenerator", "containment_filter", "mask_data_to_records"]
 
 _NUM_LEVELS = 3
+#: Bytes of (K, H, W) bool masks handled in one native call by the whole-image steps.
+CHUNK_BYTES = 1 << 28
+
+
+def _mask_chunks(k: int, h: int, w: int) -> range:
+    """Start indices of chunks of at most :data:`CHUNK_BYTES` of (k, h, w) bool masks (at
+    least one mask each)."""
+    return range(0, k, max(1, CHUNK_BYTES // max(1, h * w)))
+
+
+def _decode_chunked(rles: list[dict[str, Any]], h: int, w: int) -> np.ndarray:
+    """:func:`fma.io.sam_masks.decode_rle` chunk by chunk into one (K, H, W) bool array."""
+    out = np.empty((len(rles), h, w), dtype=bool)
+    starts = _mask_chunks(len(rles), h, w)
+    for s in starts:
+        check_stop()
+        out[s : s + starts.step] = decode_rle(rles[s : s + starts.step], h, w)
+    return out
 
 
 class _MaskData(MaskData):
@@ -134,7 +158,11 @@ def containment_filter(
     for level in order:
         in_order |= lv == level
     keep[in_order] = False
-    areas = flat.sum(1, dtype=torch.float64)
+    rows = _mask_chunks(k, 1, flat.shape[1])
+    areas = torch.zeros(k, dtype=torch.float64, device=m.device)
+    for r in rows:  # per-mask sums, chunk by chunk (the same numbers as one call)
+        check_stop()
+        areas[r : r + rows.step] = flat[r : r + rows.step].sum(1, dtype=torch.float64)
     kept = torch.zeros(0, dtype=torch.long, device=m.device)
     for level in order:
         idx = torch.nonzero(lv == level).reshape(-1)
@@ -145,6 +173,7 @@ def containment_filter(
         else:
             inter = torch.zeros(idx.numel(), kept.numel(), dtype=torch.float64, device=m.device)
             for s in range(0, flat.shape[1], chunk_pixels):
+                check_stop()
                 a = flat[idx, s : s + chunk_pixels].float()
                 b = flat[kept, s : s + chunk_pixels].float()
                 inter += (a @ b.T).double()
@@ -303,7 +332,7 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
         if self.containment_thresh is not None and len(data["rles"]) > 0:
             if masks is None:
                 h, w = data["rles"][0]["size"]
-                masks = decode_rle(data["rles"], h, w)
+                masks = _decode_chunked(data["rles"], h, w)
             keep = containment_filter(
                 masks, data["levels"], self.containment_thresh, chunk_pixels=self.rsw_chunk_pixels
             )
@@ -320,6 +349,7 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
         )
         data = _MaskData()
         for crop_box, layer_idx in zip(crop_boxes, layer_idxs, strict=True):
+            check_stop()
             data.cat(self._process_crop(image, crop_box, layer_idx, orig_size))
         if len(crop_boxes) > 1:
             # Remove duplicates between crops, preferring masks from smaller crops.
@@ -350,6 +380,7 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
         points_for_image = self.point_grids[crop_layer_idx] * points_scale
         data = _MaskData()
         for (points,) in batch_iterator(self.points_per_batch, points_for_image):
+            check_stop()
             data.cat(self._process_batch(points, cropped_im_size, crop_box, orig_size))
         self.predictor.reset_image()
 
@@ -482,15 +513,21 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
             (mask_data, masks): the filtered data and its (K, H, W) bool masks.
         """
         h, w = mask_data["rles"][0]["size"]
-        masks = decode_rle(mask_data["rles"], h, w)
+        masks = _decode_chunked(mask_data["rles"], h, w)
         unchanged = np.ones(len(masks), dtype=bool)
         for i in range(len(masks)):
+            check_stop()
             m, changed_holes = remove_small_regions(masks[i], min_area, mode="holes")
             m, changed_islands = remove_small_regions(m, min_area, mode="islands")
             if changed_holes or changed_islands:
                 masks[i] = m
                 unchanged[i] = False
-        boxes = batched_mask_to_box(torch.from_numpy(masks))
+        chunks = _mask_chunks(len(masks), h, w)
+        parts = []
+        for s in chunks:
+            check_stop()
+            parts.append(batched_mask_to_box(torch.from_numpy(masks[s : s + chunks.step])))
+        boxes = torch.cat(parts)
         keep = batched_nms(
             boxes.float(),
             torch.as_tensor(unchanged.tolist(), dtype=torch.float32),
@@ -507,4 +544,9 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
             mask_data["boxes"][redo] = boxes[redo].numpy()
             mask_data["areas"][redo] = masks[redo].reshape(len(redo), -1).sum(1)
         mask_data.filter(keep)
-        return mask_data, masks[keep_np]
+        kept = np.empty((len(keep_np), h, w), dtype=bool)
+        sel = _mask_chunks(len(keep_np), h, w)
+        for s in sel:
+            check_stop()
+            kept[s : s + sel.step] = masks[keep_np[s : s + sel.step]]
+        return mask_data, kept

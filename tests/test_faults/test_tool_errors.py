@@ -71,7 +71,8 @@ def inputs(tmp_path_factory):
     rng = np.random.default_rng(0)
     for i in ids:
         h, w = read_label_map(root / "data" / "pseudo_labels" / f"{i}.png").shape
-        save_cam(cams / f"{i}.npz", CamRecord(rng.normal(size=(1, 4, 4)).astype(np.float32),
+        grid = (1, -(-h // 16), -(-w // 16))  # the 16-pixel patch grid of the image
+        save_cam(cams / f"{i}.npz", CamRecord(rng.normal(size=grid).astype(np.float32),
                                               np.array([1]), ori_size=(h, w)))  # fmt: skip
     write_manifest(cams, Manifest("cams", 1, len(ids), "voc12", "train"))
     seed_cfg = root / "seeds_voc12.py"
