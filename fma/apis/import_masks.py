@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fma.io.amg_format import _bbox_xywh, _num, _parse_amg_records, _read_folder
+from fma.io.amg_format import _bbox_xywh, _num, _parse_amg_records, _read_folder, amg_record
 from fma.io.manifest import Manifest, producer_info, read_manifest, write_manifest
 from fma.io.mask_layout import detect_amg_layout, mask_layout
 from fma.io.sam_masks import FORMAT as SAM_FORMAT
@@ -82,18 +82,7 @@ def _records_from_json(path: Path) -> tuple[list[dict[str, Any]], int, int]:
     out = []
     for i, r in enumerate(recs):
         try:
-            out.append(
-                make_record(
-                    r["segmentation"],
-                    area=int(masks[i].sum()),
-                    bbox=list(r.get("bbox") or _bbox_xywh(masks[i])),
-                    predicted_iou=float(r.get("predicted_iou", 1.0)),
-                    stability_score=float(r.get("stability_score", 1.0)),
-                    point_coords=[list(p) for p in (r.get("point_coords") or [])],
-                    crop_box=list(r.get("crop_box") or [0, 0, w, h]),
-                    level=-1,
-                )
-            )
+            out.append(amg_record(r, masks[i], h, w, level=-1))
         except (TypeError, ValueError) as exc:
             raise SamMaskError(f"{path}: mask record {i} has malformed fields ({exc})") from exc
     return out, h, w

@@ -57,6 +57,7 @@ from fma.io.sam_masks import (
     decode_rle,
     encode_rle,
     load_sam_masks,
+    make_record,
     mask_file_id,
     read_json_file,
 )
@@ -223,6 +224,27 @@ def _bbox_xywh(mask: np.ndarray) -> list[int]:
     if ys.size == 0:
         return [0, 0, 0, 0]
     return [int(xs[0]), int(ys[0]), int(xs[-1] - xs[0]), int(ys[-1] - ys[0])]
+
+
+def amg_record(
+    r: dict[str, Any], mask: np.ndarray, height: int, width: int, level: int
+) -> dict[str, Any]:
+    """An fma mask record from one parsed segment-anything record (``amg.py`` or the authors'
+    pickles) and its decoded ``mask`` (H, W) bool; missing optional fields get amg.py's defaults.
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type.
+    """
+    return make_record(
+        r["segmentation"],
+        area=int(mask.sum()),
+        bbox=list(r.get("bbox") or _bbox_xywh(mask)),
+        predicted_iou=float(r.get("predicted_iou", 1.0)),
+        stability_score=float(r.get("stability_score", 1.0)),
+        point_coords=[list(p) for p in (r.get("point_coords") or [])],
+        crop_box=list(r.get("crop_box") or [0, 0, width, height]),
+        level=level,
+    )
 
 
 def write_amg_folder(

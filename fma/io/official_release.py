@@ -54,9 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from fma.io.amg_format import _bbox_xywh, _parse_amg_records
+from fma.io.amg_format import _parse_amg_records, amg_record
 from fma.io.safe_pickle import load_data_pickle
-from fma.io.sam_masks import SamMaskError, encode_rle, make_record
+from fma.io.sam_masks import SamMaskError, encode_rle
 
 __all__ = [
     "OFFICIAL_LEVELS",
@@ -196,18 +196,7 @@ def official_mask_records(
         if img_hw is not None and [int(v) for v in img_hw] != [h, w]:
             raise SamMaskError(f"{at}: img_hw {list(img_hw)} differs from the mask size {[h, w]}")
         try:
-            out.append(
-                make_record(
-                    r["segmentation"],
-                    area=int(masks[i].sum()),
-                    bbox=list(r.get("bbox") or _bbox_xywh(masks[i])),
-                    predicted_iou=float(r.get("predicted_iou", 1.0)),
-                    stability_score=float(r.get("stability_score", 1.0)),
-                    point_coords=[list(p) for p in (r.get("point_coords") or [])],
-                    crop_box=list(r.get("crop_box") or [0, 0, w, h]),
-                    level=_level(r, at),
-                )
-            )
+            out.append(amg_record(r, masks[i], h, w, level=_level(r, at)))
         except (TypeError, ValueError) as exc:
             if isinstance(exc, SamMaskError):
                 raise
