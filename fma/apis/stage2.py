@@ -8,8 +8,9 @@ plug-in. Before the Runner is built the tools:
   missing file whose name is in :data:`PRETRAINED` is downloaded from its official URL and checked
   against the sha256 prefix in its OpenMMLab file name; any other missing file stops the run with
   the path to fill;
-* size the network for a custom dataset (:func:`adapt_to_custom_dataset`: the class count of its
-  ``classes.txt``; no validation when the folder has no ground truth for the validation split);
+* size the network for the classes of its dataset, any dataset (:func:`adapt_to_dataset`: VOC's
+  21, COCO's 81, a custom folder's ``classes.txt``); no validation when a custom folder has no
+  ground truth for the validation split;
 * choose the deformable attention of a CUDA run of a Mask2Former-type model before anything is
   loaded: mmcv's compiled op, or, without compiled ops (mmcv-lite), mmcv's pure-PyTorch function
   with one warning; ``--require-compiled-ops`` stops instead (one message with the install
@@ -31,6 +32,7 @@ __all__ = [
     "PRETRAINED",
     "PretrainedWeights",
     "adapt_to_custom_dataset",
+    "adapt_to_dataset",
     "apply_test_options",
     "check_cuda_ops",
     "is_stage2",
@@ -107,39 +109,56 @@ def _has_ground_truth(dataset: Any) -> bool:
     return (root / "ground_truth").is_dir() and split_ok
 
 
-def adapt_to_custom_dataset(
+def adapt_to_dataset(
     cfg: Any, *, for_test: bool = False, log: Callable[[str], None] = print
 ) -> int | None:
-    """Fit a stage II config to a custom dataset folder (no-op for VOC and COCO configs).
+    """Fit a stage II config to the classes of its dataset (VOC, COCO, a custom folder, ...).
 
-    With ``train_dataloader.dataset.type == 'CustomSeedDataset'`` (or the test loader's, with
-    ``for_test``): every ``num_classes`` in ``cfg.model`` becomes the class count of the folder's
-    ``classes.txt`` (background included), and a Mask2Former class-weight list
-    (``num_classes + 1`` entries, the last one for "no object") is rebuilt for it. For training,
-    when the folder has no ground truth for the validation split (``ground_truth/`` and
-    ``splits/<split>.txt``), validation is switched off with a note, and checkpoints are kept by
-    interval instead of by best mIoU.
+    The count is that of ``train_dataloader.dataset`` (``test_dataloader.dataset`` with
+    ``for_test``; :func:`fma.mmseg_ext.classes.dataset_classes`): 21 for VOC, 81 for COCO, a
+    custom folder's ``classes.txt`` plus background. Every ``num_classes`` of ``cfg.model`` and
+    the top-level ``num_classes`` become it; the heads' class weights are rebuilt for it
+    (Mask2Former's ``[1.0] * C + [0.1]``). A config count that differs is replaced with a note:
+    configs inherit their count from a base, and switching the dataset (type, data_root) is all
+    a user changes. For training, when a custom folder has no ground truth for the validation
+    split (``ground_truth/`` and ``splits/<split>.txt``), validation is switched off with a
+    note, and checkpoints are kept by interval instead of by best mIoU.
 
     Returns:
-        The class count, or None when the config is not for a custom dataset.
+        The class count, or None when the loader's dataset type declares no classes.
+
+    Raises:
+        fma.mmseg_ext.classes.DatasetClassesError: the validation dataset has another class
+            count than the training one, or per-class weights cannot be resized.
     """
-    from fma.mmseg_ext.datasets import custom_metainfo
+    from fma.mmseg_ext.classes import DatasetClassesError, dataset_classes, fit_num_classes
 
     key = "test_dataloader" if for_test else "train_dataloader"
     dataset = _loader_dataset(cfg, key)
-    if dataset is None or dataset.get("type") != CUSTOM_DATASET:
+    classes = dataset_classes(dataset) if dataset is not None else None
+    if classes is None:
         return None
-    num_classes = len(custom_metainfo(dataset.get("data_root", ""))["classes"])
-    for node in _walk(cfg.model):
-        old = node.get("num_classes")
-        if isinstance(old, int) and not isinstance(old, bool):
-            node["num_classes"] = num_classes
-            loss = node.get("loss_cls")
-            weights = loss.get("class_weight") if isinstance(loss, dict) else None
-            if isinstance(weights, list | tuple) and len(weights) == old + 1:
-                loss["class_weight"] = [1.0] * num_classes + [weights[-1]]
+    num_classes = len(classes)
+    kind = dataset.get("type")
+    kind = getattr(kind, "__name__", kind)
     val = _loader_dataset(cfg, "val_dataloader")
-    if not for_test and val is not None and not _has_ground_truth(val):
+    if not for_test and val is not None:
+        val_classes = dataset_classes(val)
+        if val_classes is not None and len(val_classes) != num_classes:
+            raise DatasetClassesError(
+                f"train_dataloader reads {kind} ({num_classes} classes) but val_dataloader reads "
+                f"{val.get('type')} ({len(val_classes)} classes); validate on the training "
+                "dataset (val_dataloader.dataset.type and data_root)"
+            )
+    held = fit_num_classes(cfg.model, num_classes)
+    if isinstance(cfg.get("num_classes"), int):
+        cfg.num_classes = num_classes
+    if held - {num_classes}:
+        log(
+            f"note: the network is sized for the {num_classes} classes of {kind} ({key}); "
+            f"the config said num_classes={', '.join(map(str, sorted(held)))}"
+        )
+    if not for_test and val is not None and kind == CUSTOM_DATASET and not _has_ground_truth(val):
         log(
             f"note: {val.get('data_root')} has no ground truth for split "
             f"{val.get('split', 'all')!r} (ground_truth/ and splits/<split>.txt); training "
@@ -151,6 +170,10 @@ def adapt_to_custom_dataset(
             checkpoint.pop("save_best", None)
             checkpoint.pop("rule", None)
     return num_classes
+
+
+#: The name tools/train.py and tools/test.py call; it fits every dataset, not only custom ones.
+adapt_to_custom_dataset = adapt_to_dataset
 
 
 def resolve_pretrained(

@@ -15,6 +15,9 @@ All read the layouts of :mod:`fma.datasets.layout` (the ones ``tools/prepare_voc
 the VOC colour map extended to any class count) and its images from ``images/`` with any of the
 accepted suffixes; ``split='all'`` without ``splits/all.txt`` lists every image.
 
+Each dataset's metainfo names its key (``dataset``: ``voc12``, ``coco14``, ``custom``), which the
+evaluator records (:mod:`fma.mmseg_ext.classes` reads the classes from a loader's config).
+
 Every listed image and label file is checked when the dataset is built; a missing file stops
 the run before the first iteration with the folder, the count and the first ids.
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
@@ -32,7 +35,12 @@ from fma.datasets.custom import custom_dataset_meta
 from fma.datasets.layout import DatasetLayout, read_split_file
 from fma.datasets.meta import COCO14, VOC12, DatasetMeta
 
-__all__ = ["COCOObjectDataset", "CustomSeedDataset", "VOCSeedDataset", "resolve_seed_dir"]
+__all__ = [
+    "COCOObjectDataset",
+    "CustomSeedDataset",
+    "VOCSeedDataset",
+    "resolve_seed_dir",
+]
 
 MAX_LISTED = 10  # ids named in a missing-file error
 
@@ -58,12 +66,14 @@ def _metainfo(meta: DatasetMeta) -> dict[str, Any]:
     return dict(
         classes=tuple(meta.class_names),
         palette=[[int(c) for c in rgb] for rgb in meta.palette[: meta.num_classes]],
+        dataset=meta.name,
     )
 
 
 def custom_metainfo(data_root: str | os.PathLike) -> dict[str, Any]:
     """mmseg metainfo of a custom folder: its label space
-    (:func:`fma.datasets.custom.custom_dataset_meta`, ``background`` first).
+    (:func:`fma.datasets.custom.custom_dataset_meta`, ``background`` first) and its key
+    (``dataset='custom'``).
 
     Raises:
         FileNotFoundError / fma.datasets.checks.DatasetCheckError: a missing or bad
@@ -183,6 +193,8 @@ class CustomSeedDataset(_LayoutSegDataset):
     """
 
     DATASET = "custom"
+    # The classes come from the folder (custom_metainfo).
+    METAINFO: ClassVar[dict] = dict(dataset="custom")
 
     def __init__(self, split: str = "all", data_root: str = "", **kwargs: Any) -> None:
         kwargs.setdefault("metainfo", custom_metainfo(data_root))

@@ -11,6 +11,10 @@ A drop-in replacement of mmseg's ``IoUMetric`` (same summary keys ``aAcc``/``mIo
 * writes the predictions as palette PNGs (``output_dir``, atomic, the dataset palette) and, for
   the first ``show_num`` images, image | prediction | ground truth panels (``show_dir``).
 
+The dataset recorded is the one the data loader reads (its metainfo's ``dataset`` key, set by
+fma's stage II datasets): an evaluator configured for another dataset (the tiny VOC configs'
+``dataset='voc12'`` on COCO data) records the loader's, with a note.
+
 ``provenance`` (seeds, checkpoint, iteration) is filled in by
 :class:`fma.mmseg_ext.hooks.SeedProvenanceHook`; ``format_only=True`` writes predictions without
 ground truth (the VOC test set).
@@ -18,6 +22,7 @@ ground truth (the VOC test set).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,7 +53,8 @@ class SegMetric(IoUMetric):
         show_dir: folder for image | prediction | ground truth panels; None draws none.
         show_num: panels drawn per process.
         format_only: only write predictions (no ground truth needed, no metrics).
-        dataset: dataset key recorded in the JSON (``voc12``, ``coco14``, ...).
+        dataset: dataset key recorded in the JSON (``voc12``, ``coco14``, ...); replaced by the
+            data loader's own key when its dataset names one.
         split: split recorded in the JSON.
         protocol: test protocol recorded in the JSON, e.g. ``dict(mode='ss')`` or
             ``dict(mode='ms_flip', scales=[...], flip=True)``.
@@ -86,6 +92,26 @@ class SegMetric(IoUMetric):
         self.tool = tool
         self.config = config
         self._shown = 0
+
+    @property
+    def dataset_meta(self) -> dict | None:
+        """The metainfo of the data loader's dataset (set by mmengine's loops)."""
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, meta: dict | None) -> None:
+        self._dataset_meta = meta
+        key = (meta or {}).get("dataset")
+        if key is None or key == self.dataset:
+            return
+        if self.dataset is not None:
+            print_log(
+                f"note: the evaluator says dataset={self.dataset!r} but its data loader reads "
+                f"{key!r} ({len(meta.get('classes', ()))} classes); recording {key!r}",
+                logger="current",
+                level=logging.WARNING,
+            )
+        self.dataset = key
 
     # ---------------------------------------------------------------------------------------
     def _palette(self) -> np.ndarray:

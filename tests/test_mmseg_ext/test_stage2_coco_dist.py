@@ -1,6 +1,7 @@
-"""Stage II beyond the VOC fixture: a COCO-layout fixture trains and evaluates with 81 classes;
-two CPU processes (torchrun, gloo) train, and evaluate a checkpoint to the same metrics as one
-process; mmseg's own tools/train.py runs the configs."""
+"""Stage II beyond the VOC fixture: a COCO-layout fixture trains and evaluates with 81 classes
+(the tiny VOC configs with the dataset switch alone); two CPU processes (torchrun, gloo) train,
+and evaluate a checkpoint to the same metrics as one process; mmseg's own tools/train.py runs
+the configs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from stage2_helpers import TINY, data_options, run_tool
+from stage2_helpers import TINY, data_options, run_tool, state_dict
 from tool_modules import torchrun_tool
 
 pytest.importorskip("mmseg", reason="stage II needs mmsegmentation (pip install fma[seg])")
@@ -41,24 +42,57 @@ def _coco_tree(root: Path) -> Path:
     return root
 
 
-def test_coco_fixture_trains_and_evaluates_81_classes(tmp_path):
+def _coco_switch(coco: Path, loaders: tuple[str, ...] = ("train", "val")) -> list[str]:
+    """The dataset switch of a VOC config to the COCO fixture: type, split, data_root (and the
+    seeds); no class count, class weights or evaluator dataset (the tools derive them)."""
+    opts = []
+    for loader in loaders:
+        split = "train" if loader == "train" else "val"
+        opts += [f"{loader}_dataloader.dataset.type=COCOObjectDataset",
+                 f"{loader}_dataloader.dataset.split={split}",
+                 f"{loader}_dataloader.dataset.data_root={coco}"]  # fmt: skip
+    if "train" in loaders:
+        opts.append(f"train_dataloader.dataset.seed_dir={coco / 'SegmentationClass' / 'train'}")
+    return opts
+
+
+def test_coco_fixture_trains_and_evaluates_81_classes(tmp_path, capsys):
+    """The tiny VOC DeepLabV3+ on COCO with the dataset switch alone (it used to need
+    model.decode_head.num_classes=81, model.auxiliary_head.num_classes=81 and
+    val_evaluator.dataset=coco14 as well)."""
     coco = _coco_tree(tmp_path / "coco2014")
     work = tmp_path / "work"
     seeds = coco / "SegmentationClass" / "train"
-    opts = [
-        "train_dataloader.dataset.type=COCOObjectDataset", "train_dataloader.dataset.split=train",
-        f"train_dataloader.dataset.data_root={coco}", f"train_dataloader.dataset.seed_dir={seeds}",
-        "val_dataloader.dataset.type=COCOObjectDataset", "val_dataloader.dataset.split=val",
-        f"val_dataloader.dataset.data_root={coco}", "val_evaluator.dataset=coco14",
-        "model.decode_head.num_classes=81", "model.auxiliary_head.num_classes=81",
-    ]  # fmt: skip
-    argv = [TINY["deeplabv3plus"], "--work-dir", work, "--cfg-options", *opts]
+    argv = [TINY["deeplabv3plus"], "--work-dir", work, "--cfg-options", *_coco_switch(coco)]
     assert run_tool("train", argv) == 0
+    assert "sized for the 81 classes of COCOObjectDataset" in capsys.readouterr().out
     metrics = json.loads((work / "metrics_val_iter_2.json").read_text())
     assert metrics["num_classes"] == 81 and metrics["dataset"] == "coco14"
     assert metrics["class_names"] == list(COCO14.class_names)
     assert metrics["n_images"] == 2 and metrics["trained_on"][0]["dir"] == str(seeds)
     assert metrics["recall"]["toothbrush"] is not None  # class 80 is in the val ground truth
+    weights = state_dict(work / "iter_2.pth")["state_dict"]
+    assert weights["decode_head.conv_seg.weight"].shape[0] == 81
+    assert weights["auxiliary_head.conv_seg.weight"].shape[0] == 81
+
+
+def test_coco_mask2former_trains_and_tests_with_the_dataset_switch_alone(tmp_path):
+    """The tiny VOC Mask2Former on COCO: its class-weight list (22 entries for VOC) is rebuilt
+    for 81 classes (it crashed in mmdet's loss: "index 81 is out of bounds ... size 22"), and
+    tools/test.py sizes the network from the test loader's dataset."""
+    coco = _coco_tree(tmp_path / "coco2014")
+    work, out = tmp_path / "work", tmp_path / "test"
+    argv = [TINY["mask2former"], "--work-dir", work, "--cfg-options", *_coco_switch(coco)]
+    assert run_tool("train", argv) == 0
+    weights = state_dict(work / "iter_2.pth")["state_dict"]
+    assert weights["decode_head.cls_embed.weight"].shape[0] == 82  # 81 classes + no object
+    ckpt = work / "iter_2.pth"
+    argv = [TINY["mask2former"], ckpt, "--work-dir", out, "--cfg-options",
+            *_coco_switch(coco, ("test",))]  # fmt: skip
+    assert run_tool("test", argv) == 0
+    metrics = json.loads((out / "metrics_val.json").read_text())
+    assert metrics["dataset"] == "coco14" and metrics["num_classes"] == 81
+    assert metrics["n_images"] == 2
 
 
 @pytest.mark.skipif(

@@ -50,9 +50,10 @@ def test_network_sized_from_classes_txt(tmp_path):
     # No ground_truth/ and no splits/val.txt: validation off, checkpoints by interval.
     assert cfg.val_dataloader is None and cfg.val_cfg is None and cfg.val_evaluator is None
     assert "save_best" not in cfg.default_hooks.checkpoint
-    assert len(notes) == 1 and "no ground truth for split 'val'" in notes[0]
+    assert len(notes) == 2 and "sized for the 4 classes of CustomSeedDataset" in notes[0]
+    assert "no ground truth for split 'val'" in notes[1]
     voc = Config.fromfile(TINY["deeplabv3plus"])
-    assert adapt_to_custom_dataset(voc) is None and voc.model.decode_head.num_classes == 21
+    assert adapt_to_custom_dataset(voc) == 21 and voc.model.decode_head.num_classes == 21
 
 
 def test_training_and_evaluation_equal_the_voc_dataset(custom, stage2_voc, tmp_path):
