@@ -7,7 +7,8 @@ Guarantees, whatever happens to the run:
   over the remaining images;
 * workers die with their parent: on Linux the kernel sends them SIGKILL when the parent dies
   (``PR_SET_PDEATHSIG``), and a watchdog thread in every worker exits when the parent pid
-  changes (any POSIX system), so a ``kill -9`` of the main process leaves no worker behind;
+  changes (any POSIX system), so a ``kill -9`` of the main process leaves no worker behind
+  (:func:`die_with_parent` asks for the signal; the pipeline runner gives it to its steps too);
 * SIGINT and SIGTERM of the main process raise :class:`StopRun` in its main thread; the
   pool then stops its workers (SIGTERM, then SIGKILL after :data:`STOP_GRACE_S` seconds) and
   returns what was finished. Workers ignore SIGINT (a terminal's Ctrl-C reaches the whole
@@ -22,6 +23,7 @@ Guarantees, whatever happens to the run:
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing as mp
 import os
 import signal
@@ -36,6 +38,7 @@ __all__ = [
     "StopRun",
     "check_stop",
     "describe_exit",
+    "die_with_parent",
     "run_in_workers",
     "stop_signals",
 ]
@@ -110,18 +113,45 @@ def describe_exit(exitcode: int | None) -> str:
     return f"worker process exited with code {exitcode}"
 
 
+@functools.lru_cache(maxsize=1)
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def die_with_parent(parent_pid: int, signum: int = signal.SIGKILL) -> Callable[[], None]:
+    """A function that makes the process calling it get ``signum`` when its parent dies.
+
+    It asks the kernel for the signal (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing), then exits
+    at once (code 1) when the parent ``parent_pid`` is already gone. Call it first thing in a
+    child process, or pass it as ``subprocess.Popen(preexec_fn=...)``: libc is loaded here, in
+    the parent, so the child only makes the system call. The kernel sends the signal when the
+    *thread* that started the child ends, so start children from the main thread. The setting
+    is not inherited by the child's own children, and ``exec`` keeps it.
+    """
+    prctl = _prctl()
+
+    def arm() -> None:
+        if prctl is not None:
+            prctl(1, int(signum), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return arm
+
+
 # ---------------------------------------------------------------------------------------------
 # the worker side
 # ---------------------------------------------------------------------------------------------
 def _die_with_parent(parent_pid: int) -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
+    die_with_parent(parent_pid, signal.SIGKILL)()
 
     def watchdog() -> None:
         while os.getppid() == parent_pid:

@@ -6,9 +6,11 @@ repository root, skipping steps whose record matches their current inputs and co
 ``configs/metafile.yml`` (:mod:`fma.apis.leaderboard`). Before the first step (and with
 ``--dry-run``) the preflight (:mod:`fma.apis.preflight`) checks every input that should exist,
 weights hashes, the total batch against the process count and free disk, and prints the plan
-with estimated GPU-hours. Exit codes: 0 success (or every number within tolerance), 1 a step
-failed / the preflight found a problem / a number missed or is missing, 2 bad arguments or
-config, 130 interrupted.
+with estimated GPU-hours. One run at a time per work dir; a step dies with the runner (even
+after ``kill -9``), and SIGINT/SIGTERM are passed to it. Exit codes: 0 success (or every number
+within tolerance), 1 a step failed / the preflight found a problem / a number missed or is
+missing / another run holds the work dir, 2 bad arguments or config, 130 interrupted, 143
+stopped by SIGTERM.
 
 Examples::
 
@@ -23,6 +25,7 @@ Examples::
 import fma  # noqa: F401, I001  (first: sets up the package before anything else)
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -30,6 +33,8 @@ from fma.apis.leaderboard import MetafileError, format_checks, verify
 from fma.apis.pipeline import Launcher, format_summary, records_summary, run_pipeline
 from fma.apis.pipeline_config import PipelineError, load_pipeline, parse_set_options
 from fma.apis.preflight import PreflightError
+from fma.io.atomic import OutputError
+from fma.io.manifest import FolderLockedError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,9 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     except (PipelineError, MetafileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (FolderLockedError, OutputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:  # a StopRun (SIGTERM) carries its signal
         print("\ninterrupted; rerun the same command to continue", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", signal.SIGINT)
 
 
 if __name__ == "__main__":

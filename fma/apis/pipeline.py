@@ -19,6 +19,13 @@ after the step exited with 0. Each step's output goes to the terminal and to
 ``<work_dir>/pipeline/logs/<step>.log`` (appended). A failure or Ctrl-C stops the run, names the
 step, its command and its log, and returns non-zero; the same command continues there.
 
+One runner per work dir: a run holds :func:`fma.io.manifest.folder_lock` on
+``<work_dir>/pipeline`` (not ``--dry-run``), so a second one stops naming the first one's pid.
+A step runs in a process group of its own and dies with the runner: the kernel sends it
+SIGTERM when the runner dies, even by SIGKILL (torchrun passes it on to its workers), and
+SIGINT/SIGTERM of the runner are passed to the step's group, which gets :data:`STEP_STOP_S`
+seconds before it is killed; the runner then exits with 130/143 and writes no record.
+
 Launcher options apply to ``distributed=True`` steps only: they run as ``python -m
 torch.distributed.run --nnodes ... --nproc_per_node N TOOL ARGS --launcher pytorch`` (the
 convention of ``tools/dist_train.sh``); the others run as ``python TOOL ARGS``. Their number of
@@ -30,17 +37,19 @@ total_batch=<batch_size x processes>`` (the preflight's ``step_args``).
 from __future__ import annotations
 
 import codecs
+import contextlib
 import dataclasses
 import datetime as _dt
 import json
 import os
+import select
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -53,8 +62,10 @@ from fma.apis.fingerprint import (
     step_fingerprint,
 )
 from fma.apis.pipeline_config import Pipeline, PipelineError, Step, check_wiring, under
-from fma.apis.preflight import PreflightError, format_plan, preflight
+from fma.apis.preflight import PreflightError, PreflightReport, format_plan, preflight
 from fma.io.atomic import write_json_atomic
+from fma.io.manifest import folder_lock
+from fma.stage_workers import die_with_parent, stop_signals
 
 __all__ = [
     "Launcher",
@@ -181,32 +192,71 @@ def _move_aside(pipeline: Pipeline, step: Step, out: TextIO, dry_run: bool) -> N
             os.replace(path, stale)
 
 
-def _execute(cmd: list[str], cwd: Path, log_path: Path, out: TextIO | None) -> int:
-    """Run ``cmd``, streaming its merged stdout/stderr to the log (and to ``out`` unless None);
-    returns the exit code."""
+#: Seconds a step gets to stop after the runner passed it SIGINT/SIGTERM (torchrun passes the
+#: signal on to its workers and waits for them) before what is left of it is killed.
+STEP_STOP_S = 15.0
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
+
+
+def _stop_step(proc: subprocess.Popen, signum: int, fd: int, copy: Callable[[bytes], None]) -> None:
+    """Pass ``signum`` to the step's process group, copy its last output until it exits (at most
+    :data:`STEP_STOP_S` seconds; a second Ctrl-C cuts the wait), then SIGKILL what is left."""
+    _signal_group(proc, signum)
+    deadline = time.monotonic() + STEP_STOP_S
+    try:
+        while (left := deadline - time.monotonic()) > 0 and select.select([fd], [], [], left)[0]:
+            if not (chunk := os.read(fd, 65536)):
+                break
+            copy(chunk)
+        proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    except (KeyboardInterrupt, subprocess.TimeoutExpired):
+        pass
+    _signal_group(proc, signal.SIGKILL)  # the step after the grace, or what it left behind
+    proc.wait()
+
+
+def _execute(
+    cmd: list[str], cwd: Path, log_path: Path, out: TextIO | None
+) -> tuple[int, int | None]:
+    """Run ``cmd``, streaming its merged stdout/stderr to the log (and to ``out`` unless None).
+
+    The step runs in a session (process group) of its own, and the kernel sends it SIGTERM when
+    the runner dies, even by SIGKILL (torchrun passes it on to its workers). SIGINT or SIGTERM
+    of the runner is passed to the step's group (:func:`_stop_step`).
+
+    Returns:
+        ``(exit code, None)``, or ``(128 + signal, signal)`` when SIGINT/SIGTERM stopped the run.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    with open(log_path, "ab") as log:
+    with open(log_path, "ab") as log, stop_signals():
         log.write(f"\n===== {_now()} {shlex.join(cmd)}\n".encode())
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+
+        def copy(chunk: bytes) -> None:
+            log.write(chunk)
+            if out is not None:
+                out.write(decoder.decode(chunk))
+                out.flush()
+
+        arm = die_with_parent(os.getpid(), signal.SIGTERM)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=arm)  # fmt: skip
         assert proc.stdout is not None
+        fd = proc.stdout.fileno()
         try:
-            while chunk := os.read(proc.stdout.fileno(), 65536):
-                log.write(chunk)
-                if out is not None:
-                    out.write(decoder.decode(chunk))
-                    out.flush()
-            return proc.wait()
-        except KeyboardInterrupt:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            return 128 + signal.SIGINT
+            while chunk := os.read(fd, 65536):
+                copy(chunk)
+            return proc.wait(), None
+        except KeyboardInterrupt as exc:  # StopRun (SIGINT/SIGTERM) or a plain Ctrl-C
+            signum = getattr(exc, "signum", signal.SIGINT)
+            _stop_step(proc, signum, fd, copy)
+            return 128 + signum, signum
         finally:
             proc.stdout.close()
 
@@ -287,57 +337,21 @@ def _decide(
     return False, f"up to date (finished {rec.get('ended', '?')})", rec
 
 
-def run_pipeline(
+def _run_steps(
     pipeline: Pipeline,
+    selected: set[str],
+    forced: str | None,
+    report: PreflightReport,
+    cache: HashCache,
+    launcher: Launcher,
+    world: int,
     *,
-    start: str | None = None,
-    only: str | None = None,
-    dry_run: bool = False,
-    launcher: Launcher | None = None,
-    out: TextIO | None = None,
-    quiet: bool = False,
-    allow_batch_change: bool = False,
-) -> int:
-    """Run (or with ``dry_run`` only print) the steps; print the summary table; exit code.
-
-    First the preflight (:func:`fma.apis.preflight.preflight`) checks what the selected steps
-    need and prints the plan with its estimates. Every step's output goes to
-    ``<work_dir>/pipeline/logs/<step>.log``, and to ``out`` as well unless ``quiet`` (then a
-    failed step shows the last 40 lines of its log).
-
-    Returns:
-        0 when every selected step was skipped or succeeded; the failed step's exit code
-        (1 when it was not a positive number) otherwise; 2 for a step that cannot be resolved.
-
-    Raises:
-        PreflightError: the preflight found problems (all listed); nothing was run.
-    """
-    out = out or sys.stdout
-    launcher = launcher or Launcher()
-    selected = _select(pipeline, start, only)
-    forced = "--only" if only else "--from" if start else None
-    cache = HashCache(None if dry_run else pipeline.records_dir / ".hash_cache.json")
+    dry_run: bool,
+    out: TextIO,
+    quiet: bool,
+) -> tuple[int, list[StepResult]]:
+    """The steps of :func:`run_pipeline` after the preflight: ``(exit code, results)``."""
     write_records = launcher.node_rank == 0
-    print(f"pipeline {pipeline.name}: {pipeline.description}", file=out)
-    print(f"work dir: {pipeline.work_dir} (records and logs in {pipeline.records_dir})", file=out)
-    print(f"cwd: {pipeline.root}", file=out)
-    for note in pipeline.notes:
-        print(f"note: {note}", file=out)
-    for problem in check_wiring(pipeline):
-        print(f"warning: {problem}", file=out)
-    world = launcher.nproc_per_node * launcher.nnodes if launcher.launcher == "pytorch" else 1
-    report = preflight(pipeline, selected, world_size=world,
-                       allow_batch_change=allow_batch_change, cache=cache)  # fmt: skip
-    for note in report.notes:
-        print(f"note: {note}", file=out)
-    if report.problems:
-        listed = "\n  ".join(report.problems)
-        raise PreflightError(
-            f"{pipeline.path}: the preflight found {len(report.problems)} problem(s); nothing "
-            f"was run. Fix them and rerun:\n  {listed}"
-        )
-    if any(p.gpu_hours or p.cpu_hours or p.disk_bytes for p in report.plan):
-        print(format_plan(report), file=out)
     results: list[StepResult] = []
     rerun: list[tuple[str, str]] = []  # (output, step) of the steps that run in this invocation
     code = 0
@@ -401,10 +415,12 @@ def run_pipeline(
             _record_path(pipeline, step).unlink(missing_ok=True)
         log_path = pipeline.records_dir / "logs" / f"{step.name}.log"
         started, t0 = _now(), time.monotonic()
-        status = _execute(cmd, pipeline.root, log_path, None if quiet else out)
+        status, stopped = _execute(cmd, pipeline.root, log_path, None if quiet else out)
         seconds = time.monotonic() - t0
         if status != 0:
-            if status in (128 + signal.SIGINT, -signal.SIGINT):
+            if stopped is not None:
+                what = "interrupted" if stopped == signal.SIGINT else "stopped by SIGTERM"
+            elif status in (128 + signal.SIGINT, -signal.SIGINT):
                 what, status = "interrupted", 128 + signal.SIGINT
             elif status < 0:
                 what, status = f"killed by signal {-status}", 128 - status
@@ -434,6 +450,67 @@ def run_pipeline(
             write_json_atomic(_record_path(pipeline, step), record)
             cache.save()
         results.append(StepResult(step, "ran", reason, seconds, record))
+    return code, results
+
+
+def run_pipeline(
+    pipeline: Pipeline,
+    *,
+    start: str | None = None,
+    only: str | None = None,
+    dry_run: bool = False,
+    launcher: Launcher | None = None,
+    out: TextIO | None = None,
+    quiet: bool = False,
+    allow_batch_change: bool = False,
+) -> int:
+    """Run (or with ``dry_run`` only print) the steps; print the summary table; exit code.
+
+    First the preflight (:func:`fma.apis.preflight.preflight`) checks what the selected steps
+    need and prints the plan with its estimates. Every step's output goes to
+    ``<work_dir>/pipeline/logs/<step>.log``, and to ``out`` as well unless ``quiet`` (then a
+    failed step shows the last 40 lines of its log).
+
+    Returns:
+        0 when every selected step was skipped or succeeded; the failed step's exit code
+        (1 when it was not a positive number) otherwise; 2 for a step that cannot be resolved.
+
+    Raises:
+        PreflightError: the preflight found problems (all listed); nothing was run.
+        FolderLockedError: another run holds ``<work_dir>/pipeline`` (its pid is named); not
+            with ``dry_run``, nor on a node rank above 0, which write no records.
+    """
+    out = out or sys.stdout
+    launcher = launcher or Launcher()
+    selected = _select(pipeline, start, only)
+    forced = "--only" if only else "--from" if start else None
+    cache = HashCache(None if dry_run else pipeline.records_dir / ".hash_cache.json")
+    write_records = launcher.node_rank == 0
+    print(f"pipeline {pipeline.name}: {pipeline.description}", file=out)
+    print(f"work dir: {pipeline.work_dir} (records and logs in {pipeline.records_dir})", file=out)
+    print(f"cwd: {pipeline.root}", file=out)
+    for note in pipeline.notes:
+        print(f"note: {note}", file=out)
+    for problem in check_wiring(pipeline):
+        print(f"warning: {problem}", file=out)
+    world = launcher.nproc_per_node * launcher.nnodes if launcher.launcher == "pytorch" else 1
+    report = preflight(pipeline, selected, world_size=world,
+                       allow_batch_change=allow_batch_change, cache=cache)  # fmt: skip
+    for note in report.notes:
+        print(f"note: {note}", file=out)
+    if report.problems:
+        listed = "\n  ".join(report.problems)
+        raise PreflightError(
+            f"{pipeline.path}: the preflight found {len(report.problems)} problem(s); nothing "
+            f"was run. Fix them and rerun:\n  {listed}"
+        )
+    if any(p.gpu_hours or p.cpu_hours or p.disk_bytes for p in report.plan):
+        print(format_plan(report), file=out)
+    # One runner per work dir (the kernel frees the lock however the runner ends).
+    lock = folder_lock(pipeline.records_dir) if write_records and not dry_run else None
+    with lock or contextlib.nullcontext():
+        code, results = _run_steps(pipeline, selected, forced, report, cache, launcher, world,
+                                   dry_run=dry_run, out=out, quiet=quiet)  # fmt: skip
     print("", file=out)
     print(format_summary(pipeline, results), file=out)
     if dry_run:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 import shutil
 from collections.abc import Collection
 from pathlib import Path
@@ -95,7 +96,7 @@ def _reported(pipeline: Pipeline, item: str, problems: list[str]) -> bool:
 
 
 def _flag(var: str) -> str:
-    flags = {"data_root": "--data-root", "clip": "--clip", "sam": "--sam"}
+    flags = {"data_root": "--data-root", "clip": "--clip", "sam": "--sam", "work_dir": "--work-dir"}
     return flags.get(var, f"--set {var}=...")
 
 
@@ -165,6 +166,59 @@ def _cfg_options(args: list[str]) -> dict[str, str]:
         key, _, value = item.partition("=")
         out[key.lstrip("+")] = value
     return out
+
+
+def _dict_action_changes(pipeline: Pipeline, value: str) -> str | None:
+    """What mmengine's ``DictAction`` makes of a path given to ``--cfg-options`` (its repr), or
+    None when the path arrives intact or the value is not a path. It drops every space, strips
+    quotes at the ends, splits at commas and reads ``2012_01`` as a number; quoting does not
+    help, so such a path cannot be passed."""
+    from mmengine.config import DictAction
+
+    if value in _NO_FILE:
+        return None
+    try:
+        path = "/" in value or pipeline.abspath(value).exists()
+    except (OSError, ValueError):  # a name too long for a file
+        path = False
+    odd = any(c.isspace() or c in "'\"" for c in value)
+    if not path and not (odd and value in pipeline.vars.values()):  # a list, a number, ...
+        return None
+    try:
+        got = DictAction._parse_iterable(value)
+    except AssertionError:  # unbalanced brackets
+        return "an error (unbalanced brackets)"
+    return None if isinstance(got, str) and got == value else repr(got)
+
+
+def _check_cfg_option_paths(pipeline: Pipeline, steps: list[Step], report: PreflightReport) -> None:
+    """A path that ``--cfg-options`` would change is a problem naming the var it comes from (the
+    shortest var value that holds it and is changed too) and a symlink to use instead."""
+    named = {k: v for k, v in {**pipeline.vars, "work_dir": pipeline.work_dir}.items()
+             if isinstance(v, str) and _dict_action_changes(pipeline, v) is not None}  # fmt: skip
+    found: dict[str, tuple[str, list[str]]] = {}  # problem head -> (path, what steps would read)
+    for step in steps:
+        for key, value in _cfg_options(step.args).items():
+            if (got := _dict_action_changes(pipeline, value)) is None:
+                continue
+            inside = [k for k, v in named.items() if under(value, v)]
+            var = min(inside, key=lambda k: len(named[k]), default=None)
+            head = (f"{var}={named[var]!r} ({_flag(var)})" if var is not None
+                    else f"step {step.name}: --cfg-options {key}={value!r}")  # fmt: skip
+            path = named[var] if var is not None else value
+            found.setdefault(head, (path, []))[1].append(f"step {step.name} would read {key}={got}")
+    for head, (path, reads) in found.items():
+        what, verb, plural = (("a space", "drops it", "spaces") if " " in path
+                              else ("a comma", "splits it", "commas") if "," in path
+                              else ("this name", "changes it", "such names"))  # fmt: skip
+        safe = re.sub(r"[\s'\",\[\]()]+", "_", path)
+        safe += "_dir" if Path(safe).name.strip("_").replace("_", "").isdigit() else ""
+        more = f", and {len(reads) - 1} more options" if len(reads) > 1 else ""
+        report.problems.append(
+            f"{head}: a path with {what} cannot pass through --cfg-options (mmengine's "
+            f"DictAction {verb}: {reads[0]}{more}): use a path without {plural}, e.g. a "
+            f"symlink: ln -s {shlex.quote(path)} {shlex.quote(safe)}"
+        )
 
 
 def _lookup(cfg: Any, dotted: str) -> Any:
@@ -349,6 +403,7 @@ def preflight(
     cache = cache or HashCache(None)
     steps = [s for s in pipeline.steps if s.enabled and s.name in selected and not s.error]
     _check_inputs(pipeline, steps, report, cache)
+    _check_cfg_option_paths(pipeline, steps, report)
     costs = _costs(pipeline.root)
     split_files = [i for s in pipeline.steps for i in s.inputs if i.endswith(".txt")]
     images = next((n for f in split_files if (n := _count_ids(pipeline.abspath(f)))), None)
