@@ -23,8 +23,9 @@ One runner per work dir: a run holds :func:`fma.io.manifest.folder_lock` on
 ``<work_dir>/pipeline`` (not ``--dry-run``), so a second one stops naming the first one's pid.
 A step runs in a process group of its own and dies with the runner: the kernel sends it
 SIGTERM when the runner dies, even by SIGKILL (torchrun passes it on to its workers), and
-SIGINT/SIGTERM of the runner are passed to the step's group, which gets :data:`STEP_STOP_S`
-seconds before it is killed; the runner then exits with 130/143 and writes no record.
+SIGINT/SIGTERM of the runner are passed to the step's group, which gets
+:data:`fma.apis.step_process.STEP_STOP_S` seconds before it is killed; the runner then exits
+with 130/143 and writes no record.
 
 Launcher options apply to ``distributed=True`` steps only: they run as ``python -m
 torch.distributed.run --nnodes ... --nproc_per_node N TOOL ARGS --launcher pytorch`` (the
@@ -36,20 +37,17 @@ total_batch=<batch_size x processes>`` (the preflight's ``step_args``).
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import dataclasses
 import datetime as _dt
 import json
 import os
-import select
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -63,9 +61,9 @@ from fma.apis.fingerprint import (
 )
 from fma.apis.pipeline_config import Pipeline, PipelineError, Step, check_wiring, under
 from fma.apis.preflight import PreflightError, PreflightReport, format_plan, preflight
+from fma.apis.step_process import execute_step
 from fma.io.atomic import write_json_atomic
 from fma.io.manifest import folder_lock
-from fma.stage_workers import die_with_parent, stop_signals
 
 __all__ = [
     "Launcher",
@@ -190,75 +188,6 @@ def _move_aside(pipeline: Pipeline, step: Step, out: TextIO, dry_run: bool) -> N
             elif stale.exists() or stale.is_symlink():
                 stale.unlink()
             os.replace(path, stale)
-
-
-#: Seconds a step gets to stop after the runner passed it SIGINT/SIGTERM (torchrun passes the
-#: signal on to its workers and waits for them) before what is left of it is killed.
-STEP_STOP_S = 15.0
-
-
-def _signal_group(proc: subprocess.Popen, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signum)
-
-
-def _stop_step(proc: subprocess.Popen, signum: int, fd: int, copy: Callable[[bytes], None]) -> None:
-    """Pass ``signum`` to the step's process group, copy its last output until it exits (at most
-    :data:`STEP_STOP_S` seconds; a second Ctrl-C cuts the wait), then SIGKILL what is left."""
-    _signal_group(proc, signum)
-    deadline = time.monotonic() + STEP_STOP_S
-    try:
-        while (left := deadline - time.monotonic()) > 0 and select.select([fd], [], [], left)[0]:
-            if not (chunk := os.read(fd, 65536)):
-                break
-            copy(chunk)
-        proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-    except (KeyboardInterrupt, subprocess.TimeoutExpired):
-        pass
-    _signal_group(proc, signal.SIGKILL)  # the step after the grace, or what it left behind
-    proc.wait()
-
-
-def _execute(
-    cmd: list[str], cwd: Path, log_path: Path, out: TextIO | None
-) -> tuple[int, int | None]:
-    """Run ``cmd``, streaming its merged stdout/stderr to the log (and to ``out`` unless None).
-
-    The step runs in a session (process group) of its own, and the kernel sends it SIGTERM when
-    the runner dies, even by SIGKILL (torchrun passes it on to its workers). SIGINT or SIGTERM
-    of the runner is passed to the step's group (:func:`_stop_step`).
-
-    Returns:
-        ``(exit code, None)``, or ``(128 + signal, signal)`` when SIGINT/SIGTERM stopped the run.
-    """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    with open(log_path, "ab") as log, stop_signals():
-        log.write(f"\n===== {_now()} {shlex.join(cmd)}\n".encode())
-
-        def copy(chunk: bytes) -> None:
-            log.write(chunk)
-            if out is not None:
-                out.write(decoder.decode(chunk))
-                out.flush()
-
-        arm = die_with_parent(os.getpid(), signal.SIGTERM)
-        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=arm)  # fmt: skip
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        try:
-            while chunk := os.read(fd, 65536):
-                copy(chunk)
-            return proc.wait(), None
-        except KeyboardInterrupt as exc:  # StopRun (SIGINT/SIGTERM) or a plain Ctrl-C
-            signum = getattr(exc, "signum", signal.SIGINT)
-            _stop_step(proc, signum, fd, copy)
-            return 128 + signum, signum
-        finally:
-            proc.stdout.close()
 
 
 def _metric_value(pipeline: Pipeline, step: Step, key: str = "mIoU") -> float | None:
@@ -415,7 +344,7 @@ def _run_steps(
             _record_path(pipeline, step).unlink(missing_ok=True)
         log_path = pipeline.records_dir / "logs" / f"{step.name}.log"
         started, t0 = _now(), time.monotonic()
-        status, stopped = _execute(cmd, pipeline.root, log_path, None if quiet else out)
+        status, stopped = execute_step(cmd, pipeline.root, log_path, None if quiet else out)
         seconds = time.monotonic() - t0
         if status != 0:
             if stopped is not None:

@@ -1,0 +1,95 @@
+"""A pipeline step as a child process: streamed to its log, dying with the runner.
+
+The step runs in a session (process group) of its own with a parent-death signal, so it never
+outlives the runner, and SIGINT/SIGTERM of the runner reach its whole group
+(:func:`execute_step`). Used by :mod:`fma.apis.pipeline`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import datetime as _dt
+import os
+import select
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from fma.stage_workers import die_with_parent, stop_signals
+
+__all__ = ["STEP_STOP_S", "execute_step"]
+
+
+#: Seconds a step gets to stop after the runner passed it SIGINT/SIGTERM (torchrun passes the
+#: signal on to its workers and waits for them) before what is left of it is killed.
+STEP_STOP_S = 15.0
+
+
+def _signal_group(proc: subprocess.Popen, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
+
+
+def _stop_step(proc: subprocess.Popen, signum: int, fd: int, copy: Callable[[bytes], None]) -> None:
+    """Pass ``signum`` to the step's process group, copy its last output until it exits (at most
+    :data:`STEP_STOP_S` seconds; a second Ctrl-C cuts the wait), then SIGKILL what is left."""
+    _signal_group(proc, signum)
+    deadline = time.monotonic() + STEP_STOP_S
+    try:
+        while (left := deadline - time.monotonic()) > 0 and select.select([fd], [], [], left)[0]:
+            if not (chunk := os.read(fd, 65536)):
+                break
+            copy(chunk)
+        proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+    except (KeyboardInterrupt, subprocess.TimeoutExpired):
+        pass
+    _signal_group(proc, signal.SIGKILL)  # the step after the grace, or what it left behind
+    proc.wait()
+
+
+def execute_step(
+    cmd: list[str], cwd: Path, log_path: Path, out: TextIO | None
+) -> tuple[int, int | None]:
+    """Run ``cmd``, streaming its merged stdout/stderr to the log (and to ``out`` unless None).
+
+    The step runs in a session (process group) of its own, and the kernel sends it SIGTERM when
+    the runner dies, even by SIGKILL (torchrun passes it on to its workers). SIGINT or SIGTERM
+    of the runner is passed to the step's group (:func:`_stop_step`).
+
+    Returns:
+        ``(exit code, None)``, or ``(128 + signal, signal)`` when SIGINT/SIGTERM stopped the run.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    with open(log_path, "ab") as log, stop_signals():
+        started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        log.write(f"\n===== {started} {shlex.join(cmd)}\n".encode())
+
+        def copy(chunk: bytes) -> None:
+            log.write(chunk)
+            if out is not None:
+                out.write(decoder.decode(chunk))
+                out.flush()
+
+        arm = die_with_parent(os.getpid(), signal.SIGTERM)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=arm)  # fmt: skip
+        assert proc.stdout is not None
+        fd = proc.stdout.fileno()
+        try:
+            while chunk := os.read(fd, 65536):
+                copy(chunk)
+            return proc.wait(), None
+        except KeyboardInterrupt as exc:  # StopRun (SIGINT/SIGTERM) or a plain Ctrl-C
+            signum = getattr(exc, "signum", signal.SIGINT)
+            _stop_step(proc, signum, fd, copy)
+            return 128 + signum, signum
+        finally:
+            proc.stdout.close()
