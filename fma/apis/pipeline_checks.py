@@ -29,6 +29,7 @@ class CheckResult:
     problems: list[str] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     derived: dict[str, str] = dataclasses.field(default_factory=dict)
+    images: int | None = None  # images of the training split, for the preflight's plan
 
 
 def check_custom_dataset(root: str) -> CheckResult:
@@ -118,6 +119,7 @@ def check_custom_dataset(root: str) -> CheckResult:
         "seed_eval": "true" if seed_eval else "false",
         "stage2_eval": "true" if stage2_eval else "false",
     }
+    result.images = n
     return result
 
 

@@ -103,6 +103,7 @@ class Pipeline:
     steps: list[Step]
     notes: list[str] = dataclasses.field(default_factory=list)  # what the checks reported
     problems: list[str] = dataclasses.field(default_factory=list)  # what the checks found
+    images: int | None = None  # training images a check counted (custom folders: no split list)
 
     @property
     def records_dir(self) -> Path:
@@ -272,7 +273,7 @@ def load_pipeline(
     values = _Vars(raw_vars, str(path))
     wd = values.sub(str(work_dir or cfg.get("work_dir") or Path("work_dirs/pipelines") / name))
     values.raw["work_dir"] = wd
-    notes, problems = _run_checks(
+    notes, problems, images = _run_checks(
         cfg.get("checks") or [], values, overrides or {}, str(path), run_checks
     )
     steps = [_resolve_step(s, i, values, str(path)) for i, s in enumerate(cfg["steps"])]
@@ -297,6 +298,7 @@ def load_pipeline(
         steps=steps,
         notes=notes,
         problems=problems,
+        images=images,
     )
 
 
@@ -306,13 +308,14 @@ def _run_checks(
     overrides: Mapping[str, Any],
     where: str,
     run: bool,
-) -> tuple[list[str], list[str]]:
-    """Resolve (and with ``run`` execute) the ``checks`` of a config; returns their notes and
-    problems."""
+) -> tuple[list[str], list[str], int | None]:
+    """Resolve (and with ``run`` execute) the ``checks`` of a config; returns their notes,
+    problems and the training images one of them counted."""
     from fma.apis.pipeline_checks import CHECKS
 
     notes: list[str] = []
     problems: list[str] = []
+    images = None
     for i, raw in enumerate(checks):
         kind = str(dict(raw).get("type", ""))
         if kind not in CHECKS:
@@ -324,10 +327,11 @@ def _run_checks(
         result = CHECKS[kind](**kwargs)
         problems += result.problems
         notes += result.notes
+        images = result.images if result.images is not None else images
         for key, value in result.derived.items():
             if values.raw.get(key) == "auto" and key not in overrides:
                 values.raw[key] = value
-    return notes, problems
+    return notes, problems, images
 
 
 def under(path: str, folder: str) -> bool:

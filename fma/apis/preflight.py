@@ -245,6 +245,13 @@ def _load_config(pipeline: Pipeline, name: str | None, args: list[str]) -> dict:
     return cfg
 
 
+def _is_split_list(path: str) -> bool:
+    """A split list (``ImageSets/Segmentation/<split>.txt``, COCO's ``ImageSets/<split>.txt``, a
+    custom folder's ``splits/<split>.txt``), not another text input such as ``classes.txt``."""
+    parent = Path(path).parent.name
+    return path.endswith(".txt") and parent in ("Segmentation", "ImageSets", "splits")
+
+
 def _count_ids(path: Path) -> int | None:
     if not path.is_file():
         return None
@@ -254,7 +261,7 @@ def _count_ids(path: Path) -> int | None:
 
 def _images_of(pipeline: Pipeline, step: Step, default: int | None) -> int | None:
     for item in step.inputs:
-        if item.endswith(".txt"):
+        if _is_split_list(item):
             n = _count_ids(pipeline.abspath(item))
             if n is not None:
                 return n
@@ -405,8 +412,9 @@ def preflight(
     _check_inputs(pipeline, steps, report, cache)
     _check_cfg_option_paths(pipeline, steps, report)
     costs = _costs(pipeline.root)
-    split_files = [i for s in pipeline.steps for i in s.inputs if i.endswith(".txt")]
-    images = next((n for f in split_files if (n := _count_ids(pipeline.abspath(f)))), None)
+    split_files = [i for s in pipeline.steps for i in s.inputs if _is_split_list(i)]
+    counted = (n for f in split_files if (n := _count_ids(pipeline.abspath(f))))
+    images = next(counted, pipeline.images)  # a custom folder without splits: the check's count
     for step in steps:
         report.plan.append(
             _plan_step(pipeline, step, world_size, images, costs, report, allow_batch_change)

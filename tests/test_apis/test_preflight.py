@@ -237,3 +237,12 @@ def test_images_of_every_split_are_counted_without_reading_them(tmp_path):
         "3 images (the official train_aug has 10,582)",
         "2 images (the official val has 1,449)",
     ]
+
+
+def test_only_split_lists_count_images(tmp_path):
+    """A custom folder's classes.txt is an input, not a list of images."""
+    from fma.apis.preflight import _is_split_list
+
+    assert _is_split_list("/d/ImageSets/Segmentation/train_aug.txt")
+    assert _is_split_list("/d/ImageSets/val.txt") and _is_split_list("/d/splits/train.txt")
+    assert not _is_split_list("/d/classes.txt") and not _is_split_list("/d/prompt_names.txt")

@@ -10,6 +10,7 @@ test's folder; the last command (real weights, two GPUs) runs with ``--dry-run``
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 import sys
@@ -63,6 +64,7 @@ def test_readme_custom_walkthrough_runs(tmp_path):
     plan = outputs[-3]
     assert "2 classes; training on 3 images (split 'all')" in plan
     assert "80,000 it, total 4 = 2 proc x 2" in plan  # the plan with its estimates
+    assert re.search(r"\nsam_masks +3 images ", plan)  # the photos, not the lines of classes.txt
     assert "no ground_truth/ folder" in plan and "coarse_seeds_eval" in plan
     run = tmp_path / "fma_custom_tiny"
     seeds = sorted(p.name for p in (run / "fine_seeds" / "seeds" / "all").glob("*.png"))
