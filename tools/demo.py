@@ -16,6 +16,8 @@ with other jobs ``PASSIVE`` avoids threads spinning against them (up to 4x there
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -83,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     cmd = reproduce_command(args)
     print("[demo]", " ".join(cmd[1:]), flush=True)
     start = time.perf_counter()
-    rc = subprocess.run(cmd, cwd=REPO, check=False).returncode
+    from fma.stage_workers import die_with_parent
+
+    # The runner gets SIGTERM if this process dies (even by SIGKILL), and passes it to its step.
+    arm = die_with_parent(os.getpid(), signal.SIGTERM)
+    rc = subprocess.run(cmd, cwd=REPO, check=False, preexec_fn=arm).returncode
     took = time.perf_counter() - start
     print(f"[demo] pipeline {'finished' if rc == 0 else f'failed (exit {rc})'} in {took:.0f} s")
     print(f"[demo] report: {Path(args.work_dir) / 'report' / 'index.html'}")

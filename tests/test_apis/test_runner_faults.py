@@ -323,3 +323,20 @@ def test_tiny_custom_pipeline_with_a_non_ascii_data_root(voc_mini, tmp_path, cap
     assert f"data_root={str(spaced)!r} (--data-root): a path with a space cannot pass" in err
     assert f"e.g. a symlink: ln -s {shlex.quote(str(spaced))} {shlex.quote(str(root))}" in err
     assert not other.exists()
+
+
+def test_killing_the_demo_stops_its_runner(tmp_path):
+    """``tools/demo.py`` runs the runner as a child: ``kill -9`` of the demo leaves no runner."""
+    work = tmp_path / "demo_work_marker"
+    demo = subprocess.Popen([sys.executable, "tools/demo.py", "--work-dir", str(work)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not _marked(f"{work}") or _marked(f"{work}") == [demo.pid]:
+        assert demo.poll() is None and time.monotonic() < deadline, "the runner did not start"
+        time.sleep(0.1)
+    demo.kill()
+    demo.wait()
+    deadline = time.monotonic() + 20  # the runner's step gets SIGTERM first, then the runner ends
+    while _marked(f"{work}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _marked(f"{work}") == []
