@@ -15,6 +15,13 @@ defaults to ``<work_dir>/cams/<split>`` (``cams_tta`` with ``--tta``). With grou
 with flips, summed; the paper's inference is single-scale); ``--show-dir DIR`` writes image +
 CAM overlay panels of the first ``--show-num`` images.
 
+One writer per output folder: the run holds the lock (:func:`fma.apis.config.output_lock`, rank 0
+only under a launcher) of the folders it writes into (stage I: the CAM folder; stage II: the work
+dir with the metrics and ``--out``; ``--show-dir`` in both) until it exits, so a second run into
+them stops at once naming the first one's pid. The checkpoint is read as data only and must fit
+the model key for key and shape for shape (:mod:`fma.apis.checkpoints`); otherwise the run stops
+with one ``error:`` line naming the file (exit status 2).
+
 Example::
 
     python tools/test.py configs/stage1/fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py \\
@@ -25,13 +32,26 @@ import fma  # noqa: F401, I001  (first: sets up the package before anything else
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
-from fma.apis.config import check_clip_weights, merge_cfg_options, tool_work_dir
+from fma.apis.checkpoints import (
+    CheckpointError,
+    CheckpointFitHook,
+    check_checkpoint_file,
+    checkpoint_exit,
+)
+from fma.apis.config import (
+    CfgOptionsAction,
+    check_clip_weights,
+    merge_cfg_options,
+    output_lock,
+    tool_work_dir,
+)
 from fma.apis.dist import prepare_cpu_dist
 from fma.apis.stage2 import (
     adapt_to_custom_dataset,
@@ -40,6 +60,7 @@ from fma.apis.stage2 import (
     is_stage2,
 )
 from fma.clip.weights import detect_format
+from fma.mmseg_ext.classes import DatasetClassesError
 from fma.io.manifest import file_sha256
 from fma.models.prompt_clip import tta_settings
 
@@ -59,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--show-dir", help="folder for panels (<img_id>.png)")
     p.add_argument("--show-num", type=int, default=20, help="panels written (per process)")
     p.add_argument(
-        "--cfg-options", nargs="+", action=DictAction, default={},
+        "--cfg-options", nargs="+", action=CfgOptionsAction, default={},
         help="override config entries, e.g. +test_dataloader.dataset.indices=10",
     )  # fmt: skip
     p.add_argument(
@@ -75,8 +96,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.config.is_file():
         p.error(f"config {args.config} does not exist")
-    if not args.checkpoint.is_file():
-        p.error(f"checkpoint {args.checkpoint} does not exist")
     os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
     return args
 
@@ -127,16 +146,39 @@ def build_cfg(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def output_folders(cfg: Config) -> list[str]:
+    """The folders the run writes its results into (the one-writer lock is held on each)."""
+    evaluator = cfg.test_evaluator
+    folders = [evaluator.get("output_dir"), evaluator.get("show_dir")]
+    if evaluator.get("metrics_file"):  # stage II: the metrics JSON (default in the work dir)
+        folders.append(str(Path(evaluator.metrics_file).parent))
+    return [str(f) for f in folders if f]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = build_cfg(args)
+    try:
+        if not args.checkpoint.is_file():  # a folder or a missing path (build_cfg hashes it)
+            check_checkpoint_file(args.checkpoint)
+        cfg = build_cfg(args)  # a --cfg-options mistake is named first
+        check_checkpoint_file(args.checkpoint)  # empty, damaged or holding code
+    except CheckpointError as exc:
+        raise checkpoint_exit(exc, args.launcher) from None
+    except DatasetClassesError as exc:  # a test set of other classes, unfit class weights
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     check_clip_weights(cfg, exit_on_error=True)  # stage I: a missing CLIP file in one line
     if is_stage2(cfg):
         check_cuda_ops(cfg, require_compiled=args.require_compiled_ops)
-    prepare_cpu_dist(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    with mmengine_checkpoint_globals():  # the checkpoint holds mmengine's own objects
-        runner.test()
+    with output_lock(output_folders(cfg), launcher=args.launcher, option="--work-dir, --out"):
+        prepare_cpu_dist(cfg, args.launcher)
+        runner = Runner.from_cfg(cfg)
+        runner.register_hook(CheckpointFitHook(args.checkpoint, str(args.config)))
+        try:
+            with mmengine_checkpoint_globals():  # the checkpoint holds mmengine's own objects
+                runner.test()
+        except CheckpointError as exc:  # raised before any weight is loaded
+            raise checkpoint_exit(exc, args.launcher) from None
     return 0
 
 

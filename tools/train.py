@@ -12,6 +12,13 @@ it, one iteration stays one optimizer update (:mod:`fma.apis.total_batch`), and 
 recorded in the checkpoints (``meta['fma_batch']``). A total that cannot be held stops the run
 with one ``error:`` line; ``--cfg-options total_batch=N`` chooses another total.
 
+One writer per work dir: the run holds the work dir's lock (:func:`fma.apis.config.output_lock`,
+rank 0 only under a launcher) until it exits, so a second run into the same work dir stops at
+once naming the first one's pid. A checkpoint to resume from (``--resume``: the work dir's
+``last_checkpoint``) or to start from (``load_from``) is read as data only and must fit the
+model key for key and shape for shape (:mod:`fma.apis.checkpoints`); otherwise the run stops
+with one ``error:`` line naming the file (exit status 2).
+
 Examples::
 
     python tools/train.py configs/stage1/fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py \\
@@ -27,11 +34,24 @@ import os
 import sys
 from pathlib import Path
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
-from fma.apis.config import check_clip_weights, merge_cfg_options, tool_work_dir
+from fma.apis.checkpoints import (
+    CheckpointError,
+    CheckpointFitHook,
+    check_checkpoint_file,
+    checkpoint_exit,
+    checkpoint_to_load,
+)
+from fma.apis.config import (
+    CfgOptionsAction,
+    check_clip_weights,
+    merge_cfg_options,
+    output_lock,
+    tool_work_dir,
+)
 from fma.apis.dist import prepare_cpu_dist
 from fma.apis.stage2 import (
     adapt_to_custom_dataset,
@@ -39,6 +59,7 @@ from fma.apis.stage2 import (
     is_stage2,
     resolve_pretrained,
 )
+from fma.mmseg_ext.classes import DatasetClassesError
 from fma.apis.total_batch import TotalBatchError, TotalBatchHook, apply_total_batch, world_size_of
 
 
@@ -55,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="stage II: never download missing backbone weights (stop and say where to put them)",
     )  # fmt: skip
     p.add_argument(
-        "--cfg-options", nargs="+", action=DictAction, default={},
+        "--cfg-options", nargs="+", action=CfgOptionsAction, default={},
         help="override config entries, e.g. train_cfg.max_iters=10",
     )  # fmt: skip
     p.add_argument(
@@ -106,18 +127,34 @@ def hold_total_batch(cfg: Config, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cfg = build_cfg(args)
+    try:
+        cfg = build_cfg(args)
+    except DatasetClassesError as exc:  # a validation set of other classes, unfit class weights
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     check_clip_weights(cfg, exit_on_error=True)  # stage I: a missing CLIP file in one line
     hold_total_batch(cfg, args)
-    if is_stage2(cfg):
-        check_cuda_ops(cfg, require_compiled=args.require_compiled_ops)
-        local_rank = int(os.environ.get("LOCAL_RANK", 0))
-        resolve_pretrained(cfg, download=not args.no_download, local_rank=local_rank)
-    prepare_cpu_dist(cfg, args.launcher)
-    runner = Runner.from_cfg(cfg)
-    runner.register_hook(TotalBatchHook())
-    with mmengine_checkpoint_globals():  # --resume reads this run's own checkpoints
-        runner.train()
+    # One writer per work dir, taken before anything is built or written (rank 0 only).
+    with output_lock([cfg.work_dir], launcher=args.launcher, option="--work-dir"):
+        source = checkpoint_to_load(cfg)  # --resume's last checkpoint, or load_from
+        try:
+            if source is not None:
+                check_checkpoint_file(source, option="--resume" if cfg.resume else "load_from")
+        except CheckpointError as exc:
+            raise checkpoint_exit(exc, args.launcher) from None
+        if is_stage2(cfg):
+            check_cuda_ops(cfg, require_compiled=args.require_compiled_ops)
+            local_rank = int(os.environ.get("LOCAL_RANK", 0))
+            resolve_pretrained(cfg, download=not args.no_download, local_rank=local_rank)
+        prepare_cpu_dist(cfg, args.launcher)
+        runner = Runner.from_cfg(cfg)
+        runner.register_hook(TotalBatchHook())
+        runner.register_hook(CheckpointFitHook(source, str(args.config)))
+        try:
+            with mmengine_checkpoint_globals():  # --resume reads this run's own checkpoints
+                runner.train()
+        except CheckpointError as exc:  # raised before any weight is loaded or iteration run
+            raise checkpoint_exit(exc, args.launcher) from None
     return 0
 
 

@@ -6,33 +6,45 @@
 key that does not exist in the loaded config and names the nearest valid one, so a typo such as
 ``modle.n_ctx=4`` is never silently ignored. A key meant to be new is written with a leading
 ``+``: ``--cfg-options +model.new_option=1`` adds it (its parents are created as needed; a
-parent that holds a non-dict value, such as ``model.caa=None``, is replaced by a dict).
+parent that holds a non-dict value, such as ``model.caa=None``, is replaced by a dict). A dict
+literal (``model={'n_ctx': 4}``, ``model.clip=dict(pretrained=None)``) is refused with one line
+that asks for the dotted form: mmengine's ``DictAction`` does not parse it (it keeps the text as
+a string, or recurses without end on ``dict(a=1,b=2)``); :class:`CfgOptionsAction` is the
+``DictAction`` the tools use.
 
 An offline-stage config (SAM masks, seeds, sweeps) is a Python file with one
 ``<section> = dict(...)`` whose keys are the keyword arguments of the stage function;
 :func:`load_section` also checks those keys against the function's parameters. The work dir
 follows mmseg's convention: ``--work-dir``, else the config's ``work_dir``, else
-``work_dirs/<config stem>``.
+``work_dirs/<config stem>``, and :func:`output_lock` holds the one-writer lock of the folders a
+tool writes into.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import difflib
 import inspect
 import os
+import re
 import sys
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "NEW_KEY_PREFIX",
+    "CfgOptionsAction",
     "ConfigKeyError",
     "ConfigSectionError",
+    "ConfigValueError",
     "check_clip_weights",
     "check_section_keys",
+    "launcher_rank",
     "load_section",
     "merge_cfg_options",
+    "output_lock",
     "tool_work_dir",
 ]
 
@@ -46,6 +58,100 @@ class ConfigSectionError(ValueError):
 
 class ConfigKeyError(ConfigSectionError):
     """A ``--cfg-options`` key or a section key that does not exist (names the nearest one)."""
+
+
+class ConfigValueError(ConfigSectionError):
+    """A ``--cfg-options`` value that mmengine's ``DictAction`` cannot parse (a dict literal)."""
+
+
+#: A value written as a dict literal: ``{...}`` or ``dict(...)`` (quotes around it allowed).
+_DICT_LITERAL = re.compile(r"""^\s*['"]?\s*(\{|dict\s*\()""")
+
+
+def _dotted_form(key: str, text: str) -> str:
+    """The dotted ``--cfg-options`` entries equal to ``key=<dict literal>``, for the message
+    (``model.n_ctx=4 model.csc=True``), or a generic example when ``text`` does not parse."""
+    import ast
+
+    def items(node: ast.expr) -> list[tuple[str, ast.expr]] | None:
+        if isinstance(node, ast.Dict) and all(isinstance(k, ast.Constant) for k in node.keys):
+            keys = [str(k.value) for k in node.keys if isinstance(k, ast.Constant)]
+            return list(zip(keys, node.values, strict=True))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "dict":
+            if node.args or any(kw.arg is None for kw in node.keywords):
+                return None
+            return [(str(kw.arg), kw.value) for kw in node.keywords]
+        return None
+
+    def flat(prefix: str, node: ast.expr) -> list[str] | None:
+        entries = items(node)
+        if entries is None:
+            return None
+        out: list[str] = []
+        for name, value in entries:
+            nested = flat(f"{prefix}.{name}", value) if items(value) is not None else None
+            out += nested if nested is not None else [f"{prefix}.{name}={ast.unparse(value)}"]
+        return out
+
+    try:
+        entries = flat(key, ast.parse(text.strip().strip("'\""), mode="eval").body)
+    except (SyntaxError, ValueError, RecursionError):
+        entries = None
+    if entries:
+        return " ".join(entries)
+    return f"{key}.<name>=<value> (e.g. model.clip.pretrained=None)"
+
+
+def _dict_literal_message(key: str, text: str) -> str:
+    return (
+        f"--cfg-options {key}={text}: a dict literal is not parsed by --cfg-options; set its "
+        f"entries with the dotted form instead: {_dotted_form(key, text)}"
+    )
+
+
+def _check_value(key: str, value: Any) -> None:
+    """Raise :class:`ConfigValueError` for a value that is a dict literal kept as text by
+    ``DictAction`` (``'{...}'``, ``'dict(...)'``, or a list split at its commas)."""
+    first = value[0] if isinstance(value, (list, tuple)) and value else value
+    if isinstance(first, str) and _DICT_LITERAL.match(first):
+        text = ",".join(map(str, value)) if isinstance(value, (list, tuple)) else value
+        raise ConfigValueError(_dict_literal_message(key, text))
+
+
+class CfgOptionsAction(argparse.Action):
+    """``--cfg-options KEY=VALUE ...`` parsed as mmengine's ``DictAction`` does, with one
+    ``error:`` line and exit status 2 instead of a traceback for what it cannot parse: a dict
+    literal (``DictAction`` recurses without end on ``dict(a=1,b=2)``; the message gives the
+    dotted form), an entry without ``=``, or unbalanced brackets."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        from mmengine.config import DictAction
+
+        options = dict(getattr(namespace, self.dest, None) or {})
+        for kv in [values] if isinstance(values, str) else values or []:
+            key, sep, text = str(kv).partition("=")
+            if not sep or not key:
+                _exit(f"--cfg-options {kv}: expected KEY=VALUE, e.g. train_cfg.max_iters=10")
+            if _DICT_LITERAL.match(text):
+                _exit(_dict_literal_message(key, text))
+            try:
+                options[key] = DictAction._parse_iterable(text)
+            except (AssertionError, RecursionError) as exc:  # unbalanced brackets, deep nesting
+                why = "unbalanced brackets" if isinstance(exc, AssertionError) else "nesting"
+                _exit(f"--cfg-options {kv}: cannot parse the value ({why}); write lists as "
+                      "[a,b] or (a,b) with balanced brackets")  # fmt: skip
+        setattr(namespace, self.dest, options)
+
+
+def _exit(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _nearest(name: str, choices: Collection[str]) -> str | None:
@@ -120,6 +226,8 @@ def merge_cfg_options(
     Raises:
         ConfigKeyError: a key (without ``+``) that the config does not hold; the message names
             the nearest existing key and the valid keys at that level. Nothing is merged then.
+        ConfigValueError: a value that is a dict literal (``model={'n_ctx': 4}``); the message
+            gives the dotted form (``model.n_ctx=4``). Nothing is merged then.
     """
     if not options:
         return
@@ -134,8 +242,9 @@ def merge_cfg_options(
                     merged[f"{replaced}._delete_"] = True
             else:
                 _check_existing(cfg, key, str(where))
+            _check_value(key, value)
             merged[key] = value
-    except ConfigKeyError as exc:
+    except (ConfigKeyError, ConfigValueError) as exc:
         if not exit_on_error:
             raise
         print(f"error: {exc}", file=sys.stderr)
@@ -145,7 +254,7 @@ def merge_cfg_options(
 
 def check_clip_weights(cfg: Any, *, exit_on_error: bool = False) -> None:
     """Stop before the Runner is built when a stage I config names a CLIP weights file that does
-    not exist (``model.clip.pretrained``); tags such as ``"openai"`` and None pass.
+    not exist or a folder (``model.clip.pretrained``); tags such as ``"openai"`` and None pass.
 
     Args:
         cfg: the loaded config (mmengine ``Config`` or a mapping).
@@ -154,16 +263,17 @@ def check_clip_weights(cfg: Any, *, exit_on_error: bool = False) -> None:
 
     Raises:
         FileNotFoundError: the file is missing; the message names it and the fix.
+        fma.clip.weights.ClipWeightsError: a folder; the message names a weights file inside.
     """
     model = cfg.get("model")
     clip = model.get("clip") if isinstance(model, Mapping) else None
     if not isinstance(clip, Mapping) or clip.get("pretrained") is None:
         return
-    from fma.clip.weights import check_weights_path
+    from fma.clip.weights import ClipWeightsError, check_weights_path
 
     try:
         check_weights_path(clip["pretrained"])
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ClipWeightsError) as exc:
         if not exit_on_error:
             raise
         print(f"error: {exc} (model.clip.pretrained)", file=sys.stderr)
@@ -232,3 +342,59 @@ def tool_work_dir(config: str | os.PathLike, cfg: Any, override: str | os.PathLi
     if override is not None:
         return Path(override)
     return Path(cfg.get("work_dir") or Path("work_dirs") / Path(config).stem)
+
+
+#: Environment variables that hold a process's rank, per ``--launcher``.
+_RANK_ENV = {
+    "pytorch": ("RANK",),
+    "slurm": ("SLURM_PROCID",),
+    "mpi": ("OMPI_COMM_WORLD_RANK", "PMI_RANK"),
+}
+
+
+def launcher_rank(launcher: str, environ: Mapping[str, str] | None = None) -> int:
+    """This process's rank under ``--launcher`` (0 without a launcher or variable)."""
+    environ = os.environ if environ is None else environ
+    for key in _RANK_ENV.get(launcher, ()):
+        if environ.get(key, "").strip().isdigit():
+            return int(environ[key])
+    return 0
+
+
+@contextlib.contextmanager
+def output_lock(
+    folders: Iterable[str | os.PathLike | None], *, launcher: str = "none", option: str
+) -> Iterator[None]:
+    """Hold the one-writer lock of every folder a tool writes into, for the ``with`` body.
+
+    The lock is :func:`fma.io.manifest.folder_lock` (``<folder>/.fma.lock``, the holder's pid;
+    the kernel releases it however the holder exits), the one the offline stages hold. A folder
+    another run holds stops this one at once: one ``error:`` line naming the folder, the other
+    run's pid and ``option``, exit status 1 (as the stage tools).
+
+    Under a launcher only rank 0 takes the locks, before the process group exists: the other
+    ranks never wait on a lock, and when rank 0 stops, the launcher (torchrun) ends them.
+
+    Args:
+        folders: the output folders (created when missing; None entries and repeats are skipped).
+        launcher: the tool's ``--launcher``.
+        option: how the user chooses the folder (``--work-dir``), named in the message.
+    """
+    if launcher_rank(launcher) != 0:
+        yield
+        return
+    from fma.io.atomic import OutputError
+    from fma.io.manifest import FolderLockedError, folder_lock
+
+    unique = sorted({os.path.abspath(f) for f in folders if f is not None})
+    with contextlib.ExitStack() as stack:
+        for folder in unique:
+            try:
+                stack.enter_context(folder_lock(folder))
+            except FolderLockedError as exc:
+                print(f"error: {exc} ({option})", file=sys.stderr)
+                raise SystemExit(1) from None
+            except OutputError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                raise SystemExit(1) from None
+        yield

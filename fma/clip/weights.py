@@ -85,15 +85,31 @@ def is_weights_path(pretrained: str) -> bool:
     )
 
 
+def _folder_error(path: str | os.PathLike) -> ClipWeightsError:
+    """The error for a folder given as the weights file (names the weights files inside)."""
+    inside = sorted(p for p in Path(path).iterdir() if p.name.lower().endswith(_WEIGHT_SUFFIXES))
+    hint = f"e.g. {inside[0]}" if inside else _FETCH
+    return ClipWeightsError(
+        f"{os.fspath(path)}: is a folder, not a CLIP weights file; pass the weights file "
+        f"itself ({hint})"
+    )
+
+
 def check_weights_path(pretrained: str | os.PathLike | None) -> None:
-    """Raise a one-line :class:`FileNotFoundError` when ``pretrained`` names a missing file.
+    """Raise a one-line error when ``pretrained`` names a missing file or a folder.
 
     Tags (``"openai"``) and None (random weights) pass; so does an existing file (its content
     is checked when it is read).
+
+    Raises:
+        FileNotFoundError: no such file (the message says how to fetch the weights).
+        ClipWeightsError: a folder (the message names a weights file inside it, if any).
     """
     if pretrained is None:
         return
     name = os.fspath(pretrained)
+    if Path(name).is_dir():
+        raise _folder_error(name)
     if is_weights_path(name) and not Path(name).is_file():
         raise FileNotFoundError(f"{name}: CLIP weights file not found; {_FETCH}")
 
@@ -182,10 +198,12 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], s
 
     Raises:
         FileNotFoundError: no such file (the message says how to fetch the weights).
-        ClipWeightsError: not a weights file in an accepted format, a pickle with Python
+        ClipWeightsError: a folder, not a weights file in an accepted format, a pickle with Python
             objects, or a damaged file; one line naming the file and the accepted formats.
     """
     path = Path(path)
+    if path.is_dir():
+        raise _folder_error(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: CLIP weights file not found; {_FETCH}")
     fmt = detect_format(path)

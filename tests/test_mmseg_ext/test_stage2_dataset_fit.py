@@ -146,3 +146,16 @@ def test_evaluator_records_the_dataset_of_its_loader(tmp_path):
     anonymous = SegMetric(dataset="ade20k")  # a dataset whose metainfo names no key
     anonymous.dataset_meta = dict(classes=("a", "b"), palette=[[0, 0, 0], [1, 1, 1]])
     assert anonymous.dataset == "ade20k"
+
+
+def test_the_tools_name_a_class_mismatch_in_one_line(capsys):
+    """tools/train.py with a COCO training set and the VOC validation set: one error line."""
+    from tool_modules import load_tool
+
+    argv = [str(TINY["deeplabv3plus"]), "--cfg-options",
+            "train_dataloader.dataset.type=COCOObjectDataset"]  # fmt: skip
+    with pytest.raises(SystemExit) as info:
+        load_tool("train").main(argv)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "81 classes" in err[0]
