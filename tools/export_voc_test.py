@@ -19,12 +19,12 @@ import argparse
 import os
 from pathlib import Path
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
-from fma.apis.config import tool_work_dir
+from fma.apis.config import CfgOptionsAction, tool_work_dir
 from fma.apis.dist import prepare_cpu_dist
 from fma.apis.stage2 import apply_export_options, check_cuda_ops, make_server_archive
 from fma.datasets.layout import DatasetLayout
@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", help="output folder (default <work_dir>/voc_test)")
     p.add_argument("--work-dir", help="where logs go (default work_dirs/<stem>)")
     p.add_argument("--tta", action="store_true", help="multi-scale + flip test")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, default={})
+    p.add_argument("--cfg-options", nargs="+", action=CfgOptionsAction, default={})
     p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
     args = p.parse_args(argv)

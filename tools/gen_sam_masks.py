@@ -24,8 +24,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from mmengine.config import DictAction
 
+from fma.apis.config import CfgOptionsAction
 from fma.apis import ConfigSectionError, load_section, tool_work_dir
 
 from fma.apis.sam_masks import parse_shard, run_sam_masks
@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads-per-worker", type=int, default=1,
                    help="torch threads of each SAM worker process (default 1)")  # fmt: skip
     p.add_argument("--work-dir", type=Path, help="run folder (default work_dirs/<config stem>)")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction,
+    p.add_argument("--cfg-options", nargs="+", action=CfgOptionsAction,
                    help="override config entries, e.g. sam_masks.preset=fast")  # fmt: skip
     p.add_argument("--show-dir", type=Path, help="write per-level mask panels (PNG) here")
     p.add_argument("--num-show", type=int, help="at most this many panels per process")

@@ -20,8 +20,8 @@ import os
 import sys
 from pathlib import Path
 
-from mmengine.config import DictAction
 
+from fma.apis.config import CfgOptionsAction
 from fma.apis import ConfigSectionError, load_section, tool_work_dir
 
 from fma.io import ManifestError
@@ -34,7 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("config", type=Path, help="seeding config file (configs/seeding/*.py)")
     p.add_argument("--work-dir", type=Path, help="output root (default: work_dirs/<stem>)")
     p.add_argument(
-        "--cfg-options", nargs="+", action=DictAction, default={},
+        "--cfg-options", nargs="+", action=CfgOptionsAction, default={},
         help="override config entries, e.g. seeding.gamma=0.5",
     )  # fmt: skip
     p.add_argument(

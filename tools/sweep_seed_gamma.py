@@ -19,8 +19,8 @@ import os
 import sys
 from pathlib import Path
 
-from mmengine.config import DictAction
 
+from fma.apis.config import CfgOptionsAction
 from fma.apis import ConfigSectionError, load_section
 
 from fma.datasets import DatasetLayout
@@ -39,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", type=Path, help="dataset root (default: seeding.data_root)")
     p.add_argument("--gt-dir", type=Path, help="ground-truth folder (default: the layout's)")
     p.add_argument(
-        "--cfg-options", nargs="+", action=DictAction, default={},
+        "--cfg-options", nargs="+", action=CfgOptionsAction, default={},
         help="override config entries, e.g. seeding.norm_first=False",
     )  # fmt: skip
     p.add_argument(

@@ -242,3 +242,21 @@ def test_merge_refuses_dict_text_kept_by_other_parsers() -> None:
     assert cfg.model.n_ctx == 16
     merge_cfg_options(cfg, {"model.n_ctx": 4})
     assert cfg.model.n_ctx == 4
+
+
+@pytest.mark.parametrize(
+    "tool", ["make_seeds", "gen_sam_masks", "sweep_seed_gamma", "export_voc_test"]
+)
+def test_every_tool_names_a_dict_literal_in_one_line(tool, capsys):
+    """mmengine's DictAction recurses without end on ``dict(a=1,b=2)``; every tool says the
+    dotted form instead."""
+    from tool_modules import load_tool
+
+    args = ["x.py", "--cfg-options", "seeding=dict(gamma=0.5,norm=True)"]
+    if tool == "export_voc_test":
+        args.insert(1, "ckpt.pth")
+    with pytest.raises(SystemExit) as info:
+        load_tool(tool).parse_args(args)
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "seeding.gamma=0.5 seeding.norm=True" in err[0], err
