@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from tool_modules import load_tool
 
 from fma import weights as weights_module
@@ -177,7 +178,7 @@ def test_stage1_tools_stop_on_a_missing_clip_file_in_one_line(name, tmp_path, ca
     argv = [str(VOC_CLS)]
     if name == "test":
         ckpt = tmp_path / "iter_1800.pth"
-        ckpt.write_bytes(b"")
+        torch.save({"state_dict": {}}, ckpt)  # readable, so the CLIP file is what stops it
         argv.append(str(ckpt))
     argv += ["--work-dir", str(tmp_path / "wd"), "--cfg-options"]
     argv.append(f"model.clip.pretrained={missing}")
