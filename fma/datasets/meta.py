@@ -7,7 +7,7 @@ Two built-in datasets:
   categories in COCO order, mapped from COCO's 91 category ids by :data:`COCO91_TO_81`).
 
 Ground truth uses 255 as ignore. ``clip_fg_names`` / ``clip_bg_names`` are the CLIP-ES class and
-background name lists used to build text prompts (method-fma §3.4); they are *prompt text*, not
+background name lists used to build text prompts (method-fma 3.4); they are *prompt text*, not
 the dataset's official names.
 """
 
@@ -80,7 +80,7 @@ VOC12_CLASSES = (
     "train", "tvmonitor",
 )  # fmt: skip
 
-# CLIP-ES names (method-fma §3.4).
+# CLIP-ES names (method-fma 3.4).
 VOC12_CLIP_FG = (
     "aeroplane", "bicycle", "bird avian", "boat", "bottle", "bus", "car", "cat", "chair seat",
     "cow", "diningtable", "dog", "horse", "motorbike", "person with clothes,people,human",
@@ -117,7 +117,7 @@ COCO80_IDS = (
 #: COCO category id -> 81-class index (1..80); background is 0.
 COCO91_TO_81: dict[int, int] = {cid: i + 1 for i, cid in enumerate(COCO80_IDS)}
 
-# CLIP-ES COCO names (method-fma §3.4): official names except the listed deviations.
+# CLIP-ES COCO names (method-fma 3.4): official names except the listed deviations.
 _COCO_CLIP_RENAME = {
     "person": "person with clothes,people,human",
     "motorcycle": "motorbike",
