@@ -11,26 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from stage1_tiny import REPO, VOC_CLS, labelled_synthetic_voc, voc_options
 from tool_modules import load_tool
 
 import fma  # noqa: F401  (compatibility hooks before open_clip)
 from fma.apis.checkpoints import CheckpointError, check_checkpoint_file, check_state_dict_fit
-
-REPO = Path(__file__).resolve().parents[2]
-VOC_CLS = REPO / "configs" / "stage1" / "fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py"
-TINY_OPTIONS = [
-    "model.clip.model_name=tiny_clip",
-    "model.clip.pretrained=None",
-    f"+model.clip.model_config={REPO / 'tests' / 'data' / 'tiny_clip.json'}",
-    "model.n_ctx=4",  # the tiny CLIP's prompt context is (4, 32)
-    "model.att_layers=2",
-    "train_dataloader.batch_size=2",
-    "total_batch=2",
-    "train_dataloader.num_workers=0",
-    "train_dataloader.persistent_workers=False",
-    "test_dataloader.num_workers=0",
-    "train_cfg.max_iters=2",
-]
 
 
 class _Marker:
@@ -45,35 +30,7 @@ class _Marker:
 
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory) -> Path:
-    """A 4-image synthetic VOC2012 tree with image-level labels."""
-    from fma.datasets.labels import (
-        image_labels_from_label_map,
-        multi_hot_to_labels,
-        save_image_labels,
-    )
-    from fma.datasets.meta import VOC12
-    from fma.datasets.synthetic import make_synthetic_voc
-    from fma.io import read_label_map
-
-    root = make_synthetic_voc(tmp_path_factory.mktemp("voc"), num_images=4, seed=5)
-    labels = {
-        png.stem: multi_hot_to_labels(image_labels_from_label_map(read_label_map(png), 21))
-        for png in sorted((root / "SegmentationClass").glob("*.png"))
-    }
-    save_image_labels(
-        root / "cls_labels" / "train.json", labels, VOC12.class_names, "voc12", "train"
-    )
-    return root
-
-
-def _options(voc: Path) -> list[str]:
-    return [
-        *TINY_OPTIONS,
-        f"train_dataloader.dataset.data_root={voc}",
-        "train_dataloader.dataset.split=train",
-        f"test_dataloader.dataset.data_root={voc}",
-        "test_dataloader.dataset.split=train",
-    ]
+    return labelled_synthetic_voc(tmp_path_factory.mktemp("voc"))
 
 
 def _refused(capfd, tool: str, argv: list, *parts: str, code: int = 2) -> str:
@@ -100,7 +57,7 @@ def _prompts(path: Path, ctx: torch.Tensor, **extra) -> Path:
 def test_empty_checkpoint(tmp_path, voc, capfd) -> None:
     ckpt = tmp_path / "iter_2.pth"
     ckpt.write_bytes(b"")  # was: a bare EOFError from torch.load
-    argv = [VOC_CLS, ckpt, "--out", tmp_path / "cams", "--cfg-options", *_options(voc)]
+    argv = [VOC_CLS, ckpt, "--out", tmp_path / "cams", "--cfg-options", *voc_options(voc)]
     _refused(capfd, "test", argv, str(ckpt), "empty", "earlier iter_N.pth")
     assert not (tmp_path / "cams").exists()
 
@@ -108,7 +65,7 @@ def test_empty_checkpoint(tmp_path, voc, capfd) -> None:
 def test_checkpoint_folder(tmp_path, voc, capfd) -> None:
     folder = tmp_path / "run"
     _prompts(folder.mkdir() or folder / "iter_2.pth", torch.zeros(4, 32))
-    argv = [VOC_CLS, folder, "--out", tmp_path / "cams", "--cfg-options", *_options(voc)]
+    argv = [VOC_CLS, folder, "--out", tmp_path / "cams", "--cfg-options", *voc_options(voc)]
     # was: "checkpoint <folder> does not exist"
     _refused(capfd, "test", argv, str(folder), "is a folder", str(folder / "iter_2.pth"))
 
@@ -116,7 +73,7 @@ def test_checkpoint_folder(tmp_path, voc, capfd) -> None:
 def test_damaged_checkpoint(tmp_path, voc, capfd) -> None:
     ckpt = tmp_path / "iter_2.pth"
     ckpt.write_bytes(b"hello world" * 10)  # was: KeyError: 101 after 300 lines
-    argv = [VOC_CLS, ckpt, "--out", tmp_path / "cams", "--cfg-options", *_options(voc)]
+    argv = [VOC_CLS, ckpt, "--out", tmp_path / "cams", "--cfg-options", *voc_options(voc)]
     _refused(capfd, "test", argv, str(ckpt), "not a readable PyTorch checkpoint", "damaged")
 
 
@@ -125,7 +82,7 @@ def test_checkpoint_holding_code_is_refused_in_one_line(tmp_path, voc) -> None:
     never runs."""
     marker = tmp_path / "ran"
     ckpt = _prompts(tmp_path / "iter_2.pth", torch.zeros(4, 32), extra=_Marker(str(marker)))
-    argv = [VOC_CLS, ckpt, "--out", tmp_path / "cams", "--cfg-options", *_options(voc)]
+    argv = [VOC_CLS, ckpt, "--out", tmp_path / "cams", "--cfg-options", *voc_options(voc)]
     proc = subprocess.run(
         [sys.executable, str(REPO / "tools" / "test.py"), *map(str, argv)],
         capture_output=True, text=True, timeout=300, cwd=REPO,
@@ -144,7 +101,7 @@ def test_resume_from_an_empty_last_checkpoint(tmp_path, voc, capfd) -> None:
     work.mkdir()
     (work / "iter_1.pth").write_bytes(b"")
     (work / "last_checkpoint").write_text(str(work / "iter_1.pth"))
-    argv = [VOC_CLS, "--work-dir", work, "--resume", "--cfg-options", *_options(voc)]
+    argv = [VOC_CLS, "--work-dir", work, "--resume", "--cfg-options", *voc_options(voc)]
     _refused(capfd, "train", argv, str(work / "iter_1.pth"), "(--resume)", "empty")
 
 
@@ -171,13 +128,13 @@ def test_stage1_checkpoint_of_another_n_ctx(tmp_path, voc, capfd) -> None:
     ckpt = _prompts(tmp_path / "nctx8.pth", torch.zeros(8, 32))  # was: exit 0, random prompts
     cams = tmp_path / "cams"
     argv = [VOC_CLS, ckpt, "--work-dir", tmp_path / "wd", "--out", cams, "--cfg-options"]
-    line = _refused(capfd, "test", [*argv, *_options(voc)], str(ckpt), str(VOC_CLS))
+    line = _refused(capfd, "test", [*argv, *voc_options(voc)], str(ckpt), str(VOC_CLS))
     assert "prompt_learner.ctx is 8x32 in the checkpoint, 4x32 in the model" in line
     assert not list(cams.glob("*.npz")) and not (cams / "manifest.json").exists()
     # The same contexts with the model's shape are scored: CAM files for the 4 images.
     ok = _prompts(tmp_path / "nctx4.pth", torch.zeros(4, 32))
     argv = [VOC_CLS, ok, "--work-dir", tmp_path / "wd", "--out", cams, "--cfg-options"]
-    assert load_tool("test").main([str(a) for a in [*argv, *_options(voc)]]) == 0
+    assert load_tool("test").main([str(a) for a in [*argv, *voc_options(voc)]]) == 0
     assert len(list(cams.glob("*.npz"))) == 4
 
 
@@ -185,7 +142,7 @@ def test_stage1_checkpoint_of_another_n_ctx(tmp_path, voc, capfd) -> None:
 def test_training_from_a_prompt_checkpoint_of_another_n_ctx(tmp_path, voc, capfd) -> None:
     ckpt = _prompts(tmp_path / "nctx8.pth", torch.zeros(8, 32))
     work = tmp_path / "work"
-    argv = [VOC_CLS, "--work-dir", work, "--cfg-options", *_options(voc), f"load_from={ckpt}"]
+    argv = [VOC_CLS, "--work-dir", work, "--cfg-options", *voc_options(voc), f"load_from={ckpt}"]
     _refused(capfd, "train", argv, str(ckpt), "1 key of another shape")
     assert not list(work.glob("iter_*.pth"))
 
@@ -209,7 +166,7 @@ def test_clip_weights_folder(tmp_path, voc, capfd) -> None:
     folder = tmp_path / "clip"
     folder.mkdir()
     (folder / "ViT-B-16.pt").write_bytes(b"weights")
-    options = [o for o in _options(voc) if not o.startswith("model.clip.pretrained")]
+    options = [o for o in voc_options(voc) if not o.startswith("model.clip.pretrained")]
     argv = [VOC_CLS, "--work-dir", tmp_path / "w", "--cfg-options", *options]
     argv.append(f"model.clip.pretrained={folder}")  # was: "file not found" for a folder
     _refused(capfd, "train", argv, str(folder), "is a folder", str(folder / "ViT-B-16.pt"))

@@ -12,31 +12,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from stage1_tiny import REPO, TINY_OPTIONS, VOC_CLS, labelled_synthetic_voc, voc_options
 from tool_modules import load_tool
 
 import fma  # noqa: F401  (torchvision compatibility hooks before open_clip)
 from fma.io import read_manifest
 
-REPO = Path(__file__).resolve().parents[2]
-TINY_JSON = REPO / "tests" / "data" / "tiny_clip.json"
-VOC_CLS = REPO / "configs" / "stage1" / "fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py"
 COCO_CLS = REPO / "configs" / "stage1" / "fma-cls_prompt-clip-vit-b16_1xb16-20500it_coco14.py"
 COCO_SEG = REPO / "configs" / "stage1" / "fma-seg_prompt-clip-vit-b16_1xb16-75k_coco14.py"
-# The tiny CLIP and a fast CPU run, as --cfg-options of the real configs.
-TINY_OPTIONS = [
-    "model.clip.model_name=tiny_clip",
-    "model.clip.pretrained=None",
-    f"+model.clip.model_config={TINY_JSON}",  # a key the configs do not hold: added with +
-    "model.n_ctx=4",
-    "model.att_layers=2",
-    "train_dataloader.batch_size=2",
-    "total_batch=2",  # the recipe's 16 would accumulate 8 micro-batches of 2
-    "train_dataloader.num_workers=0",
-    "train_dataloader.persistent_workers=False",
-    "test_dataloader.num_workers=0",
-    "train_cfg.max_iters=2",
-    "default_hooks.logger.interval=1",
-]
 
 
 def _load_cams(folder: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -49,37 +32,13 @@ def _load_cams(folder: Path) -> dict[str, dict[str, np.ndarray]]:
 
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory) -> Path:
-    """A 4-image synthetic VOC2012 tree (96x128 images) with image-level labels."""
-    from fma.datasets.labels import (
-        image_labels_from_label_map,
-        multi_hot_to_labels,
-        save_image_labels,
-    )
-    from fma.datasets.meta import VOC12
-    from fma.datasets.synthetic import make_synthetic_voc
-    from fma.io import read_label_map
-
-    root = make_synthetic_voc(tmp_path_factory.mktemp("voc"), num_images=4, seed=5)
-    labels = {
-        png.stem: multi_hot_to_labels(image_labels_from_label_map(read_label_map(png), 21))
-        for png in sorted((root / "SegmentationClass").glob("*.png"))
-    }
-    save_image_labels(
-        root / "cls_labels" / "train.json", labels, VOC12.class_names, "voc12", "train"
-    )
-    return root
+    return labelled_synthetic_voc(tmp_path_factory.mktemp("voc"))
 
 
 @pytest.fixture(scope="module")
 def voc_ckpt(voc, tmp_path_factory) -> tuple[Path, list[str]]:
     """A 2-iteration checkpoint of the VOC cls config; returns it and the shared options."""
-    options = [
-        *TINY_OPTIONS,
-        f"train_dataloader.dataset.data_root={voc}",
-        "train_dataloader.dataset.split=train",
-        f"test_dataloader.dataset.data_root={voc}",
-        "test_dataloader.dataset.split=train",
-    ]
+    options = voc_options(voc)
     work = tmp_path_factory.mktemp("voc_work")
     assert (
         load_tool("train").main([str(VOC_CLS), "--work-dir", str(work), "--cfg-options", *options])

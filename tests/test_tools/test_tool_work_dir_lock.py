@@ -12,25 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from stage1_tiny import REPO, VOC_CLS, labelled_synthetic_voc, voc_options
 from tool_modules import free_port
 
 import fma  # noqa: F401  (compatibility hooks before open_clip)
 
-REPO = Path(__file__).resolve().parents[2]
-VOC_CLS = REPO / "configs" / "stage1" / "fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12.py"
-TINY_OPTIONS = [
-    "model.clip.model_name=tiny_clip",
-    "model.clip.pretrained=None",
-    f"+model.clip.model_config={REPO / 'tests' / 'data' / 'tiny_clip.json'}",
-    "model.n_ctx=4",
-    "model.att_layers=2",
-    "train_dataloader.batch_size=2",
-    "total_batch=2",
-    "train_dataloader.num_workers=0",
-    "train_dataloader.persistent_workers=False",
-    "test_dataloader.num_workers=0",
-    "train_cfg.max_iters=2",
-]
 # Holds the folder's lock (as a running training would) until it is killed.
 _HOLDER = (
     "import sys, time\n"
@@ -43,35 +29,7 @@ _HOLDER = (
 
 @pytest.fixture(scope="module")
 def voc(tmp_path_factory) -> Path:
-    """A 4-image synthetic VOC2012 tree with image-level labels."""
-    from fma.datasets.labels import (
-        image_labels_from_label_map,
-        multi_hot_to_labels,
-        save_image_labels,
-    )
-    from fma.datasets.meta import VOC12
-    from fma.datasets.synthetic import make_synthetic_voc
-    from fma.io import read_label_map
-
-    root = make_synthetic_voc(tmp_path_factory.mktemp("voc"), num_images=4, seed=5)
-    labels = {
-        png.stem: multi_hot_to_labels(image_labels_from_label_map(read_label_map(png), 21))
-        for png in sorted((root / "SegmentationClass").glob("*.png"))
-    }
-    save_image_labels(
-        root / "cls_labels" / "train.json", labels, VOC12.class_names, "voc12", "train"
-    )
-    return root
-
-
-def _options(voc: Path) -> list[str]:
-    return [
-        *TINY_OPTIONS,
-        f"train_dataloader.dataset.data_root={voc}",
-        "train_dataloader.dataset.split=train",
-        f"test_dataloader.dataset.data_root={voc}",
-        "test_dataloader.dataset.split=train",
-    ]
+    return labelled_synthetic_voc(tmp_path_factory.mktemp("voc"))
 
 
 def _hold(folder: Path) -> subprocess.Popen:
@@ -101,7 +59,7 @@ def test_second_training_into_a_busy_work_dir_stops_naming_the_pid(tmp_path, voc
     work = tmp_path / "work"
     holder = _hold(work)
     try:
-        proc = _tool("train", [VOC_CLS, "--work-dir", work, "--cfg-options", *_options(voc)])
+        proc = _tool("train", [VOC_CLS, "--work-dir", work, "--cfg-options", *voc_options(voc)])
         assert proc.returncode == 1, proc.stderr
         _one_line(proc, str(work), f"pid {holder.pid}", "--work-dir")
         # Stopped before anything was built or written: only the lock file is there.
@@ -109,7 +67,7 @@ def test_second_training_into_a_busy_work_dir_stops_naming_the_pid(tmp_path, voc
     finally:
         holder.kill()  # kill -9: the kernel frees the lock
         holder.wait()
-    proc = _tool("train", [VOC_CLS, "--work-dir", work, "--cfg-options", *_options(voc)])
+    proc = _tool("train", [VOC_CLS, "--work-dir", work, "--cfg-options", *voc_options(voc)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (work / "iter_2.pth").is_file()
     assert (work / ".fma.lock").read_text() == ""  # released on exit: no holder recorded
@@ -125,7 +83,7 @@ def test_cam_inference_into_a_busy_folder_stops_naming_the_pid(tmp_path, voc) ->
     argv = [VOC_CLS, ckpt, "--work-dir", tmp_path / "wd", "--out", cams, "--cfg-options"]
     holder = _hold(cams)
     try:
-        proc = _tool("test", [*argv, *_options(voc)])
+        proc = _tool("test", [*argv, *voc_options(voc)])
     finally:
         holder.send_signal(signal.SIGTERM)
         holder.wait()
@@ -168,7 +126,7 @@ def test_torchrun_training_into_a_busy_work_dir_stops_every_rank(tmp_path, voc) 
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
         str(REPO / "tools" / "train.py"), str(VOC_CLS), "--work-dir", str(work),
-        "--launcher", "pytorch", "--cfg-options", *_options(voc),
+        "--launcher", "pytorch", "--cfg-options", *voc_options(voc),
     ]  # fmt: skip
     start = time.monotonic()
     try:
