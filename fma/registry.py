@@ -41,4 +41,4 @@ OPTIM_WRAPPERS = Registry(
     scope="fma",
     locations=["fma.models.optim_wrapper"],
 )
-HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="fma", locations=["fma.apis.progress"])
+HOOKS = Registry("hook", parent=MMENGINE_HOOKS, scope="fma", locations=["fma.engine.progress"])

@@ -24,8 +24,8 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
-from fma.apis.config import CfgOptionsAction, tool_work_dir
-from fma.apis.dist import prepare_cpu_dist
+from fma.engine.config import CfgOptionsAction, tool_work_dir
+from fma.engine.dist import close_dist, prepare_cpu_dist
 from fma.apis.stage2 import apply_export_options, check_cuda_ops, make_server_archive
 from fma.datasets.layout import DatasetLayout
 
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         layout = DatasetLayout.of("voc12", cfg.test_dataloader.dataset.data_root)
         archive = make_server_archive(out, layout.image_ids(args.split))
         print(f"{len(list(folder.glob('*.png')))} predictions in {folder}\nupload {archive}")
+    close_dist()  # before exit: a gloo group torn down at shutdown can abort the rank
     return 0
 
 

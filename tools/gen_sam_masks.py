@@ -25,8 +25,8 @@ import sys
 from pathlib import Path
 
 
-from fma.apis.config import CfgOptionsAction
-from fma.apis import ConfigSectionError, load_section, tool_work_dir
+from fma.engine.config import CfgOptionsAction
+from fma.engine.config import ConfigSectionError, load_section, tool_work_dir
 
 from fma.apis.sam_masks import parse_shard, run_sam_masks
 from fma.io.sam_masks import FILE_FORMATS

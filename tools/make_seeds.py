@@ -21,8 +21,8 @@ import sys
 from pathlib import Path
 
 
-from fma.apis.config import CfgOptionsAction
-from fma.apis import ConfigSectionError, load_section, tool_work_dir
+from fma.engine.config import CfgOptionsAction
+from fma.engine.config import ConfigSectionError, load_section, tool_work_dir
 
 from fma.io import ManifestError
 from fma.apis.seeds import run_seeding

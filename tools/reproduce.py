@@ -2,9 +2,9 @@
 
 Runs the steps of ``configs/pipelines/<name>.py`` in order, each as its own process from the
 repository root, skipping steps whose record matches their current inputs and config
-(:mod:`fma.apis.pipeline`). ``--verify`` compares the produced metrics with
-``configs/metafile.yml`` (:mod:`fma.apis.leaderboard`). Before the first step (and with
-``--dry-run``) the preflight (:mod:`fma.apis.preflight`) checks every input that should exist,
+(:mod:`fma.pipeline.runner`). ``--verify`` compares the produced metrics with
+``configs/metafile.yml`` (:mod:`fma.pipeline.leaderboard`). Before the first step (and with
+``--dry-run``) the preflight (:mod:`fma.pipeline.preflight`) checks every input that should exist,
 weights hashes, the total batch against the process count and free disk, and prints the plan
 with estimated GPU-hours. One run at a time per work dir; a step dies with the runner (even
 after ``kill -9``), and SIGINT/SIGTERM are passed to it. Exit codes: 0 success (or every number
@@ -29,10 +29,10 @@ import signal
 import sys
 from pathlib import Path
 
-from fma.apis.leaderboard import MetafileError, format_checks, verify
-from fma.apis.pipeline import Launcher, format_summary, records_summary, run_pipeline
-from fma.apis.pipeline_config import PipelineError, load_pipeline, parse_set_options
-from fma.apis.preflight import PreflightError
+from fma.pipeline.leaderboard import MetafileError, format_checks, verify
+from fma.pipeline.runner import Launcher, format_summary, records_summary, run_pipeline
+from fma.pipeline.config import PipelineError, load_pipeline, parse_set_options
+from fma.pipeline.preflight import PreflightError
 from fma.io.atomic import OutputError
 from fma.io.manifest import FolderLockedError
 

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 
-from fma.apis.config import CfgOptionsAction
-from fma.apis import ConfigSectionError, load_section
+from fma.engine.config import CfgOptionsAction
+from fma.engine.config import ConfigSectionError, load_section
 
 from fma.datasets import DatasetLayout
 from fma.io import ManifestError, write_json_atomic

@@ -15,11 +15,11 @@ defaults to ``<work_dir>/cams/<split>`` (``cams_tta`` with ``--tta``). With grou
 with flips, summed; the paper's inference is single-scale); ``--show-dir DIR`` writes image +
 CAM overlay panels of the first ``--show-num`` images.
 
-One writer per output folder: the run holds the lock (:func:`fma.apis.config.output_lock`, rank 0
+One writer per output folder: the run holds the lock (:func:`fma.engine.config.output_lock`, rank 0
 only under a launcher) of the folders it writes into (stage I: the CAM folder; stage II: the work
 dir with the metrics and ``--out``; ``--show-dir`` in both) until it exits, so a second run into
 them stops at once naming the first one's pid. The checkpoint is read as data only and must fit
-the model key for key and shape for shape (:mod:`fma.apis.checkpoints`); otherwise the run stops
+the model key for key and shape for shape (:mod:`fma.engine.checkpoints`); otherwise the run stops
 with one ``error:`` line naming the file (exit status 2).
 
 Example::
@@ -39,20 +39,20 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
-from fma.apis.checkpoints import (
+from fma.engine.checkpoints import (
     CheckpointError,
     CheckpointFitHook,
     check_checkpoint_file,
     checkpoint_exit,
 )
-from fma.apis.config import (
+from fma.engine.config import (
     CfgOptionsAction,
     check_clip_weights,
     merge_cfg_options,
     output_lock,
     tool_work_dir,
 )
-from fma.apis.dist import prepare_cpu_dist
+from fma.engine.dist import close_dist, prepare_cpu_dist
 from fma.apis.stage2 import (
     adapt_to_custom_dataset,
     apply_test_options,
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 runner.test()
         except CheckpointError as exc:  # raised before any weight is loaded
             raise checkpoint_exit(exc, args.launcher) from None
+    close_dist()  # before exit: a gloo group torn down at shutdown can abort the rank
     return 0
 
 

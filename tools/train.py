@@ -8,15 +8,15 @@ training with ``--require-compiled-ops``.
 
 The config's ``total_batch`` is held on any number of processes (``WORLD_SIZE`` of torchrun with
 ``--launcher pytorch``, else 1): the per-process batch and gradient accumulation are derived from
-it, one iteration stays one optimizer update (:mod:`fma.apis.total_batch`), and the plan is
+it, one iteration stays one optimizer update (:mod:`fma.engine.total_batch`), and the plan is
 recorded in the checkpoints (``meta['fma_batch']``). A total that cannot be held stops the run
 with one ``error:`` line; ``--cfg-options total_batch=N`` chooses another total.
 
-One writer per work dir: the run holds the work dir's lock (:func:`fma.apis.config.output_lock`,
+One writer per work dir: the run holds the work dir's lock (:func:`fma.engine.config.output_lock`,
 rank 0 only under a launcher) until it exits, so a second run into the same work dir stops at
 once naming the first one's pid. A checkpoint to resume from (``--resume``: the work dir's
 ``last_checkpoint``) or to start from (``load_from``) is read as data only and must fit the
-model key for key and shape for shape (:mod:`fma.apis.checkpoints`); otherwise the run stops
+model key for key and shape for shape (:mod:`fma.engine.checkpoints`); otherwise the run stops
 with one ``error:`` line naming the file (exit status 2).
 
 Examples::
@@ -38,21 +38,21 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
-from fma.apis.checkpoints import (
+from fma.engine.checkpoints import (
     CheckpointError,
     CheckpointFitHook,
     check_checkpoint_file,
     checkpoint_exit,
     checkpoint_to_load,
 )
-from fma.apis.config import (
+from fma.engine.config import (
     CfgOptionsAction,
     check_clip_weights,
     merge_cfg_options,
     output_lock,
     tool_work_dir,
 )
-from fma.apis.dist import prepare_cpu_dist
+from fma.engine.dist import close_dist, prepare_cpu_dist
 from fma.apis.stage2 import (
     adapt_to_custom_dataset,
     check_cuda_ops,
@@ -60,7 +60,7 @@ from fma.apis.stage2 import (
     resolve_pretrained,
 )
 from fma.mmseg_ext.classes import DatasetClassesError
-from fma.apis.total_batch import TotalBatchError, TotalBatchHook, apply_total_batch, world_size_of
+from fma.engine.total_batch import TotalBatchError, TotalBatchHook, apply_total_batch, world_size_of
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
                 runner.train()
         except CheckpointError as exc:  # raised before any weight is loaded or iteration run
             raise checkpoint_exit(exc, args.launcher) from None
+    close_dist()  # before exit: a gloo group torn down at shutdown can abort the rank
     return 0
 
 

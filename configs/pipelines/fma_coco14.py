@@ -18,7 +18,7 @@ vars = dict(
 )
 _cls = "configs/stage1/fma-cls_prompt-clip-vit-b16_1xb16-20500it_coco14.py"
 _seg = "configs/stage1/fma-seg_prompt-clip-vit-b16_1xb16-75k_coco14.py"
-# Checked before the first step (fma/apis/preflight.py, with the steps' inputs and weights).
+# Checked before the first step (fma/pipeline/preflight.py, with the steps' inputs and weights).
 checks = [dict(type="dataset", dataset="coco14", root="{data_root}", splits="train,val",
                labels="train", ground_truth="train,val")]  # fmt: skip
 _split_file = "{data_root}/ImageSets/train.txt"

@@ -29,7 +29,7 @@ vars = dict(
 )
 _cls = "{cls_config}"
 _seg = "{seg_config}"
-# Checked before the first step (fma/apis/preflight.py, with the steps' inputs and weights).
+# Checked before the first step (fma/pipeline/preflight.py, with the steps' inputs and weights).
 checks = [dict(type="dataset", dataset="voc12", root="{data_root}", splits="train_aug,val",
                labels="train_aug", ground_truth="{seed_eval_split},val")]  # fmt: skip
 _split_file = "{data_root}/ImageSets/Segmentation/train_aug.txt"

@@ -26,7 +26,7 @@ vars = dict(
     # SEPL's protocol: configs/stage2/deeplabv3plus_r101-d8_4xb4-40k_voc12aug-seed-512x512.py
     stage2="configs/stage2/mask2former_swin-l-in22k_2xb2-80k_voc12aug-seed-512x512.py",
 )
-# Checked before the first step (fma/apis/preflight.py, with the steps' inputs and weights).
+# Checked before the first step (fma/pipeline/preflight.py, with the steps' inputs and weights).
 checks = [dict(type="dataset", dataset="voc12", root="{data_root}", splits="{split},val",
                ground_truth="{eval_split},val")]  # fmt: skip
 _split_file = "{data_root}/ImageSets/Segmentation/{split}.txt"

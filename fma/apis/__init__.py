@@ -1,19 +1,7 @@
-"""Entry points shared by the command-line tools (L4: may use mmengine's Config)."""
+"""The stage entry points the command-line tools call (L4: may use mmengine's Config).
 
-from fma.apis.config import (
-    ConfigKeyError,
-    ConfigSectionError,
-    check_section_keys,
-    load_section,
-    merge_cfg_options,
-    tool_work_dir,
-)
-
-__all__ = [
-    "ConfigKeyError",
-    "ConfigSectionError",
-    "check_section_keys",
-    "load_section",
-    "merge_cfg_options",
-    "tool_work_dir",
-]
+One module per stage: SAM masks, seeds (SAMS), refined labels (SEPL), evaluation, stage II
+helpers, mask and official-release imports, gamma sweeps. Runner-level helpers shared by the
+tools (configs, checkpoints, total batch, distributed set-up) are :mod:`fma.engine`; the
+pipeline runner of ``tools/reproduce.py`` is :mod:`fma.pipeline`.
+"""

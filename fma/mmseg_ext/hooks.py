@@ -9,7 +9,7 @@
   batch the network was trained with (``batch``: total, world size, per-process batch and
   accumulation; ``cfg.fma_batch`` of ``tools/train.py`` during training, the checkpoint's
   ``meta['fma_batch']`` at test, None when the checkpoint does not record it;
-  :mod:`fma.apis.total_batch`).
+  :mod:`fma.engine.total_batch`).
 * It stores torch's RNG state in each checkpoint and restores it on ``--resume`` at the first
   resumed iteration (after mmengine has replayed the data loader), so a resumed run continues
   bit for bit like an uninterrupted one (Mask2Former samples points with ``torch.rand``). Two
@@ -268,7 +268,7 @@ class SeedProvenanceHook(Hook):
         self.require_compiled_ops = require_compiled_ops
         self.seeds: dict[str, Any] | None = None
         self.checkpoint: str | None = None
-        self.batch: dict[str, Any] | None = None  # fma.apis.total_batch.BatchPlan.record()
+        self.batch: dict[str, Any] | None = None  # fma.engine.total_batch.BatchPlan.record()
         self._rng_train: torch.Tensor | None = None  # torch RNG after the last train iteration
         self._rng_val: torch.Tensor | None = None  # ... and after the validation that followed
         self._rng_to_restore: torch.Tensor | None = None

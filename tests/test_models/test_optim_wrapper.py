@@ -37,7 +37,7 @@ def test_amp_wrapper_with_cuda(monkeypatch, amp: bool) -> None:
 @pytest.mark.parametrize("cuda", [False, True])
 def test_accumulative_counts_reach_both_wrappers(monkeypatch, cuda: bool) -> None:
     """tools/train.py holds a total batch on fewer processes with optim_wrapper.accumulative_counts
-    (fma.apis.total_batch): the stage I wrapper passes it on, with or without CUDA."""
+    (fma.engine.total_batch): the stage I wrapper passes it on, with or without CUDA."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(amp_module, "is_cuda_available", lambda: cuda)
     ow = _build(loss_scale=dict(init_scale=2.0**16), dtype="float16", accumulative_counts=4)

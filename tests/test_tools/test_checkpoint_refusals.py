@@ -15,7 +15,7 @@ from stage1_tiny import REPO, VOC_CLS, labelled_synthetic_voc, voc_options
 from tool_modules import load_tool
 
 import fma  # noqa: F401  (compatibility hooks before open_clip)
-from fma.apis.checkpoints import CheckpointError, check_checkpoint_file, check_state_dict_fit
+from fma.engine.checkpoints import CheckpointError, check_checkpoint_file, check_state_dict_fit
 
 
 class _Marker:
@@ -190,7 +190,7 @@ def test_dict_literal_in_cfg_options(tmp_path, capfd, tool, value, dotted) -> No
 def test_merge_refuses_dict_text_kept_by_other_parsers() -> None:
     from mmengine.config import Config
 
-    from fma.apis.config import ConfigValueError, merge_cfg_options
+    from fma.engine.config import ConfigValueError, merge_cfg_options
 
     cfg = Config(dict(model=dict(n_ctx=16, clip=dict(pretrained=None))))
     for value in ("dict(n_ctx=4)", ["{'n_ctx':4", "'csc':True}"]):

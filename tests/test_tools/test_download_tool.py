@@ -197,7 +197,7 @@ def test_stage1_tools_stop_on_a_missing_clip_file_in_one_line(name, tmp_path, ca
 def test_check_clip_weights_passes_tags_files_and_other_configs(tmp_path) -> None:
     from mmengine.config import Config
 
-    from fma.apis.config import check_clip_weights
+    from fma.engine.config import check_clip_weights
 
     present = tmp_path / "ViT-B-16.pt"
     present.write_bytes(b"")

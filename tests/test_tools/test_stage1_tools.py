@@ -63,7 +63,7 @@ def test_cam_inference_shows_a_progress_bar(tmp_path, voc_ckpt, capfd) -> None:
 def test_progress_bar_hook_counts_batches_and_hides_when_disabled() -> None:
     from types import SimpleNamespace
 
-    from fma.apis.progress import ProgressBarHook
+    from fma.engine.progress import ProgressBarHook
     from fma.registry import HOOKS
 
     runner = SimpleNamespace(test_dataloader=[0, 1, 2])

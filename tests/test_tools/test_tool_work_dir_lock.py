@@ -93,7 +93,7 @@ def test_cam_inference_into_a_busy_folder_stops_naming_the_pid(tmp_path, voc) ->
 
 
 def test_only_rank_zero_takes_the_lock(tmp_path, monkeypatch) -> None:
-    from fma.apis.config import launcher_rank, output_lock
+    from fma.engine.config import launcher_rank, output_lock
     from fma.io.manifest import folder_lock
 
     assert launcher_rank("pytorch", {"RANK": "1"}) == 1

@@ -17,7 +17,7 @@ test_pipeline = [
     dict(type="PackClsInputs"),
 ]
 # Total batch of the recipe (one GPU x 16 images, as the original): tools/train.py holds it on any
-# number of processes (per-process batch or gradient accumulation, fma/apis/total_batch.py).
+# number of processes (per-process batch or gradient accumulation, fma/engine/total_batch.py).
 total_batch = 16
 train_dataloader = dict(
     batch_size=16,

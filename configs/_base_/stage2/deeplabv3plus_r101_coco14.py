@@ -61,7 +61,7 @@ tta_pipeline = [
 tta_model = dict(type="SegTTAModel")
 
 # Total batch 16 (4 GPUs x 4, mmseg's 4xb4 recipe): tools/train.py holds it on any number of
-# processes (per-process batch or gradient accumulation, fma/apis/total_batch.py).
+# processes (per-process batch or gradient accumulation, fma/engine/total_batch.py).
 total_batch = 16
 train_dataloader = dict(
     _delete_=True,  # replaces mmseg's VOC loader whole

@@ -84,7 +84,7 @@ tta_model = dict(type="SegTTAModel")
 # Their README launches it on 2 GPUs, which may mean 8 (their bt8 configs say "Batch Size=4x2"
 # beside batch_size=4); only their logs settle it (--cfg-options total_batch=8 trains that reading).
 # tools/train.py holds the total on any number of processes: 2 GPUs x 2, or 1 GPU x 2 x 2
-# accumulated micro-batches (fma/apis/total_batch.py).
+# accumulated micro-batches (fma/engine/total_batch.py).
 total_batch = 4
 train_dataloader = dict(
     _delete_=True,  # replaces mmseg's ADE20K loader whole

@@ -21,9 +21,9 @@ A pipeline config is an mmengine Python config file (``_base_`` works; dicts mer
     ]
 
 A config may also list ``checks = [dict(type="custom_dataset", root="{data_root}")]``
-(:mod:`fma.apis.pipeline_checks`): they run before the first step, ``--dry-run`` included; any
+(:mod:`fma.pipeline.checks`): they run before the first step, ``--dry-run`` included; any
 problem stops the run with all of them listed (with the runner's own preflight,
-:mod:`fma.apis.preflight`), and vars set to ``"auto"`` take the values the
+:mod:`fma.pipeline.preflight`), and vars set to ``"auto"`` take the values the
 checks derive (e.g. ``seed_eval`` switches evaluation steps off without ground truth).
 
 ``{name}`` in any string of a step (and in var values) is replaced by the var of that name or by
@@ -243,9 +243,9 @@ def load_pipeline(
         work_dir: replaces the config's ``work_dir``.
         overrides: var values from the command line (``--set``, ``--data-root``, ...); a name
             the pipeline has no var for is an error listing the vars.
-        run_checks: run the config's ``checks`` (:mod:`fma.apis.pipeline_checks`) first: their
+        run_checks: run the config's ``checks`` (:mod:`fma.pipeline.checks`) first: their
             problems go to ``Pipeline.problems`` (the runner's preflight reports them with its
-            own, :mod:`fma.apis.preflight`), their notes to ``Pipeline.notes``, and vars set to
+            own, :mod:`fma.pipeline.preflight`), their notes to ``Pipeline.notes``, and vars set to
             ``"auto"`` take the values they derive. Without it ``auto`` stays as it is.
 
     Raises:
@@ -311,7 +311,7 @@ def _run_checks(
 ) -> tuple[list[str], list[str], int | None]:
     """Resolve (and with ``run`` execute) the ``checks`` of a config; returns their notes,
     problems and the training images one of them counted."""
-    from fma.apis.pipeline_checks import CHECKS
+    from fma.pipeline.checks import CHECKS
 
     notes: list[str] = []
     problems: list[str] = []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tool_modules import load_tool
 
-from fma.apis.leaderboard import load_metafile
+from fma.pipeline.leaderboard import load_metafile
 
 REPO = Path(__file__).resolve().parents[2]
 PIPE = "configs/pipelines/fma_voc12.py"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from fma.apis.leaderboard import format_checks, verify
-from fma.apis.pipeline import Launcher, format_summary, records_summary, run_pipeline
-from fma.apis.pipeline_config import PipelineError, load_pipeline, parse_set_options
-from fma.apis.preflight import PreflightError
+from fma.pipeline.config import PipelineError, load_pipeline, parse_set_options
+from fma.pipeline.leaderboard import format_checks, verify
+from fma.pipeline.preflight import PreflightError
+from fma.pipeline.runner import Launcher, format_summary, records_summary, run_pipeline
 
 TOY = r"""
 import json, pathlib, sys

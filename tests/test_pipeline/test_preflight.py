@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 from tool_modules import load_tool
 
-from fma.apis.fingerprint import HashCache
-from fma.apis.pipeline import Launcher, run_pipeline
-from fma.apis.pipeline_checks import check_dataset
-from fma.apis.pipeline_config import load_pipeline
-from fma.apis.preflight import format_plan, preflight
 from fma.datasets.labels import save_image_labels
 from fma.datasets.meta import VOC12
+from fma.pipeline.checks import check_dataset
+from fma.pipeline.config import load_pipeline
+from fma.pipeline.fingerprint import HashCache
+from fma.pipeline.preflight import format_plan, preflight
+from fma.pipeline.runner import Launcher, run_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 FMA_VOC12 = REPO / "configs" / "pipelines" / "fma_voc12.py"
@@ -241,7 +241,7 @@ def test_images_of_every_split_are_counted_without_reading_them(tmp_path):
 
 def test_only_split_lists_count_images(tmp_path):
     """A custom folder's classes.txt is an input, not a list of images."""
-    from fma.apis.preflight import _is_split_list
+    from fma.pipeline.preflight import _is_split_list
 
     assert _is_split_list("/d/ImageSets/Segmentation/train_aug.txt")
     assert _is_split_list("/d/ImageSets/val.txt") and _is_split_list("/d/splits/train.txt")

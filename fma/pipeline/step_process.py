@@ -2,7 +2,7 @@
 
 The step runs in a session (process group) of its own with a parent-death signal, so it never
 outlives the runner, and SIGINT/SIGTERM of the runner reach its whole group
-(:func:`execute_step`). Used by :mod:`fma.apis.pipeline`.
+(:func:`execute_step`). Used by :mod:`fma.pipeline.runner`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-__all__ = ["prepare_cpu_dist"]
+__all__ = ["close_dist", "prepare_cpu_dist"]
 
 
 def prepare_cpu_dist(cfg: Any, launcher: str) -> None:
@@ -26,3 +26,17 @@ def prepare_cpu_dist(cfg: Any, launcher: str) -> None:
         dist.init_process_group(backend="gloo", timeout=datetime.timedelta(seconds=timeout))
     if cfg.get("model_wrapper_cfg") is None:
         cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None)
+
+
+def close_dist() -> None:
+    """Destroy the default process group, if any, before the process exits.
+
+    A gloo group left to the interpreter's shutdown can abort the process after the run
+    finished ("terminate called without an active exception", exit -6 under torchrun) when its
+    background threads are torn down before the group; destroying it first is torch's own
+    advice. Safe to call when no group exists.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

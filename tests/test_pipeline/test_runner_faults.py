@@ -27,10 +27,10 @@ import pytest
 from custom_folder import voc_to_custom
 from tool_modules import free_port, load_tool
 
-from fma.apis.pipeline import run_pipeline
-from fma.apis.pipeline_config import load_pipeline
-from fma.apis.preflight import PreflightError
 from fma.io.manifest import FolderLockedError, folder_lock
+from fma.pipeline.config import load_pipeline
+from fma.pipeline.preflight import PreflightError
+from fma.pipeline.runner import run_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ invocation selects:
   the var or the step that provides it;
 * weights files known by name (``tools/download.py``'s table) have their published sha256;
 * each training step can hold its config's ``total_batch`` on the number of processes
-  (:func:`fma.apis.total_batch.plan_total_batch`: per-process batch or gradient accumulation;
+  (:func:`fma.engine.total_batch.plan_total_batch`: per-process batch or gradient accumulation;
   the plan shows ``total 4 = 1 proc x 2 x 2 acc``); a total that cannot be held is a problem
   unless the run accepts another (``allow_batch_change``: the step then gets
   ``--cfg-options total_batch=<batch_size x processes>`` through ``step_args``). A config without
@@ -17,7 +17,7 @@ invocation selects:
 
 and returns every problem, a plan row per step (images or iterations, estimated GPU-hours and
 disk from ``configs/costs.yml``), and notes. Dataset-specific checks (split counts, images,
-labels, ground truth) are the config's ``checks`` (:mod:`fma.apis.pipeline_checks`).
+labels, ground truth) are the config's ``checks`` (:mod:`fma.pipeline.checks`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from fma.apis.fingerprint import HashCache, expand
-from fma.apis.pipeline_config import Pipeline, PipelineError, Step, under
+from fma.pipeline.config import Pipeline, PipelineError, Step, under
+from fma.pipeline.fingerprint import HashCache, expand
 
 __all__ = ["PreflightError", "PreflightReport", "StepPlan", "format_plan", "preflight"]
 
@@ -289,7 +289,7 @@ def _hold_total(
     """How ``tools/train.py`` will hold ``total``: ``("total 4 = 1 proc x 2 x 2 acc", images per
     process and iteration / the config's batch_size)``; a problem (or with
     ``allow_batch_change`` a note and the step's new total) when it cannot."""
-    from fma.apis.total_batch import TotalBatchError, plan_total_batch
+    from fma.engine.total_batch import TotalBatchError, plan_total_batch
 
     try:
         plan = plan_total_batch(total, procs, batch)

@@ -17,7 +17,7 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 from fma._compat import mmengine_checkpoint_globals
-from fma.apis.total_batch import (
+from fma.engine.total_batch import (
     BatchPlan,
     TotalBatchError,
     apply_total_batch,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fma.apis import (
+from fma.engine.config import (
+    NEW_KEY_PREFIX,
     ConfigKeyError,
     ConfigSectionError,
     check_section_keys,
@@ -14,7 +15,6 @@ from fma.apis import (
     merge_cfg_options,
     tool_work_dir,
 )
-from fma.apis.config import NEW_KEY_PREFIX
 
 
 def test_load_section_applies_overrides_and_names_missing_section(tmp_path):

@@ -1,7 +1,7 @@
 """Run a pipeline (``tools/reproduce.py``): every step of a method, resumable, in one command.
 
-The config format is described in :mod:`fma.apis.pipeline_config`, the fingerprint in
-:mod:`fma.apis.fingerprint`. For every step in order the runner decides:
+The config format is described in :mod:`fma.pipeline.config`, the fingerprint in
+:mod:`fma.pipeline.fingerprint`. For every step in order the runner decides:
 
 * **skip** when ``<work_dir>/pipeline/<step>.json`` holds the step's current fingerprint and
   every output exists;
@@ -24,7 +24,7 @@ One runner per work dir: a run holds :func:`fma.io.manifest.folder_lock` on
 A step runs in a process group of its own and dies with the runner: the kernel sends it
 SIGTERM when the runner dies, even by SIGKILL (torchrun passes it on to its workers), and
 SIGINT/SIGTERM of the runner are passed to the step's group, which gets
-:data:`fma.apis.step_process.STEP_STOP_S` seconds before it is killed; the runner then exits
+:data:`fma.pipeline.step_process.STEP_STOP_S` seconds before it is killed; the runner then exits
 with 130/143 and writes no record.
 
 Launcher options apply to ``distributed=True`` steps only: they run as ``python -m
@@ -51,7 +51,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from fma.apis.fingerprint import (
+from fma.io.atomic import write_json_atomic
+from fma.io.manifest import folder_lock
+from fma.pipeline.config import Pipeline, PipelineError, Step, check_wiring, under
+from fma.pipeline.fingerprint import (
     HashCache,
     changed_parts,
     expand,
@@ -59,11 +62,8 @@ from fma.apis.fingerprint import (
     same_fingerprint,
     step_fingerprint,
 )
-from fma.apis.pipeline_config import Pipeline, PipelineError, Step, check_wiring, under
-from fma.apis.preflight import PreflightError, PreflightReport, format_plan, preflight
-from fma.apis.step_process import execute_step
-from fma.io.atomic import write_json_atomic
-from fma.io.manifest import folder_lock
+from fma.pipeline.preflight import PreflightError, PreflightReport, format_plan, preflight
+from fma.pipeline.step_process import execute_step
 
 __all__ = [
     "Launcher",
@@ -395,7 +395,7 @@ def run_pipeline(
 ) -> int:
     """Run (or with ``dry_run`` only print) the steps; print the summary table; exit code.
 
-    First the preflight (:func:`fma.apis.preflight.preflight`) checks what the selected steps
+    First the preflight (:func:`fma.pipeline.preflight.preflight`) checks what the selected steps
     need and prints the plan with its estimates. Every step's output goes to
     ``<work_dir>/pipeline/logs/<step>.log``, and to ``out`` as well unless ``quiet`` (then a
     failed step shows the last 40 lines of its log).

@@ -277,7 +277,7 @@ def checkpoint_to_load(cfg: Any) -> str | None:
 def checkpoint_exit(exc: CheckpointError, launcher: str = "none") -> SystemExit:
     """Print ``error: <exc>`` to stderr (rank 0 only, so a launched run prints one line) and
     return the ``SystemExit(2)`` for the tool to raise (every rank stops)."""
-    from fma.apis.config import launcher_rank
+    from fma.engine.config import launcher_rank
 
     if launcher_rank(launcher) == 0:
         print(f"error: {exc}", file=sys.stderr)

@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from fma.apis.pipeline_config import Pipeline, PipelineError, Step, load_pipeline
+from fma.pipeline.config import Pipeline, PipelineError, Step, load_pipeline
 
 __all__ = [
     "ENTRY_KEYS",

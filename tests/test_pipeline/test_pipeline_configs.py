@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from tool_modules import load_tool
 
-from fma.apis.config import merge_cfg_options
-from fma.apis.fingerprint import module_file
-from fma.apis.leaderboard import load_metafile, validate_metafile
-from fma.apis.pipeline_config import check_wiring, load_pipeline
+from fma.engine.config import merge_cfg_options
+from fma.pipeline.config import check_wiring, load_pipeline
+from fma.pipeline.fingerprint import module_file
+from fma.pipeline.leaderboard import load_metafile, validate_metafile
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINES = sorted((REPO / "configs" / "pipelines").glob("*.py"))
