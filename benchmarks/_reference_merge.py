@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             out = official_sepl(label, str(args.masks / image_id), args.num_classes)
         else:
             from fma.io.cams import load_cam
-            from fma.io.sam_masks import find_mask_file, load_sam_masks
+            from fma.io.masks.records import find_mask_file, load_sam_masks
 
             cam = load_cam(args.cams / f"{image_id}.npz")
             sam = load_sam_masks(find_mask_file(args.masks, image_id))

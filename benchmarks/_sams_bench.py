@@ -7,7 +7,7 @@ cover the image about 1.5 times, roughly like filtered SAM masks) and a 3-class 
 * ``sams``: :func:`fma.seeding.sams.seeds_from_masks` from decoded masks (the seeding math);
 * ``loop ref``: a straightforward implementation with one Python iteration per mask (boolean
   indexing per mask for the means; a painting loop, as in the original code);
-* ``rle decode``: decoding the masks from COCO RLE (:func:`fma.io.sam_masks.decode_rle`), paid
+* ``rle decode``: decoding the masks from COCO RLE (:func:`fma.io.masks.records.decode_rle`), paid
   once per image before seeding and reported apart from it;
 * ``matmul pool``: the mask means as a dense float32 (K, H*W) x (H*W, P) product, the
   alternative to the sparse segment sums used by ``sams`` (pooling step only).
@@ -96,7 +96,7 @@ def _peak_mib(fn) -> float:
 def main() -> None:
     import torch
 
-    from fma.io.sam_masks import decode_rle, encode_rle
+    from fma.io.masks.records import decode_rle, encode_rle
     from fma.seeding.sams import seeds_from_masks, upsample_cam
 
     torch.set_num_threads(1)

@@ -27,9 +27,9 @@ import _sepl_bench
 from oracle_masks import cam_from_label
 
 from fma.io import Manifest, read_label_map, write_label_map, write_manifest
-from fma.io.amg_format import write_amg_folder
 from fma.io.cams import CamRecord, save_cam
-from fma.io.sam_masks import (
+from fma.io.masks.amg import write_amg_folder
+from fma.io.masks.records import (
     encode_rle,
     load_sam_masks,
     make_record,

@@ -4,7 +4,7 @@ Compares, per number of SAM masks K (default 50, 150, 300) on 375x500 images:
 
 * ``fma``: :func:`fma.seeding.sepl.refine_pseudo_label` on in-memory (K, H, W) bool masks;
 * ``fma + amg PNG read``: the same plus reading the masks from an amg.py folder
-  (:func:`fma.io.amg_format.read_amg_folder`), i.e. the per-image cost of ``tools/refine_labels.py``
+  (:func:`fma.io.masks.amg.read_amg_folder`), i.e. the per-image cost of ``tools/refine_labels.py``
   without the label PNG read/write;
 * ``fma + fma RLE JSON read``: the same with the masks read from an fma ``sam_masks`` file
   (``<id>.json.gz``: gunzip, JSON parse, COCO RLE decoded by pycocotools);
@@ -37,8 +37,8 @@ from typing import Any
 import _reference_merge
 import numpy as np
 
-from fma.io.amg_format import read_amg_folder, write_amg_folder
-from fma.io.sam_masks import encode_rle, load_sam_masks, make_record, save_sam_masks
+from fma.io.masks.amg import read_amg_folder, write_amg_folder
+from fma.io.masks.records import encode_rle, load_sam_masks, make_record, save_sam_masks
 from fma.seeding.sepl import refine_pseudo_label
 
 H, W = 375, 500

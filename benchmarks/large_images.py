@@ -25,7 +25,7 @@ def _grid(h: int, w: int, cell: int) -> np.ndarray:
 
 def _dense_chunked(labels: np.ndarray, chunk: int = 64) -> int:
     """The previous encoder: (chunk, H, W) bool masks through pycocotools.encode."""
-    from fma.io.sam_masks import encode_rle
+    from fma.io.masks.records import encode_rle
 
     ids = np.unique(labels)
     n = 0

@@ -88,7 +88,7 @@ def _uncompressed_records(records: list[dict]) -> list[dict]:
     """The same records with segment-anything's uncompressed RLE (column-major runs)."""
     import numpy as np
 
-    from fma.io.sam_masks import decode_rle
+    from fma.io.masks.records import decode_rle
 
     out = []
     for rec in records:
@@ -122,7 +122,7 @@ def _build_model(model: str, checkpoint: str | None, device: str):
 
 def _disk_bytes(images: list, results: list, impl: str) -> dict:
     """Bytes per image of fma's .json and .json.gz and of the uncompressed-RLE pickle."""
-    from fma.io.sam_masks import save_sam_masks
+    from fma.io.masks.records import save_sam_masks
 
     sizes = {"json_b": 0, "gz_b": 0, "pickle_b": 0}
     with tempfile.TemporaryDirectory() as tmp:

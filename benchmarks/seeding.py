@@ -55,11 +55,11 @@ import _reference_merge  # noqa: E402
 import _seeding_inputs  # noqa: E402
 import _sepl_bench  # noqa: E402
 
-from fma.io.amg_format import read_amg_folder  # noqa: E402
 from fma.io.cams import load_cam  # noqa: E402
 from fma.io.label_maps import read_label_map  # noqa: E402
-from fma.io.rle_runs import load_mask_runs  # noqa: E402
-from fma.io.sam_masks import load_sam_masks  # noqa: E402
+from fma.io.masks.amg import read_amg_folder  # noqa: E402
+from fma.io.masks.records import load_sam_masks  # noqa: E402
+from fma.io.masks.runs import load_mask_runs  # noqa: E402
 from fma.seeding.sams import SamsOptions, sams_seed  # noqa: E402
 from fma.seeding.sams_runs import sams_seed_runs  # noqa: E402
 from fma.seeding.sepl import refine_pseudo_label  # noqa: E402

@@ -28,7 +28,7 @@ from fma.apis.seeds import run_seeding  # noqa: E402
 from fma.datasets.layout import DatasetLayout  # noqa: E402
 from fma.io import Manifest, read_label_map, write_manifest  # noqa: E402
 from fma.io.cams import CamRecord, save_cam  # noqa: E402
-from fma.io.sam_masks import encode_rle, make_record, save_sam_masks  # noqa: E402
+from fma.io.masks.records import encode_rle, make_record, save_sam_masks  # noqa: E402
 
 
 def build_inputs(voc_mini: Path, work: Path) -> list[str]:

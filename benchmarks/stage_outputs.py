@@ -105,10 +105,10 @@ def _write_cams(voc_mini: Path, data: Path, ids: list[str], cam_dir: Path) -> No
 
 def _write_amg_copy(mask_dir: Path, ids: list[str], amg_root: Path) -> None:
     try:
-        from fma.io.amg_format import write_amg_folder
+        from fma.io.masks.amg import write_amg_folder
     except ImportError:  # before the split of fma.io.amg
         from fma.io.amg import write_amg_folder
-    from fma.io.sam_masks import find_mask_file, load_sam_masks
+    from fma.io.masks.records import find_mask_file, load_sam_masks
 
     for image_id in ids:
         m = load_sam_masks(find_mask_file(mask_dir, image_id))

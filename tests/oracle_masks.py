@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fma.io.amg_format import write_amg_folder
+from fma.io.masks.amg import write_amg_folder
 
 __all__ = ["cam_from_label", "oracle_component_masks", "write_oracle_amg_folders"]
 

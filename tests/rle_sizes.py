@@ -14,7 +14,7 @@ import pickle
 
 import numpy as np
 
-from fma.io.sam_masks import decode_rle
+from fma.io.masks.records import decode_rle
 
 
 def uncompressed_rle_records(records: list[dict]) -> list[dict]:

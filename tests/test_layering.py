@@ -31,7 +31,7 @@ OWNERS = {
     "mmseg": ("mmseg_ext",),
     "mmcv": ("mmseg_ext",),
     "mmdet": ("mmseg_ext",),
-    "pycocotools": ("io/sam_masks.py", "io/amg_format.py", "datasets/prepare_coco.py", "sam"),
+    "pycocotools": ("io/masks/records.py", "io/masks/amg.py", "datasets/prepare_coco.py", "sam"),
 }
 EXEMPT = ("_compat.py", "env.py")
 

@@ -72,7 +72,7 @@ def test_stage_outputs_match_the_recorded_digest(tmp_path, produced):
 @pytest.mark.slow
 @pytest.mark.realdata
 def test_version_2_masks_give_the_same_stage_outputs(tmp_path, produced):
-    from fma.io.sam_masks import read_sam_records
+    from fma.io.masks.records import read_sam_records
 
     bench = _bench()
     out = produced

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from fma.apis.import_masks import convert_masks, import_amg
-from fma.io.sam_masks import FILE_FORMATS
+from fma.io.masks.records import FILE_FORMATS
 from fma.stage import tool_exit
 
 

@@ -29,7 +29,7 @@ from fma.engine.config import CfgOptionsAction
 from fma.engine.config import ConfigSectionError, load_section, tool_work_dir
 
 from fma.apis.sam_masks import parse_shard, run_sam_masks
-from fma.io.sam_masks import FILE_FORMATS
+from fma.io.masks.records import FILE_FORMATS
 from fma.stage import tool_exit
 
 

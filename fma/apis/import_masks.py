@@ -5,8 +5,8 @@ rewrites a folder of fma mask files in another file format (e.g. version-1 ``.js
 as version-2 ``.npz``, which the seeding stages read 3-5 ms faster per VOC image, or back to
 JSON for other tools), keeping every record and the folder's manifest. Both are stage runs over
 images (:func:`fma.stage.run_per_image`: resumable, ``workers``), so they live in ``fma.apis``;
-the format code they use is :mod:`fma.io.amg_format`, :mod:`fma.io.sam_masks` and
-:mod:`fma.io.mask_layout`. ``tools/convert_masks.py`` runs either.
+the format code they use is :mod:`fma.io.masks.amg`, :mod:`fma.io.masks.records` and
+:mod:`fma.io.masks.layout`. ``tools/convert_masks.py`` runs either.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fma.io.amg_format import _bbox_xywh, _num, _parse_amg_records, _read_folder, amg_record
 from fma.io.manifest import Manifest, producer_info, read_manifest, write_manifest
-from fma.io.mask_layout import detect_amg_layout, mask_layout
-from fma.io.sam_masks import FORMAT as SAM_FORMAT
-from fma.io.sam_masks import VERSION as SAM_VERSION
-from fma.io.sam_masks import (
+from fma.io.masks.amg import _bbox_xywh, _num, _parse_amg_records, _read_folder, amg_record
+from fma.io.masks.layout import detect_amg_layout, mask_layout
+from fma.io.masks.records import FORMAT as SAM_FORMAT
+from fma.io.masks.records import VERSION as SAM_VERSION
+from fma.io.masks.records import (
     SamMaskError,
     encode_rle,
     files_by_suffix,
@@ -149,7 +149,7 @@ def import_amg(
         class_names: class names for the manifest (optional).
         progress: show a progress bar.
         file_format: ``"npz"`` (default), ``"json.gz"`` or ``"json"`` (see
-            :data:`fma.io.sam_masks.FILE_FORMATS`).
+            :data:`fma.io.masks.records.FILE_FORMATS`).
 
     Returns:
         :class:`fma.stage.StageReport` (failed images are listed by id with their error).

@@ -59,10 +59,10 @@ from fma.io.manifest import (
     read_manifest,
     write_manifest,
 )
+from fma.io.masks.records import FORMAT as SAM_FORMAT
+from fma.io.masks.records import VERSION as SAM_VERSION
+from fma.io.masks.records import save_sam_masks
 from fma.io.official_release import official_mask_records
-from fma.io.sam_masks import FORMAT as SAM_FORMAT
-from fma.io.sam_masks import VERSION as SAM_VERSION
-from fma.io.sam_masks import save_sam_masks
 from fma.stage import StageReport, run_per_image
 
 __all__ = ["KINDS", "ORIGIN", "Artifact", "convert_prompt_checkpoint", "find_official",

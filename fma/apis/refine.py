@@ -2,7 +2,7 @@
 
 Inputs: ``<labels_dir>/<image_id>.png`` pseudo labels of any method (palette or greyscale PNGs,
 0 = background, 255 = ignore) and the SAM masks of the same images under ``masks_dir`` in any
-layout :func:`fma.io.mask_layout.load_masks_any` reads (fma ``sam_masks`` files
+layout :func:`fma.io.masks.layout.load_masks_any` reads (fma ``sam_masks`` files
 ``<image_id>.npz``, ``.json.gz`` or ``.json``, segment-anything ``amg.py`` PNG folders or its
 COCO-RLE JSON).
 Output: ``<out_dir>/<image_id>.png`` refined labels (palette PNGs) and
@@ -39,11 +39,11 @@ from fma.io.manifest import (
     read_manifest,
     write_manifest,
 )
-from fma.io.mask_layout import mask_layout
-from fma.io.rle_runs import load_runs_any
-from fma.io.sam_masks import FORMAT as MASKS_FORMAT
-from fma.io.sam_masks import VERSION as MASKS_VERSION
-from fma.io.sam_masks import SamMaskError, find_mask_file
+from fma.io.masks.layout import mask_layout
+from fma.io.masks.records import FORMAT as MASKS_FORMAT
+from fma.io.masks.records import VERSION as MASKS_VERSION
+from fma.io.masks.records import SamMaskError, find_mask_file
+from fma.io.masks.runs import load_runs_any
 from fma.seeding.sepl import METHODS
 from fma.seeding.sepl_runs import refine_with_runs
 from fma.stage import StageReport, run_per_image

@@ -3,7 +3,7 @@
 Size (~550 lines): one stage run (SAM or superpixels, sharded, distributed, resumable).
 
 :func:`run_sam_masks` is the library function behind ``tools/gen_sam_masks.py``. It writes one
-``<image_id>.npz`` per image (format ``fma.io.sam_masks`` version 2, the run lengths as arrays;
+``<image_id>.npz`` per image (format ``fma.io.masks.records`` version 2, the run lengths as arrays;
 ``file_format="json.gz"`` or ``"json"`` writes version 1, segment-anything's JSON records)
 into ``<work_dir>/masks/<split>/`` plus a ``manifest.json``
 (format version, mask source, preset and its settings, model type, checkpoint path and sha256,
@@ -21,7 +21,7 @@ refused.
 Resuming with another file format: an existing file of *any* mask suffix counts as done, so a
 rerun over a folder of ``.json.gz`` files from an older run (or one with another
 ``file_format``) keeps them and writes only the missing images in the new format. Every reader
-locates files with :func:`fma.io.sam_masks.find_mask_file`, so such a mixed folder reads as
+locates files with :func:`fma.io.masks.records.find_mask_file`, so such a mixed folder reads as
 one. The run warns when it keeps files of other suffixes, and the manifest records
 ``file_suffix`` (what this run writes) and ``files_by_suffix`` (what the folder holds).
 """
@@ -46,7 +46,7 @@ from fma.io.manifest import (
     producer_info,
     write_manifest,
 )
-from fma.io.sam_masks import (
+from fma.io.masks.records import (
     FORMAT,
     MASK_SUFFIXES,
     VERSION,

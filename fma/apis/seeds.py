@@ -2,7 +2,7 @@
 
 :func:`run_seeding` is the library function behind ``tools/make_seeds.py``. It reads
 ``<cam_dir>/<id>.npz`` (format ``cams``) and ``<mask_dir>/<id>.npz`` (or ``.json.gz``, ``.json``)
-(format ``sam_masks``, located with :func:`fma.io.sam_masks.find_mask_file`), checks both
+(format ``sam_masks``, located with :func:`fma.io.masks.records.find_mask_file`), checks both
 folders' manifests, and writes ``<out_dir>/<id>.png`` (mode ``P``, dataset palette,
 0 = background, no 255) plus a ``manifest.json`` of format ``label_maps``. Images whose seed
 already exists are skipped, so an interrupted run resumes where it stopped; a folder made with
@@ -24,7 +24,6 @@ import numpy as np
 
 from fma.datasets.layout import DatasetLayout
 from fma.io import cams as cam_io
-from fma.io import sam_masks as mask_io
 from fma.io.label_maps import write_label_map
 from fma.io.manifest import (
     Manifest,
@@ -35,7 +34,8 @@ from fma.io.manifest import (
     read_manifest,
     write_manifest,
 )
-from fma.io.rle_runs import MaskRuns, load_mask_runs
+from fma.io.masks import records as mask_io
+from fma.io.masks.runs import MaskRuns, load_mask_runs
 from fma.seeding.sams import DEFAULT_PRIORITY, BgMethod, GatherMethod, SamsOptions
 from fma.seeding.sams_runs import (
     sams_seed_runs,

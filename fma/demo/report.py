@@ -46,7 +46,7 @@ from fma.datasets.meta import VOC12
 from fma.evaluation.confusion import metrics_from_confusion
 from fma.io import read_label_map, write_text_atomic
 from fma.io.cams import load_cam
-from fma.io.sam_masks import find_mask_file, load_sam_masks
+from fma.io.masks.records import find_mask_file, load_sam_masks
 from fma.sam.show import level_panel
 from fma.visualization.panels import add_legend, colorize, overlay, panel_image, side_by_side
 

@@ -54,9 +54,9 @@ from typing import Any
 
 import numpy as np
 
-from fma.io.amg_format import _parse_amg_records, amg_record
+from fma.io.masks.amg import _parse_amg_records, amg_record
+from fma.io.masks.records import SamMaskError, encode_rle
 from fma.io.safe_pickle import load_data_pickle
-from fma.io.sam_masks import SamMaskError, encode_rle
 
 __all__ = [
     "OFFICIAL_LEVELS",
@@ -167,9 +167,9 @@ def _level(rec: dict[str, Any], where: str) -> int:
 def official_mask_records(
     path: str | os.PathLike, *, display: str | None = None
 ) -> tuple[list[dict[str, Any]], int, int]:
-    """An official annotation pickle as fma mask records (:func:`fma.io.sam_masks.make_record`).
+    """An official annotation pickle as fma mask records (:func:`fma.io.masks.records.make_record`).
 
-    The masks go through the amg.py record reader (:func:`fma.io.amg_format._parse_amg_records`:
+    The masks go through the amg.py record reader (:func:`fma.io.masks.amg._parse_amg_records`:
     run lengths checked against the image size, re-encoded as COCO compressed RLE); ``area``
     is the decoded mask's pixel count and ``level`` is kept.
 

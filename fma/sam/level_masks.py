@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fma.io.sam_masks import decode_rle, encode_rle, make_record
+from fma.io.masks.records import decode_rle, encode_rle, make_record
 
 try:
     from segment_anything import SamAutomaticMaskGenerator
@@ -86,7 +86,7 @@ def _mask_chunks(k: int, h: int, w: int) -> range:
 
 
 def _decode_chunked(rles: list[dict[str, Any]], h: int, w: int) -> np.ndarray:
-    """:func:`fma.io.sam_masks.decode_rle` chunk by chunk into one (K, H, W) bool array."""
+    """:func:`fma.io.masks.records.decode_rle` chunk by chunk into one (K, H, W) bool array."""
     out = np.empty((len(rles), h, w), dtype=bool)
     starts = _mask_chunks(len(rles), h, w)
     for s in starts:
@@ -184,7 +184,7 @@ def containment_filter(
 
 
 def mask_data_to_records(data: MaskData) -> list[dict[str, Any]]:
-    """Turn generator output (numpy ``MaskData``) into ``fma.io.sam_masks`` records."""
+    """Turn generator output (numpy ``MaskData``) into ``fma.io.masks.records`` records."""
     n = len(data["rles"])
     if n == 0:
         return []
@@ -301,7 +301,7 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
     # ------------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
-        """Masks of one image as ``fma.io.sam_masks`` records.
+        """Masks of one image as ``fma.io.masks.records`` records.
 
         Args:
             image: (H, W, 3) uint8 RGB.

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fma.io.mask_paint import MaskSource, dense_source, paint_masks, rle_source
-from fma.io.sam_masks import SamMasks, find_mask_file, read_sam_records
+from fma.io.masks.paint import MaskSource, dense_source, paint_masks, rle_source
+from fma.io.masks.records import SamMasks, find_mask_file, read_sam_records
 
 __all__ = ["level_panel", "read_image_rgb", "write_level_panels"]
 
@@ -146,7 +146,7 @@ def write_level_panels(
 
     Args:
         out_dir: folder of the mask files (``<id>.npz``, ``<id>.json.gz`` or ``<id>.json``,
-            found with :func:`fma.io.sam_masks.find_mask_file`).
+            found with :func:`fma.io.masks.records.find_mask_file`).
         image_ids: candidate ids, in order.
         image_path: callable id -> image path.
         show_dir: output folder.

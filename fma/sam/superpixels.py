@@ -3,7 +3,7 @@
 For CPU-only use, ablations and the demo, :class:`SuperpixelGenerator` segments an image with
 scikit-image's Felzenszwalb graph segmentation (``scale`` per level) or SLIC (``n_segments``
 per level), fine to coarse, and returns every segment as a mask record in the
-``fma.io.sam_masks`` format: level 0 = finest scale (sub-part), 1 = middle (part), 2 = coarsest
+``fma.io.masks.records`` format: level 0 = finest scale (sub-part), 1 = middle (part), 2 = coarsest
 (whole). Within a level the segments partition the image; across levels they overlap, like SAM
 masks do. Records carry ``predicted_iou = stability_score = 1``, no point prompt and the full
 image as crop box; boxes follow segment-anything's convention (XYWH with ``w = x_max - x_min``).
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fma.io.sam_masks import make_record
+from fma.io.masks.records import make_record
 from fma.sam.presets import SuperpixelPreset, get_superpixel_preset
 
 __all__ = ["SuperpixelGenerator", "segments_to_records"]

@@ -1,6 +1,6 @@
 """Run operations for SAMS and SEPL: per-mask sums, unions and priority painting on mask runs.
 
-Masks come as :class:`fma.io.rle_runs.MaskRuns`: foreground intervals ``[start, end)`` of the
+Masks come as :class:`fma.io.masks.runs.MaskRuns`: foreground intervals ``[start, end)`` of the
 column-major flat pixel index ``f = x * H + y``. Every per-pixel input is first turned into
 that order (:func:`column_major`) and every per-pixel output back (:func:`row_major`).
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fma.io.rle_counts import exclusive_prefix
-from fma.io.rle_runs import MaskRuns, mask_sums
+from fma.io.masks.counts import exclusive_prefix
+from fma.io.masks.runs import MaskRuns, mask_sums
 
 __all__ = [
     "DIRECT_COVER",

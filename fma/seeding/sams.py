@@ -62,8 +62,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from fma.io.cams import CamRecord
-from fma.io.rle_runs import MaskRuns
-from fma.io.sam_masks import SamMasks
+from fma.io.masks.records import SamMasks
+from fma.io.masks.runs import MaskRuns
 from fma.seeding.upsample import bilinear_resize
 
 __all__ = [
@@ -613,8 +613,9 @@ def sams_seed(cam: CamRecord, masks: SamMasks | MaskRuns, options: SamsOptions) 
     Args:
         cam: the image's :class:`~fma.io.cams.CamRecord` (``fg_cls`` dataset ids).
         masks: the image's masks at its original size: decoded
-            (:class:`~fma.io.sam_masks.SamMasks`) or as runs (:class:`~fma.io.rle_runs.MaskRuns`,
-            computed by :func:`fma.seeding.sams_runs.sams_seed_runs` without decoding them).
+            (:class:`~fma.io.masks.records.SamMasks`) or as runs
+            (:class:`~fma.io.masks.runs.MaskRuns`, computed by
+            :func:`fma.seeding.sams_runs.sams_seed_runs` without decoding them).
         options: :class:`SamsOptions`.
 
     Returns:

@@ -1,6 +1,6 @@
 """SAMS on mask runs: the seeds of :mod:`fma.seeding.sams` without decoding the masks.
 
-:func:`sams_seed_runs` takes the masks as :class:`fma.io.rle_runs.MaskRuns`. The per-mask CAM
+:func:`sams_seed_runs` takes the masks as :class:`fma.io.masks.runs.MaskRuns`. The per-mask CAM
 sums (step 3 of :mod:`fma.seeding.sams`) are differences of column-restarted float64 prefix
 sums of the upsampled, normalised CAM at the run boundaries (:func:`fma.seeding.runs.float_sums`,
 O(runs) per class); the mask areas are the run lengths; the painting (step 7) takes, for every
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fma.io.cams import CamRecord
-from fma.io.rle_runs import MaskRuns
+from fma.io.masks.runs import MaskRuns
 from fma.seeding.runs import expand_segments, float_sums, max_rank, max_rank_segments, row_major
 from fma.seeding.sams import (
     GATHER_METHODS,

@@ -1,7 +1,7 @@
 """SEPL on mask runs: the merging rules of :mod:`fma.seeding.sepl` without decoding the masks.
 
 :func:`refine_with_runs` gives the same label map as :func:`fma.seeding.sepl.refine_pseudo_label`
-(every method and option, bit for bit) from :class:`fma.io.rle_runs.MaskRuns`. Per present
+(every method and option, bit for bit) from :class:`fma.io.masks.runs.MaskRuns`. Per present
 class ``c``, ``|M_k & P_c|`` for every mask is a difference of one int32 prefix sum of
 ``label == c`` at the run boundaries (O(runs), exact integers); the selected region and the CAM
 fallback ("class pixels no available mask covers") are unions of runs
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fma.io.rle_runs import MaskRuns
+from fma.io.masks.runs import MaskRuns
 from fma.seeding.runs import column_major, count_in, cover, max_rank, row_major
 from fma.seeding.sepl import (
     COVER_THRESHOLD,
@@ -42,7 +42,7 @@ def refine_with_runs(
 
     Args:
         label: (H, W) integer pseudo label (0 background, ``ignore_index`` ignore).
-        runs: the image's K masks (:class:`~fma.io.rle_runs.MaskRuns` of shape (H, W)).
+        runs: the image's K masks (:class:`~fma.io.masks.runs.MaskRuns` of shape (H, W)).
         num_classes, method, keep_ignore, max_area_ratio, ignore_index: as in
             :func:`fma.seeding.sepl.refine_pseudo_label`.
 

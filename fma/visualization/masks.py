@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fma.io.mask_paint import MaskSource, dense_source, paint_masks
+from fma.io.masks.paint import MaskSource, dense_source, paint_masks
 
 __all__ = ["distinct_colors", "mask_colors", "mask_palette", "paint_mask_colors"]
 

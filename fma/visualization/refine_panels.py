@@ -15,9 +15,9 @@ import numpy as np
 
 from fma.datasets.layout import IMAGE_SUFFIXES
 from fma.io.label_maps import read_label_map
-from fma.io.mask_layout import load_masks_any, mask_layout
-from fma.io.mask_paint import rle_source
-from fma.io.sam_masks import read_sam_records
+from fma.io.masks.layout import load_masks_any, mask_layout
+from fma.io.masks.paint import rle_source
+from fma.io.masks.records import read_sam_records
 from fma.visualization.masks import mask_colors, paint_mask_colors
 
 __all__ = ["write_refine_panels"]

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from fma.io import write_label_map
-from fma.io.sam_masks import encode_rle, make_record, save_sam_masks
+from fma.io.masks.records import encode_rle, make_record, save_sam_masks
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,7 +76,7 @@ def test_a_huge_mask_file_refines_under_a_memory_cap(tmp_path):
 def test_the_dense_decoder_refuses_a_huge_mask_stack_naming_the_file(tmp_path):
     """Where masks are still decoded densely, a stack above FMA_MAX_DECODE_MB is refused before
     pycocotools would allocate it (and crash the process)."""
-    from fma.io.sam_masks import SamMaskError, load_sam_masks
+    from fma.io.masks.records import SamMaskError, load_sam_masks
 
     _, masks = _huge_inputs(tmp_path)
     with pytest.raises(
@@ -126,7 +126,7 @@ def _random_masks(seed: int, k: int = 12, h: int = 17, w: int = 23) -> np.ndarra
 
 @pytest.mark.parametrize("budget", [1, 17 * 23 * 5, 2**30])
 def test_paint_masks_equals_a_per_mask_loop(budget):
-    from fma.io.mask_paint import paint_masks, rle_source
+    from fma.io.masks.paint import paint_masks, rle_source
 
     masks = _random_masks(budget % 7)
     order = np.random.default_rng(1).permutation(len(masks))[:9]
@@ -139,8 +139,8 @@ def test_paint_masks_equals_a_per_mask_loop(budget):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_panels_from_rle_batches_equal_the_dense_panels(tmp_path, seed):
-    from fma.io.mask_paint import rle_source
-    from fma.io.sam_masks import load_sam_masks
+    from fma.io.masks.paint import rle_source
+    from fma.io.masks.records import load_sam_masks
     from fma.visualization.masks import mask_colors, paint_mask_colors
 
     masks = _random_masks(seed)
@@ -196,7 +196,7 @@ def test_a_mask_record_of_another_size_is_refused_before_decoding(tmp_path):
     import gzip
     import json
 
-    from fma.io.sam_masks import SamMaskError, load_sam_masks
+    from fma.io.masks.records import SamMaskError, load_sam_masks
 
     masks = np.ones((2, 6, 8), bool)
     recs = [make_record(r, area=48, bbox=[0, 0, 8, 6]) for r in encode_rle(masks)]

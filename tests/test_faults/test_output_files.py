@@ -14,7 +14,7 @@ import pytest
 from fma.io import write_label_map
 from fma.io.atomic import atomic_path, write_bytes_atomic
 from fma.io.manifest import LOCK_NAME, FolderLockedError, folder_lock
-from fma.io.sam_masks import save_sam_masks
+from fma.io.masks.records import save_sam_masks
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_two_runs_with_other_settings_never_mix_files(tmp_path):
 
     from fma.apis.sam_masks import run_sam_masks
     from fma.io import read_manifest
-    from fma.io.sam_masks import read_sam_records
+    from fma.io.masks.records import read_sam_records
 
     imgs = tmp_path / "imgs"
     imgs.mkdir()

@@ -65,7 +65,7 @@ def test_eval_of_quantised_predictions_equals_eval_of_the_labels(tmp_path):
 
 
 def _mask_folder(tmp_path, image_id="a"):
-    from fma.io.sam_masks import encode_rle, make_record, save_sam_masks
+    from fma.io.masks.records import encode_rle, make_record, save_sam_masks
 
     masks = np.zeros((1, 3, 4), bool)
     masks[0, :, 2:] = True
@@ -92,8 +92,8 @@ def test_refine_refuses_a_mask_manifest_of_another_format_or_version(tmp_path, f
 
 
 def test_a_mask_file_of_another_image_is_refused(tmp_path):
-    from fma.io.mask_layout import load_masks_any
-    from fma.io.sam_masks import SamMaskError, load_sam_masks
+    from fma.io.masks.layout import load_masks_any
+    from fma.io.masks.records import SamMaskError, load_sam_masks
 
     folder = _mask_folder(tmp_path, "a")
     (folder / "a.json.gz").rename(folder / "b.json.gz")  # b's file holds a's masks

@@ -1,4 +1,4 @@
-"""amg.py folders and RLE files (fma.io.amg_format), layout detection (fma.io.mask_layout) and
+"""amg.py folders and RLE files (fma.io.masks.amg), layout detection (fma.io.masks.layout) and
 the importer (fma.apis.import_masks)."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from fma.apis.import_masks import MASK_SOURCE, import_amg
-from fma.io.amg_format import METADATA_COLUMNS, read_amg_folder, read_amg_json, write_amg_folder
 from fma.io.manifest import read_manifest
-from fma.io.mask_layout import detect_amg_layout, load_masks_any, mask_layout
-from fma.io.sam_masks import (
+from fma.io.masks.amg import METADATA_COLUMNS, read_amg_folder, read_amg_json, write_amg_folder
+from fma.io.masks.layout import detect_amg_layout, load_masks_any, mask_layout
+from fma.io.masks.records import (
     SamMaskError,
     encode_rle,
     load_sam_masks,

@@ -21,7 +21,7 @@ from fma.io import (
 )
 from fma.io.atomic import atomic_path
 from fma.io.cams import CamError, CamRecord, load_cam, save_cam
-from fma.io.sam_masks import (
+from fma.io.masks.records import (
     SamMaskError,
     decode_rle,
     encode_rle,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from rle_sizes import uncompressed_rle_pickle_size, uncompressed_rle_records
 
-from fma.io.sam_masks import (
+from fma.io.masks.records import (
     GZIP_LEVEL,
     MASK_SUFFIXES,
     SamMaskError,

@@ -8,9 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from fma.io.mask_npz import MASK_TABLE_DTYPE, read_npz_arrays, save_mask_npz
-from fma.io.rle_runs import load_mask_runs
-from fma.io.sam_masks import (
+from fma.io.masks.npz import MASK_TABLE_DTYPE, read_npz_arrays, save_mask_npz
+from fma.io.masks.records import (
     SamMaskError,
     encode_rle,
     load_sam_masks,
@@ -18,6 +17,7 @@ from fma.io.sam_masks import (
     read_sam_records,
     save_sam_masks,
 )
+from fma.io.masks.runs import load_mask_runs
 
 # 2 x 3 masks; column-major pixel order (x * H + y).
 MASK_A = np.array([[0, 1, 1], [0, 0, 1]], bool)  # 0 0 | 1 0 | 1 1 -> counts 2 1 1 2
@@ -197,6 +197,6 @@ def test_fast_header_path_equals_numpy(tmp_path, monkeypatch):
 
 
 def mask_npz_dtypes() -> dict:
-    from fma.io import mask_npz
+    from fma.io.masks import npz as mask_npz
 
     return mask_npz._DTYPES

@@ -17,6 +17,7 @@ from official_files import (
     write_official_anns,
 )
 
+from fma.io.masks.records import SamMaskError, decode_rle
 from fma.io.official_release import (
     OfficialAnns,
     official_mask_records,
@@ -24,7 +25,6 @@ from fma.io.official_release import (
     read_official_anns,
 )
 from fma.io.safe_pickle import UnsafePickleError, load_data_pickle
-from fma.io.sam_masks import SamMaskError, decode_rle
 
 
 def _masks() -> np.ndarray:

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from fma.io.rle_runs import (
+from fma.io.masks.records import SamMaskError, encode_rle, make_record, save_sam_masks
+from fma.io.masks.runs import (
     decode_counts,
     load_mask_runs,
     mask_sums,
     runs_from_counts,
     runs_from_dense,
 )
-from fma.io.sam_masks import SamMaskError, encode_rle, make_record, save_sam_masks
 from fma.seeding import runs as run_ops
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fma.apis.sam_masks import run_sam_masks
 from fma.io import read_manifest
-from fma.io.sam_masks import read_sam_records
+from fma.io.masks.records import read_sam_records
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "gen_sam_masks.py"

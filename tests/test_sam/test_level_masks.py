@@ -7,7 +7,7 @@ import pytest
 import torch
 from segment_anything import SamAutomaticMaskGenerator
 
-from fma.io.sam_masks import decode_rle, load_sam_masks, save_sam_masks
+from fma.io.masks.records import decode_rle, load_sam_masks, save_sam_masks
 from fma.sam.level_masks import FmaMaskGenerator, containment_filter
 from fma.sam.presets import get_preset
 

@@ -12,7 +12,7 @@ from tool_modules import load_tool
 from fma.apis.sam_masks import run_sam_masks
 from fma.io import read_manifest
 from fma.io.manifest import LOCK_NAME
-from fma.io.sam_masks import find_mask_file, read_sam_records, save_sam_masks
+from fma.io.masks.records import find_mask_file, read_sam_records, save_sam_masks
 
 TINY = dict(source="sam", model_type="tiny", preset="fast", device="cpu",
             preset_overrides=dict(points_per_side=4))  # fmt: skip

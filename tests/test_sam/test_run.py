@@ -14,7 +14,7 @@ from tool_modules import load_tool
 from fma.apis.sam_masks import parse_shard, run_sam_masks
 from fma.io import read_manifest
 from fma.io.manifest import LOCK_NAME
-from fma.io.sam_masks import load_sam_masks, read_sam_records
+from fma.io.masks.records import load_sam_masks, read_sam_records
 from fma.sam.show import read_image_rgb
 
 REPO = Path(__file__).resolve().parents[2]
@@ -205,7 +205,7 @@ def test_dataset_layout_split_and_show_dir(tmp_path, write_images):
 
 
 def test_panels_with_more_than_255_masks(tmp_path):
-    from fma.io.sam_masks import save_sam_masks
+    from fma.io.masks.records import save_sam_masks
     from fma.sam.show import write_level_panels
     from fma.sam.superpixels import segments_to_records
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fma.io.sam_masks import decode_rle, encode_rle, load_sam_masks, save_sam_masks
+from fma.io.masks.records import decode_rle, encode_rle, load_sam_masks, save_sam_masks
 from fma.sam.superpixels import SuperpixelGenerator, segments_to_records
 
 

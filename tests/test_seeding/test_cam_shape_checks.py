@@ -29,7 +29,7 @@ from fma.io.cams import (
     save_cam,
 )
 from fma.io.label_maps import write_label_map
-from fma.io.sam_masks import encode_rle, make_record, save_sam_masks
+from fma.io.masks.records import encode_rle, make_record, save_sam_masks
 from fma.stage import StageFailedError
 
 REPO = Path(__file__).resolve().parents[2]

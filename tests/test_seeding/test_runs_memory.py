@@ -17,7 +17,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from fma.io.label_maps import write_label_map
-from fma.io.sam_masks import make_record, save_sam_masks
+from fma.io.masks.records import make_record, save_sam_masks
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS caps on Linux")
 
@@ -32,16 +32,16 @@ from fma.io.label_maps import read_label_map
 folder, what = sys.argv[1], sys.argv[3]
 label = read_label_map(folder + "/big.png")
 if what == "sepl_runs":
-    from fma.io.rle_runs import load_mask_runs
+    from fma.io.masks.runs import load_mask_runs
     from fma.seeding.sepl_runs import refine_with_runs
     out = refine_with_runs(label, load_mask_runs(folder + "/big.json.gz"), 21)
 elif what == "sepl_dense":
-    from fma.io.sam_masks import load_sam_masks
+    from fma.io.masks.records import load_sam_masks
     from fma.seeding.sepl import refine_pseudo_label
     out = refine_pseudo_label(label, load_sam_masks(folder + "/big.json.gz").masks, 21)
 else:
     from fma.io.cams import CamRecord
-    from fma.io.rle_runs import load_mask_runs
+    from fma.io.masks.runs import load_mask_runs
     from fma.seeding.sams import SamsOptions
     from fma.seeding.sams_runs import sams_seed_runs
     rng = np.random.default_rng(0)

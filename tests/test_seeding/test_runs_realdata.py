@@ -28,14 +28,14 @@ from fma.apis.refine import refine_label_dir
 from fma.datasets.layout import DatasetLayout
 from fma.io import Manifest, read_label_map, write_manifest
 from fma.io.cams import CamRecord
-from fma.io.rle_runs import load_runs_any
-from fma.io.sam_masks import (
+from fma.io.masks.records import (
     encode_rle,
     load_sam_masks,
     make_record,
     read_sam_records,
     save_sam_masks,
 )
+from fma.io.masks.runs import load_runs_any
 from fma.seeding.sams import SamsOptions, sams_seed
 from fma.seeding.sams_runs import sams_seed_runs
 from fma.seeding.sepl import refine_pseudo_label

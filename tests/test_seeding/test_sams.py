@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from fma.io.cams import CamRecord
-from fma.io.rle_runs import runs_from_dense, runs_from_sam_masks
-from fma.io.sam_masks import SamMasks
+from fma.io.masks.records import SamMasks
+from fma.io.masks.runs import runs_from_dense, runs_from_sam_masks
 from fma.seeding import (
     SamsOptions,
     index_masks,
@@ -460,8 +460,8 @@ def test_invalid_inputs_raise_clear_errors():
 
 def test_one_entry_point_for_arrays_and_one_for_records():
     from fma.io.cams import CamRecord
-    from fma.io.rle_runs import runs_from_dense
-    from fma.io.sam_masks import SamMasks
+    from fma.io.masks.records import SamMasks
+    from fma.io.masks.runs import runs_from_dense
     from fma.seeding.sams import SamsOptions, sams_seed, seeds_from_masks
 
     rng = np.random.default_rng(3)

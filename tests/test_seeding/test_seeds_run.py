@@ -13,7 +13,7 @@ from fma.apis.sweeps import sweep_gamma
 from fma.datasets.meta import VOC12
 from fma.io import Manifest, ManifestError, read_label_map, read_manifest, write_manifest
 from fma.io.cams import CamRecord, load_cam, save_cam
-from fma.io.sam_masks import (
+from fma.io.masks.records import (
     encode_rle,
     find_mask_file,
     load_sam_masks,

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from fma.io.rle_runs import runs_from_dense
+from fma.io.masks.runs import runs_from_dense
 from fma.seeding.sepl import METHODS, refine_pseudo_label
 from fma.seeding.sepl_runs import refine_with_runs
 

@@ -6,8 +6,8 @@ import numpy as np
 from tool_modules import load_tool
 
 from fma.io import Manifest, read_manifest, write_manifest
-from fma.io.amg_format import write_amg_folder
-from fma.io.sam_masks import encode_rle, make_record, read_sam_records, save_sam_masks
+from fma.io.masks.amg import write_amg_folder
+from fma.io.masks.records import encode_rle, make_record, read_sam_records, save_sam_masks
 
 
 def _write_v1(folder, n=3):

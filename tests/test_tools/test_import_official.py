@@ -16,7 +16,7 @@ from tool_modules import load_tool
 import fma  # noqa: F401  (compatibility hooks before torch / open_clip)
 from fma.io import read_label_map, read_manifest
 from fma.io.cams import load_cam
-from fma.io.mask_npz import read_npz_arrays
+from fma.io.masks.npz import read_npz_arrays
 
 REPO = Path(__file__).resolve().parents[2]
 FINE = REPO / "configs" / "seeding" / "sams-fine_voc12.py"

@@ -16,7 +16,7 @@ from tool_modules import load_tool
 from fma.apis.seeds import run_seeding
 from fma.io import Manifest, read_label_map, read_manifest, write_manifest
 from fma.io.cams import CamRecord, load_cam, save_cam
-from fma.io.sam_masks import encode_rle, load_sam_masks, make_record, save_sam_masks
+from fma.io.masks.records import encode_rle, load_sam_masks, make_record, save_sam_masks
 from fma.seeding import SamsOptions, sams_seed
 
 REPO = Path(__file__).resolve().parents[2]

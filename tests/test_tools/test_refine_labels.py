@@ -16,9 +16,9 @@ from tool_modules import load_tool
 from fma.apis.refine import refine_label_dir
 from fma.datasets.meta import VOC12, bitwise_palette
 from fma.io import read_label_map, read_manifest, write_label_map
-from fma.io.amg_format import write_amg_folder
 from fma.io.manifest import Manifest, ManifestError, write_manifest
-from fma.io.sam_masks import encode_rle, make_record, save_sam_masks
+from fma.io.masks.amg import write_amg_folder
+from fma.io.masks.records import encode_rle, make_record, save_sam_masks
 from fma.seeding.sepl import refine_pseudo_label
 from fma.visualization.masks import mask_colors
 from fma.visualization.panels import legend_layout, title_height

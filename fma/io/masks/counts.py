@@ -4,7 +4,7 @@ The characters of one concatenated buffer are split into values at the character
 continuation bit (0x20), the 5-bit groups are shifted and summed, the sign bit (0x10) of a
 value's last character sign-extends it, and every count after the third adds the count two
 places before it (pycocotools' ``rleFrString``). Used by the run reader
-(:mod:`fma.io.rle_runs`) and by the version-2 mask writer (:mod:`fma.io.mask_npz`), which also
+(:mod:`fma.io.masks.runs`) and by the version-2 mask writer (:mod:`fma.io.masks.npz`), which also
 share :func:`checked_prefix`, the one check that every mask's run lengths cover its image.
 """
 

@@ -1,7 +1,7 @@
 """SAM mask files, one per image: version 1 (JSON with COCO compressed RLE) and version 2 (.npz).
 
 Three file formats (:data:`FILE_FORMATS`): ``npz`` writes ``<image_id>.npz``, version 2 (the
-run lengths as arrays, read without parsing; :mod:`fma.io.mask_npz`, the default of the mask
+run lengths as arrays, read without parsing; :mod:`fma.io.masks.npz`, the default of the mask
 stage); ``json.gz`` and ``json`` write ``<image_id>.json.gz`` / ``<image_id>.json``, version 1,
 the same JSON document, ``.json.gz`` its gzip compression (deterministic: header mtime 0,
 compression level :data:`GZIP_LEVEL`)::
@@ -276,7 +276,7 @@ def save_sam_masks(
 ) -> None:
     """Write one image's mask records atomically (the file appears complete or not at all).
 
-    The file is version 2 when ``path`` ends with ``.npz`` (:func:`fma.io.mask_npz.save_mask_npz`),
+    The file is version 2 when ``path`` ends with ``.npz`` (:func:`fma.io.masks.npz.save_mask_npz`),
     gzip'd JSON when it ends with ``.gz`` (level :data:`GZIP_LEVEL`, header mtime 0, so equal
     records give equal bytes), plain JSON otherwise.
     """
@@ -287,7 +287,7 @@ def save_sam_masks(
                 f"image is {[height, width]}"
             )
     if os.fspath(path).endswith(".npz"):
-        from fma.io.mask_npz import save_mask_npz
+        from fma.io.masks.npz import save_mask_npz
 
         save_mask_npz(path, image_id, height, width, records)
         return
@@ -314,9 +314,9 @@ def read_sam_records(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         The JSON document (records stay RLE-encoded); a version-2 file gives the equivalent
-        document (:func:`fma.io.mask_npz.read_npz_records`, ``"version": 2``).
+        document (:func:`fma.io.masks.npz.read_npz_records`, ``"version": 2``).
     """
-    from fma.io.mask_npz import is_mask_npz, read_npz_records
+    from fma.io.masks.npz import is_mask_npz, read_npz_records
 
     path = Path(path)
     if path.is_file() and is_mask_npz(path):

@@ -1,7 +1,7 @@
 """SAM mask files, format version 2: the run lengths as arrays in a NumPy ``.npz``.
 
 Why a second version: reading a version-1 file (gzip'd JSON holding COCO compressed-RLE
-strings, :mod:`fma.io.sam_masks`) into runs takes 4-6 ms per VOC-size image at 155 masks
+strings, :mod:`fma.io.masks.records`) into runs takes 4-6 ms per VOC-size image at 155 masks
 (inflating, parsing the JSON, decoding the counts strings), more than SEPL itself; this layout
 takes 1.2-1.8 ms (``benchmarks/seeding.py``, "read" rows). Version 1 stays readable and writable
 (``file_format="json.gz"``) for tools that want segment-anything's JSON records.
@@ -43,11 +43,11 @@ from typing import Any
 import numpy as np
 
 from fma.io.atomic import write_bytes_atomic
-from fma.io.npz_members import read_npz
-from fma.io.rle_counts import checked_prefix, decode_counts
+from fma.io.masks.counts import checked_prefix, decode_counts
 
-# fma.io.sam_masks imports this module inside its functions, so importing it here is no cycle.
-from fma.io.sam_masks import FORMAT, SamMaskError, compress_rle, mask_file_id
+# fma.io.masks.records imports this module inside its functions, so importing it here is no cycle.
+from fma.io.masks.records import FORMAT, SamMaskError, compress_rle, mask_file_id
+from fma.io.npz_members import read_npz
 
 __all__ = [
     "MASK_TABLE_DTYPE",
@@ -118,7 +118,7 @@ def save_mask_npz(
         path: the ``.npz`` file.
         image_id: the image id (stored in the header).
         height, width: the image size; every record's ``segmentation.size`` must be it.
-        records: version-1 records (:func:`fma.io.sam_masks.make_record`); ``counts`` as a
+        records: version-1 records (:func:`fma.io.masks.records.make_record`); ``counts`` as a
             compressed string or an uncompressed list.
     """
     path = Path(path)
@@ -176,7 +176,7 @@ def read_npz_arrays(
         SamMaskError: not a zip of the four members, wrong format or version, an image id that
             is not the file name's, or counts / tables that do not fit together (names the file).
             Whether every mask's run lengths cover the image is checked by the readers of the
-            lengths (:func:`fma.io.rle_runs.load_mask_runs`, :func:`read_npz_records`), which
+            lengths (:func:`fma.io.masks.runs.load_mask_runs`, :func:`read_npz_records`), which
             add them up anyway.
     """
     path = Path(path)
@@ -223,7 +223,7 @@ def read_npz_records(path: str | os.PathLike) -> dict[str, Any]:
     """A version-2 file as the version-1 document (records with compressed counts strings).
 
     For the readers that work on records (panels, format conversion); the seeding stages read
-    runs straight from the arrays (:func:`fma.io.rle_runs.load_mask_runs`).
+    runs straight from the arrays (:func:`fma.io.masks.runs.load_mask_runs`).
     """
     header, counts, table, pts = read_npz_arrays(path, points=True)
     h, w = header["height"], header["width"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from fma.io.sam_masks import decode_rle
+from fma.io.masks.records import decode_rle
 
 __all__ = ["PAINT_BUDGET_BYTES", "dense_source", "paint_masks", "rle_source"]
 

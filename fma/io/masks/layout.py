@@ -1,8 +1,8 @@
 """Which mask layout a mask root holds for an image, and loading from whichever it is.
 
 A mask root holds fma's own ``sam_masks`` files, ``<image_id>.npz``, ``.json.gz`` or ``.json``
-(:func:`fma.io.sam_masks.find_mask_file` order), or segment-anything ``amg.py`` outputs
-(:mod:`fma.io.amg_format`): a JSON list per image (``--convert-to-rle``) or a folder of mask
+(:func:`fma.io.masks.records.find_mask_file` order), or segment-anything ``amg.py`` outputs
+(:mod:`fma.io.masks.amg`): a JSON list per image (``--convert-to-rle``) or a folder of mask
 PNGs. :func:`mask_layout` tells fma files from amg.py's JSON lists by content.
 """
 
@@ -12,8 +12,8 @@ import os
 import zlib
 from pathlib import Path
 
-from fma.io.amg_format import _with_size, read_amg_folder, read_amg_json
-from fma.io.sam_masks import (
+from fma.io.masks.amg import _with_size, read_amg_folder, read_amg_json
+from fma.io.masks.records import (
     MASK_SUFFIXES,
     SamMaskError,
     SamMasks,
@@ -43,7 +43,7 @@ def mask_layout(mask_root: str | os.PathLike, image_id: str) -> tuple[str, Path]
     """Which mask layout holds ``image_id`` under ``mask_root``, and its path.
 
     An fma mask file (``<id>.npz``, ``<id>.json.gz``, ``<id>.json``, the first found by
-    :func:`fma.io.sam_masks.find_mask_file`) wins over a folder ``<id>/``.
+    :func:`fma.io.masks.records.find_mask_file`) wins over a folder ``<id>/``.
 
     Returns:
         (kind, path) with kind ``"fma"`` (an fma ``sam_masks`` file), ``"amg_coco_rle"``

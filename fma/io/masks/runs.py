@@ -8,13 +8,13 @@ priority painting are run operations too (:mod:`fma.seeding.runs`). Memory is O(
 the length of the ``counts`` strings, instead of K x H x W bytes.
 
 The ``counts`` strings are decoded in numpy, all masks of an image at once
-(:func:`fma.io.rle_counts.decode_counts`). A mask whose counts do not add up to H x W, or that
-holds a negative count, is refused with :class:`~fma.io.sam_masks.SamMaskError` naming the file.
+(:func:`fma.io.masks.counts.decode_counts`). A mask whose counts do not add up to H x W, or that
+holds a negative count, is refused with :class:`~fma.io.masks.records.SamMaskError` naming the file.
 
 :func:`load_mask_runs` reads an fma ``sam_masks`` file (version 2's arrays as they are, or
 version 1's plain or gzip'd JSON, parsed once);
-:func:`load_runs_any` reads any layout of :func:`fma.io.mask_layout.mask_layout` (amg.py folders and
-JSON lists are decoded densely, then converted with :func:`runs_from_dense`);
+:func:`load_runs_any` reads any layout of :func:`fma.io.masks.layout.mask_layout` (amg.py folders
+and JSON lists are decoded densely, then converted with :func:`runs_from_dense`);
 :meth:`MaskRuns.dense` decodes back (tests, panels).
 """
 
@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from fma.io.mask_layout import load_masks_any, mask_layout
-from fma.io.mask_npz import is_mask_npz, read_npz_arrays
-from fma.io.rle_counts import checked_prefix, decode_counts, exclusive_prefix
-from fma.io.sam_masks import SamMaskError, SamMasks, mask_file_id, read_sam_records
+from fma.io.masks.counts import checked_prefix, decode_counts, exclusive_prefix
+from fma.io.masks.layout import load_masks_any, mask_layout
+from fma.io.masks.npz import is_mask_npz, read_npz_arrays
+from fma.io.masks.records import SamMaskError, SamMasks, mask_file_id, read_sam_records
 
 __all__ = [
     "MaskRuns",
@@ -262,7 +262,7 @@ def runs_from_dense(
 
 
 def runs_from_sam_masks(masks: SamMasks) -> MaskRuns:
-    """Runs of decoded :class:`~fma.io.sam_masks.SamMasks` (amg.py layouts)."""
+    """Runs of decoded :class:`~fma.io.masks.records.SamMasks` (amg.py layouts)."""
     return runs_from_dense(
         masks.masks,
         levels=masks.levels,
@@ -278,7 +278,7 @@ def load_runs_any(
     """One image's masks as runs from whichever layout ``mask_root`` uses.
 
     fma ``sam_masks`` files are read straight into runs (:func:`load_mask_runs`); amg.py PNG
-    folders and RLE lists go through :func:`fma.io.mask_layout.load_masks_any`.
+    folders and RLE lists go through :func:`fma.io.masks.layout.load_masks_any`.
 
     Args:
         mask_root: folder of fma mask files or of amg.py outputs.

@@ -1,7 +1,7 @@
 """Reader and writer of segment-anything's ``scripts/amg.py`` output format (per image).
 
 The name is ``amg_format`` so it does not clash with segment-anything's ``utils/amg.py``. Which
-layout a mask root holds is decided by :mod:`fma.io.mask_layout`; the batch importer into fma
+layout a mask root holds is decided by :mod:`fma.io.masks.layout`; the batch importer into fma
 ``sam_masks`` files is :func:`fma.apis.import_masks.import_amg`.
 
 ``amg.py`` writes one of two layouts per image (``<root>`` is its ``--output``):
@@ -26,7 +26,7 @@ Reading rules for mask PNGs (folder layout):
   SEPL code compares such files with 255 and so reads them as empty masks.
 * Colour PNGs are rejected.
 
-Masks come back as :class:`fma.io.sam_masks.SamMasks` with ``levels`` -1 (amg.py keeps no
+Masks come back as :class:`fma.io.masks.records.SamMasks` with ``levels`` -1 (amg.py keeps no
 whole/part/sub-part level). Nothing here unpickles anything.
 
 Any JSON file may be gzip'd (recognised by its magic bytes).
@@ -48,10 +48,10 @@ from PIL import Image
 
 from fma.io.atomic import write_bytes_atomic, write_text_atomic
 from fma.io.label_maps import read_image_array
-from fma.io.sam_masks import (
+from fma.io.masks.records import (
     FORMAT as SAM_FORMAT,
 )
-from fma.io.sam_masks import (
+from fma.io.masks.records import (
     SamMaskError,
     SamMasks,
     decode_rle,
@@ -373,7 +373,7 @@ def read_amg_json(
 
     Compressed RLE (``counts`` a string, as amg.py writes) and uncompressed RLE (``counts`` a
     list of run lengths) are accepted. An fma ``sam_masks`` file is read with
-    :func:`fma.io.sam_masks.load_sam_masks` instead.
+    :func:`fma.io.masks.records.load_sam_masks` instead.
 
     Args:
         path: ``<amg output>/<image_id>.json`` (or ``.json.gz``).
