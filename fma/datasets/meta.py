@@ -17,6 +17,8 @@ import dataclasses
 
 import numpy as np
 
+from fma.io.label_maps import bitwise_palette  # re-exported: the VOC colour map
+
 __all__ = [
     "COCO14",
     "COCO80_IDS",
@@ -31,18 +33,6 @@ __all__ = [
 ]
 
 IGNORE_INDEX = 255
-
-
-def bitwise_palette(n: int = 256) -> np.ndarray:
-    """The PASCAL VOC colour map (VOCdevkit's labelcolormap): (n, 3) uint8 from the bits of i."""
-    idx = np.arange(n)
-    pal = np.zeros((n, 3), dtype=np.uint8)
-    cid = idx.copy()
-    for shift in range(7, -1, -1):
-        for ch in range(3):
-            pal[:, ch] |= (((cid >> ch) & 1) << shift).astype(np.uint8)
-        cid = cid >> 3
-    return pal
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,12 +26,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from fma.io.atomic import atomic_path
-from fma.io.npz_members import read_npz
 
 __all__ = [
     "CAM_ALIGN",
@@ -197,9 +197,14 @@ def load_cam(path: str | os.PathLike, *, with_att: bool = False) -> CamRecord:
         raise FileNotFoundError(f"{path}: CAM file not found; run tools/test.py with --out")
     names = ["cam", "fg_cls", "format_version", "fg_logit", "all_logit", "ori_size"]
     try:
-        z = read_npz(path, [*names, "att"] if with_att else names, writable=True)
+        npz = np.load(path, allow_pickle=False)
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise CamError(f"{path}: a single .npy array, not a CAM .npz; rewrite the CAM file")
+        with npz:
+            wanted = [*names, "att"] if with_att else names
+            z = {k: npz[k] for k in wanted if k in npz.files}
+            keys = sorted(npz.files)
         if "cam" not in z or "fg_cls" not in z:
-            keys = sorted(read_npz(path))
             raise CamError(f"{path}: CAM file lacks 'cam' or 'fg_cls' (keys: {keys})")
         fg = z["fg_cls"].astype(np.int64).reshape(-1)
         if "format_version" not in z:
@@ -216,7 +221,7 @@ def load_cam(path: str | os.PathLike, *, with_att: bool = False) -> CamRecord:
             ori_size=tuple(int(v) for v in z["ori_size"]) if "ori_size" in z else None,
             att=z.get("att") if with_att else None,
         )
-    except (OSError, ValueError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+    except (OSError, ValueError, TypeError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
         if isinstance(exc, CamError):
             raise
         raise CamError(f"{path}: unreadable CAM file ({exc}); delete it and re-run") from exc

@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from fma.datasets.meta import bitwise_palette
 from fma.io.atomic import write_bytes_atomic
 
 __all__ = [
     "LabelMapError",
+    "bitwise_palette",
     "encode_label_png",
     "read_image_array",
     "read_label_map",
@@ -34,6 +34,22 @@ __all__ = [
 
 class LabelMapError(ValueError):
     """A label-map file cannot be read or holds values that are not labels."""
+
+
+def bitwise_palette(n: int = 256) -> np.ndarray:
+    """The PASCAL VOC colour map (VOCdevkit's labelcolormap): (n, 3) uint8 from the bits of i.
+
+    The default palette of the label-map readers here (COCO's label maps share it); defined in
+    the format layer so that :mod:`fma.io` imports nothing above it.
+    """
+    idx = np.arange(n)
+    pal = np.zeros((n, 3), dtype=np.uint8)
+    cid = idx.copy()
+    for shift in range(7, -1, -1):
+        for ch in range(3):
+            pal[:, ch] |= (((cid >> ch) & 1) << shift).astype(np.uint8)
+        cid = cid >> 3
+    return pal
 
 
 def read_image_array(

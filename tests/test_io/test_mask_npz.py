@@ -155,48 +155,23 @@ def test_writer_refuses_bad_records(tmp_path):
     assert not (tmp_path / "a.npz").exists()
 
 
-def test_fast_header_path_equals_numpy(tmp_path, monkeypatch):
-    """Members of plain dtypes and of the expected structured dtype are parsed without numpy's
-    header parser, to the same arrays as np.load; other headers (Fortran order) go through
-    numpy's parser, and object arrays are refused."""
-    from fma.io import npz_members
-
+def test_arrays_equal_np_load_and_non_zip_files_refused(tmp_path):
+    """read_npz_arrays gives np.load's arrays; a single .npy array or a pickle is no mask file
+    (nothing is unpickled)."""
     path = tmp_path / "a.npz"
     save_mask_npz(path, "a", 2, 3, _records(np.stack([MASK_A, MASK_B, MASK_C])))
-    with np.load(path, allow_pickle=False) as z:
-        want = {k: z[k] for k in z.files}
-    generic = npz_members.read_npz(path)
-    assert sorted(generic) == sorted(want)
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("numpy's header parser was called")
-
-    with monkeypatch.context() as m:
-        m.setattr(np.lib.format, "read_array_header_1_0", refuse)
-        fast = npz_members.read_npz(path, ["counts", "masks", "points"],
-                                    dtypes=mask_npz_dtypes())  # fmt: skip
-    for name, arr in {**generic, **fast}.items():
-        assert arr.dtype == want[name].dtype and np.array_equal(arr, want[name]), name
-    assert not fast["counts"].flags.writeable
-    assert npz_members.read_npz(path, ["counts"], writable=True)["counts"].flags.writeable
-    odd = tmp_path / "odd.npz"
-    cube = np.asfortranarray(np.arange(24, dtype="<f4").reshape(2, 3, 4))
-    np.savez(odd, cube=cube, scalar=np.int32(7), empty=np.zeros((0, 3), "<f8"))
-    with monkeypatch.context() as m:
-        m.setattr(np.lib.format, "read_array_header_1_0", refuse)
-        got = npz_members.read_npz(odd, ["scalar", "empty"], dtypes={
-            "scalar": (np.dtype("<i4"),), "empty": (np.dtype("<f8"),)})  # fmt: skip
-        with pytest.raises(AssertionError, match="header parser was called"):
-            npz_members.read_npz(odd, ["cube"], dtypes={"cube": (np.dtype("<f4"),)})
-    assert got["scalar"].shape == () and int(got["scalar"]) == 7
-    assert got["empty"].shape == (0, 3)
-    assert np.array_equal(npz_members.read_npz(odd, ["cube"])["cube"], cube)
-    np.savez(tmp_path / "obj.npz", x=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(ValueError, match="object array"):
-        npz_members.read_npz(tmp_path / "obj.npz")
-
-
-def mask_npz_dtypes() -> dict:
-    from fma.io.masks import npz as mask_npz
-
-    return mask_npz._DTYPES
+    header, counts, table, points = read_npz_arrays(path, points=True)
+    want = _members(path)
+    assert header == json.loads(str(want["header"]))
+    for got, name in ((counts, "counts"), (table, "masks"), (points, "points")):
+        assert got.dtype == want[name].dtype and np.array_equal(got, want[name]), name
+    assert read_npz_arrays(path)[3] is None
+    npy = tmp_path / "b.npz"
+    with open(npy, "wb") as f:
+        np.save(f, np.arange(3))
+    with pytest.raises(SamMaskError, match="single .npy array"):
+        read_npz_arrays(npy)
+    pickled = tmp_path / "c.npz"
+    pickled.write_bytes(b"\x80\x04K\x01.")  # pickle.dumps(1)
+    with pytest.raises(SamMaskError, match="unreadable mask file"):
+        read_npz_arrays(pickled)

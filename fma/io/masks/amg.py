@@ -1,8 +1,7 @@
 """Reader and writer of segment-anything's ``scripts/amg.py`` output format (per image).
 
-The name is ``amg_format`` so it does not clash with segment-anything's ``utils/amg.py``. Which
-layout a mask root holds is decided by :mod:`fma.io.masks.layout`; the batch importer into fma
-``sam_masks`` files is :func:`fma.apis.import_masks.import_amg`.
+Which layout a mask root holds is decided by :mod:`fma.io.masks.layout`; the batch importer
+into fma ``sam_masks`` files is :func:`fma.apis.import_masks.import_amg`.
 
 ``amg.py`` writes one of two layouts per image (``<root>`` is its ``--output``):
 

@@ -4,8 +4,10 @@ The characters of one concatenated buffer are split into values at the character
 continuation bit (0x20), the 5-bit groups are shifted and summed, the sign bit (0x10) of a
 value's last character sign-extends it, and every count after the third adds the count two
 places before it (pycocotools' ``rleFrString``). Used by the run reader
-(:mod:`fma.io.masks.runs`) and by the version-2 mask writer (:mod:`fma.io.masks.npz`), which also
-share :func:`checked_prefix`, the one check that every mask's run lengths cover its image.
+(:mod:`fma.io.masks.runs`) and by the version-2 mask writer (:mod:`fma.io.masks.npz`), which
+share :func:`checked_prefix` with the record reader (:mod:`fma.io.masks.records`): the one check
+that every mask's run lengths cover its image. :func:`exclusive_prefix` serves the seeding runs
+(:mod:`fma.seeding.runs`). This module imports nothing of fma.
 """
 
 from __future__ import annotations
@@ -120,7 +122,10 @@ def checked_prefix(values: np.ndarray, offsets: np.ndarray, shape: tuple[int, in
     if values.dtype.kind != "u" and values.size and values.min() < 0:
         bad = int(np.searchsorted(offsets, np.flatnonzero(values < 0)[0], side="right") - 1)
         raise ValueError(f"mask {bad} has a negative run length")
-    csum = exclusive_prefix(values)
+    csum = np.empty(values.shape[0] + 1, dtype=np.int64)  # exclusive_prefix(values), inline
+    csum[0] = 0
+    csum[1:] = values
+    np.cumsum(csum[1:], out=csum[1:])
     totals = csum[offsets[1:]] - csum[offsets[:-1]]
     if (totals != n).any():
         bad = int(np.flatnonzero(totals != n)[0])

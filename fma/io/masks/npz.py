@@ -1,13 +1,21 @@
-"""SAM mask files, format version 2: the run lengths as arrays in a NumPy ``.npz``.
+"""SAM mask files, format version 2 (run lengths as arrays in a NumPy ``.npz``), and what
+every mask file shares: the format name :data:`FORMAT`, :class:`SamMaskError`, the file names
+(:data:`MASK_SUFFIXES`, :data:`FILE_FORMATS`, :func:`find_mask_file`, :func:`mask_file_id`),
+and :func:`is_mask_npz`, which tells the versions apart by content.
+
+The bottom module of :mod:`fma.io.masks`: it imports only :mod:`fma.io.masks.counts` and
+:mod:`fma.io.atomic`; :mod:`fma.io.masks.records` (version 1, records, dispatch) and
+:mod:`fma.io.masks.runs` build on it, so the seeding stages read a version-2 file into runs
+through three modules (``runs``, ``npz``, ``counts``).
 
 Why a second version: reading a version-1 file (gzip'd JSON holding COCO compressed-RLE
 strings, :mod:`fma.io.masks.records`) into runs takes 4-6 ms per VOC-size image at 155 masks
 (inflating, parsing the JSON, decoding the counts strings), more than SEPL itself; this layout
-takes 1.2-1.8 ms (``benchmarks/seeding.py``, "read" rows). Version 1 stays readable and writable
+takes about 1.5 ms (``benchmarks/seeding.py``, "read" rows). Version 1 stays readable and writable
 (``file_format="json.gz"``) for tools that want segment-anything's JSON records.
 
 File ``<image_id>.npz``, a zip of ``.npy`` members (deflated), read with
-``np.load(path, allow_pickle=False)``::
+``np.load(path, allow_pickle=False)`` (nothing is unpickled)::
 
     header  0-d str       JSON {"format": "sam_masks", "version": 2, "image_id": str,
                           "height": H, "width": W}
@@ -21,9 +29,14 @@ File ``<image_id>.npz``, a zip of ``.npy`` members (deflated), read with
                           crop_box (4,) float64 XYWH, level int8, points_end uint64
     points  (P, 2) float64  the masks' ``point_coords`` (x, y), mask after mask (``points_end``)
 
-A version-1 record round-trips exactly: :func:`read_npz_records` gives back the same numbers and
-the same compressed counts strings (re-encoded by pycocotools). Equal records give equal bytes
-(numpy writes every zip member with the fixed 1980 timestamp).
+A version-1 record round-trips exactly: :func:`fma.io.masks.records.read_sam_records` gives
+back the same numbers and the same compressed counts strings (re-encoded by pycocotools). Equal
+records give equal bytes (numpy writes every zip member with the fixed 1980 timestamp).
+
+Reading is plain ``np.load``: a hand-written zip and ``.npy`` header reader saved about 0.3 ms
+per mask file (0.55 vs 0.86 ms at 155 masks) and 0.16 ms per CAM file, 3-7 % of the seeding
+tools' end-to-end CPU time (``benchmarks/seeding.py``, 40 mini-VOC images), not worth a second
+zip reader to maintain.
 
 Uncompressed ``uint32`` lengths, deflated, make files a little larger than version 1's gzip'd
 strings on real VOC superpixel masks (34 vs 29 kB per image at 158 masks, all members) and need
@@ -37,6 +50,8 @@ import io
 import json
 import os
 import zipfile
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +60,29 @@ import numpy as np
 from fma.io.atomic import write_bytes_atomic
 from fma.io.masks.counts import checked_prefix, decode_counts
 
-# fma.io.masks.records imports this module inside its functions, so importing it here is no cycle.
-from fma.io.masks.records import FORMAT, SamMaskError, compress_rle, mask_file_id
-from fma.io.npz_members import read_npz
-
 __all__ = [
+    "FILE_FORMATS",
+    "FORMAT",
+    "MASK_SUFFIXES",
     "MASK_TABLE_DTYPE",
     "NPZ_VERSION",
+    "SamMaskError",
+    "files_by_suffix",
+    "find_mask_file",
     "is_mask_npz",
+    "mask_file_id",
+    "mask_suffix",
     "read_npz_arrays",
-    "read_npz_records",
     "save_mask_npz",
 ]
 
+#: The ``format`` name of every fma mask file (and of its folder's ``manifest.json``).
+FORMAT = "sam_masks"
 NPZ_VERSION = 2
+#: File-name endings of an image's mask file, in lookup order: version 2, gzip'd JSON, JSON.
+MASK_SUFFIXES = (".npz", ".json.gz", ".json")
+#: The ``file_format`` names of the writers and the suffix each writes.
+FILE_FORMATS = {"npz": ".npz", "json.gz": ".json.gz", "json": ".json"}
 #: The per-mask record of the ``masks`` member.
 MASK_TABLE_DTYPE = np.dtype(
     [
@@ -74,6 +98,55 @@ MASK_TABLE_DTYPE = np.dtype(
 )
 _ZIP_MAGIC = b"PK\x03\x04"
 _MEMBERS = ("header", "counts", "masks", "points")
+
+
+class SamMaskError(ValueError):
+    """A SAM mask file is unreadable or inconsistent."""
+
+
+def mask_file_id(path: str | os.PathLike) -> str:
+    """The image id of a mask file name: ``a.npz``, ``a.json.gz`` and ``a.json`` -> ``a``."""
+    name = Path(path).name
+    for suffix in MASK_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def find_mask_file(folder: str | os.PathLike, image_id: str) -> Path | None:
+    """The mask file of ``image_id`` in ``folder``: the first of :data:`MASK_SUFFIXES` found.
+
+    Returns:
+        The first existing file in :data:`MASK_SUFFIXES` order, or None when there is none.
+    """
+    folder = Path(folder)
+    for suffix in MASK_SUFFIXES:
+        path = folder / f"{image_id}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def files_by_suffix(folder: str | os.PathLike, image_ids: Sequence[str]) -> dict[str, int]:
+    """How many of ``image_ids`` have their mask file (:func:`find_mask_file`) in ``folder``,
+    per suffix; suffixes without files are left out."""
+    counts = dict.fromkeys(MASK_SUFFIXES, 0)
+    for image_id in image_ids:
+        path = find_mask_file(folder, image_id)
+        if path is not None:
+            counts[next(s for s in MASK_SUFFIXES if path.name.endswith(s))] += 1
+    return {s: n for s, n in counts.items() if n}
+
+
+def mask_suffix(file_format: str) -> str:
+    """The suffix a writer of ``file_format`` (a key of :data:`FILE_FORMATS`) uses.
+
+    Raises:
+        ValueError: an unknown format name (the message lists the known ones).
+    """
+    if file_format not in FILE_FORMATS:
+        raise ValueError(f"file_format must be one of {sorted(FILE_FORMATS)}, got {file_format!r}")
+    return FILE_FORMATS[file_format]
 
 
 def is_mask_npz(path: str | os.PathLike) -> bool:
@@ -153,15 +226,10 @@ def save_mask_npz(
     write_bytes_atomic(path, buf.getvalue())
 
 
-#: The structured dtype of the mask table (its header skips numpy's parser; the other
-#: members have plain dtypes, whose headers always do).
-_DTYPES = {"masks": (MASK_TABLE_DTYPE,)}
-
-
 def read_npz_arrays(
     path: str | os.PathLike, *, points: bool = False
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray | None]:
-    """Read and check a version-2 file.
+    """Read and check a version-2 file (``np.load(path, allow_pickle=False)``).
 
     Args:
         path: the ``.npz`` file.
@@ -176,18 +244,23 @@ def read_npz_arrays(
         SamMaskError: not a zip of the four members, wrong format or version, an image id that
             is not the file name's, or counts / tables that do not fit together (names the file).
             Whether every mask's run lengths cover the image is checked by the readers of the
-            lengths (:func:`fma.io.masks.runs.load_mask_runs`, :func:`read_npz_records`), which
-            add them up anyway.
+            lengths (:func:`fma.io.masks.runs.load_mask_runs`,
+            :func:`fma.io.masks.records.read_sam_records`), which add them up anyway.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: SAM mask file not found; run tools/gen_sam_masks.py")
     try:
-        members = read_npz(path, _MEMBERS, dtypes=_DTYPES)
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not a zip of members")
+        with z:
+            wanted = _MEMBERS if points else _MEMBERS[:3]
+            members = {m: z[m] for m in wanted if m in z.files}
+            missing = [m for m in _MEMBERS if m not in z.files]
         header = json.loads(str(members["header"][()])) if "header" in members else None
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
         raise _error(path, f"unreadable mask file ({exc})") from exc
-    missing = [m for m in _MEMBERS if m not in members]
     if missing:
         raise _error(path, f"not an fma mask file (members {missing} missing)")
     counts, table = members["counts"], members["masks"]
@@ -217,43 +290,3 @@ def read_npz_arrays(
     if pts is not None and pend.size and int(pend[-1]) != pts.shape[0]:
         raise _error(path, "the masks' points_end do not partition the points")
     return header, counts, table, pts
-
-
-def read_npz_records(path: str | os.PathLike) -> dict[str, Any]:
-    """A version-2 file as the version-1 document (records with compressed counts strings).
-
-    For the readers that work on records (panels, format conversion); the seeding stages read
-    runs straight from the arrays (:func:`fma.io.masks.runs.load_mask_runs`).
-    """
-    header, counts, table, pts = read_npz_arrays(path, points=True)
-    h, w = header["height"], header["width"]
-    offsets = np.zeros(table.shape[0] + 1, dtype=np.int64)
-    offsets[1:] = table["counts_end"]
-    try:
-        checked_prefix(counts, offsets, (h, w))  # pycocotools would not check
-    except ValueError as exc:
-        raise _error(Path(path), f"corrupt mask record ({exc})") from exc
-    ends = offsets[1:].tolist()
-    starts = [0, *ends][:-1]
-    values = counts.tolist()
-    rles = [{"size": [h, w], "counts": values[a:b]} for a, b in zip(starts, ends, strict=True)]
-    coded = compress_rle(rles, h, w)
-    pend = table["points_end"].astype(np.int64).tolist()
-    pstart = [0, *pend][:-1]
-    assert pts is not None
-    records = []
-    for i, row in enumerate(table):
-        records.append(
-            {
-                "segmentation": coded[i],
-                "area": int(row["area"]),
-                "bbox": [float(v) for v in row["bbox"]],
-                "predicted_iou": float(row["predicted_iou"]),
-                "stability_score": float(row["stability_score"]),
-                "point_coords": pts[pstart[i] : pend[i]].tolist(),
-                "crop_box": [float(v) for v in row["crop_box"]],
-                "level": int(row["level"]),
-            }
-        )
-    return {"format": FORMAT, "version": NPZ_VERSION, "image_id": header["image_id"],
-            "height": h, "width": w, "masks": records}  # fmt: skip

@@ -23,7 +23,9 @@ equivalent version-1 document. Locating: an image's file is found with :func:`fi
 which tries :data:`MASK_SUFFIXES` in order (``.npz``, ``.json.gz``, ``.json``), so folders of
 any version (or a mix) stay readable.
 
-pycocotools is imported lazily, inside the RLE functions.
+The names every mask file shares (:data:`FORMAT`, :class:`SamMaskError`, :data:`MASK_SUFFIXES`,
+:func:`mask_file_id`) live in :mod:`fma.io.masks.npz`, the bottom module, and are importable
+from here too. pycocotools is imported lazily, inside the RLE functions.
 """
 
 from __future__ import annotations
@@ -31,16 +33,33 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gzip
+import itertools
 import json
 import os
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
 
 from fma.io.atomic import write_bytes_atomic, write_json_atomic
+from fma.io.masks.counts import checked_prefix
+from fma.io.masks.npz import (
+    FILE_FORMATS,
+    FORMAT,
+    MASK_SUFFIXES,
+    NPZ_VERSION,
+    SamMaskError,
+    _error,
+    files_by_suffix,
+    find_mask_file,
+    is_mask_npz,
+    mask_file_id,
+    mask_suffix,
+    read_npz_arrays,
+    save_mask_npz,
+)
 
 __all__ = [
     "FILE_FORMATS",
@@ -66,12 +85,8 @@ __all__ = [
     "save_sam_masks",
 ]
 
-FORMAT = "sam_masks"
+#: The version of the JSON files (version 2, ``.npz``: :data:`fma.io.masks.npz.NPZ_VERSION`).
 VERSION = 1
-#: File-name endings of an image's mask file, in lookup order: version 2, gzip'd JSON, JSON.
-MASK_SUFFIXES = (".npz", ".json.gz", ".json")
-#: The ``file_format`` names of the writers and the suffix each writes.
-FILE_FORMATS = {"npz": ".npz", "json.gz": ".json.gz", "json": ".json"}
 #: zlib level of the ``.json.gz`` files: 9 is 1-3 % smaller than 6 at 2-3 times the
 #: compression time, which stays under 15 ms for 500 masks, far below mask generation.
 GZIP_LEVEL = 9
@@ -94,55 +109,6 @@ def max_decode_bytes() -> int:
     except ValueError:
         raise ValueError(f"{MAX_DECODE_ENV}={raw!r}: expected a number of MiB") from None
     return int(mb * 2**20)
-
-
-class SamMaskError(ValueError):
-    """A SAM mask file is unreadable or inconsistent."""
-
-
-def find_mask_file(folder: str | os.PathLike, image_id: str) -> Path | None:
-    """The mask file of ``image_id`` in ``folder``: the first of :data:`MASK_SUFFIXES` found.
-
-    Returns:
-        The first existing file in :data:`MASK_SUFFIXES` order, or None when there is none.
-    """
-    folder = Path(folder)
-    for suffix in MASK_SUFFIXES:
-        path = folder / f"{image_id}{suffix}"
-        if path.is_file():
-            return path
-    return None
-
-
-def files_by_suffix(folder: str | os.PathLike, image_ids: Sequence[str]) -> dict[str, int]:
-    """How many of ``image_ids`` have their mask file (:func:`find_mask_file`) in ``folder``,
-    per suffix; suffixes without files are left out."""
-    counts = dict.fromkeys(MASK_SUFFIXES, 0)
-    for image_id in image_ids:
-        path = find_mask_file(folder, image_id)
-        if path is not None:
-            counts[next(s for s in MASK_SUFFIXES if path.name.endswith(s))] += 1
-    return {s: n for s, n in counts.items() if n}
-
-
-def mask_suffix(file_format: str) -> str:
-    """The suffix a writer of ``file_format`` (a key of :data:`FILE_FORMATS`) uses.
-
-    Raises:
-        ValueError: an unknown format name (the message lists the known ones).
-    """
-    if file_format not in FILE_FORMATS:
-        raise ValueError(f"file_format must be one of {sorted(FILE_FORMATS)}, got {file_format!r}")
-    return FILE_FORMATS[file_format]
-
-
-def mask_file_id(path: str | os.PathLike) -> str:
-    """The image id of a mask file name: ``a.npz``, ``a.json.gz`` and ``a.json`` -> ``a``."""
-    name = Path(path).name
-    for suffix in MASK_SUFFIXES:
-        if name.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem
 
 
 @contextlib.contextmanager
@@ -214,16 +180,17 @@ def compress_rle(rles: list[dict[str, Any]], height: int, width: int) -> list[di
     ]
 
 
+def _as_bytes(rles: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The RLE dicts with str ``counts`` as the ASCII bytes pycocotools takes."""
+    return [{"size": list(r["size"]), "counts": r["counts"].encode("ascii")}
+            if isinstance(r["counts"], str) else r for r in rles]  # fmt: skip
+
+
 def decode_rle(rles: list[dict[str, Any]], height: int, width: int) -> np.ndarray:
     """Decode COCO compressed RLE dicts into a (K, H, W) bool array (C-contiguous)."""
     if not rles:
         return np.zeros((0, height, width), dtype=bool)
-    coded = [
-        {"size": list(r["size"]), "counts": r["counts"].encode("ascii")}
-        if isinstance(r["counts"], str)
-        else r
-        for r in rles
-    ]
+    coded = _as_bytes(rles)
     dense = _mask_utils().decode(coded)  # (H, W, K) uint8, Fortran order
     return np.ascontiguousarray(dense.transpose(2, 0, 1)).astype(bool, copy=False)
 
@@ -232,12 +199,7 @@ def _rle_areas(rles: list[dict[str, Any]]) -> np.ndarray:
     """(K,) int64 pixel counts straight from the RLE (no dense pass)."""
     if not rles:
         return np.zeros(0, dtype=np.int64)
-    coded = [
-        {"size": list(r["size"]), "counts": r["counts"].encode("ascii")}
-        if isinstance(r["counts"], str)
-        else r
-        for r in rles
-    ]
+    coded = _as_bytes(rles)
     # pycocotools' area() overflows a uint8 counter under numpy 2 for more than 255 RLEs.
     area = _mask_utils().area
     parts = [
@@ -287,8 +249,6 @@ def save_sam_masks(
                 f"image is {[height, width]}"
             )
     if os.fspath(path).endswith(".npz"):
-        from fma.io.masks.npz import save_mask_npz
-
         save_mask_npz(path, image_id, height, width, records)
         return
     doc = {
@@ -314,13 +274,11 @@ def read_sam_records(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         The JSON document (records stay RLE-encoded); a version-2 file gives the equivalent
-        document (:func:`fma.io.masks.npz.read_npz_records`, ``"version": 2``).
+        document (:func:`_npz_records`, ``"version": 2``).
     """
-    from fma.io.masks.npz import is_mask_npz, read_npz_records
-
     path = Path(path)
     if path.is_file() and is_mask_npz(path):
-        return read_npz_records(path)
+        return _npz_records(path)
     doc = read_json_file(path)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
@@ -336,6 +294,37 @@ def read_sam_records(path: str | os.PathLike) -> dict[str, Any]:
             "copied or renamed by hand?); regenerate it with tools/gen_sam_masks.py"
         )
     return doc
+
+
+def _npz_records(path: Path) -> dict[str, Any]:
+    """A version-2 file as the version-1 document (records with compressed counts strings).
+
+    For the readers that work on records (panels, format conversion); the seeding stages read
+    runs straight from the arrays (:func:`fma.io.masks.runs.load_mask_runs`).
+    """
+    header, counts, table, pts = read_npz_arrays(path, points=True)
+    h, w = header["height"], header["width"]
+    offsets = np.zeros(table.shape[0] + 1, dtype=np.int64)
+    offsets[1:] = table["counts_end"]
+    try:
+        checked_prefix(counts, offsets, (h, w))  # pycocotools would not check
+    except ValueError as exc:
+        raise _error(path, f"corrupt mask record ({exc})") from exc
+    bounds, values = offsets.tolist(), counts.tolist()
+    rles = [{"size": [h, w], "counts": values[a:b]} for a, b in itertools.pairwise(bounds)]
+    coded = compress_rle(rles, h, w)
+    pb = [0, *table["points_end"].astype(np.int64).tolist()]
+    assert pts is not None
+    records = [
+        {"segmentation": coded[i], "area": int(row["area"]),
+         "bbox": [float(v) for v in row["bbox"]], "predicted_iou": float(row["predicted_iou"]),
+         "stability_score": float(row["stability_score"]),
+         "point_coords": pts[pb[i] : pb[i + 1]].tolist(),
+         "crop_box": [float(v) for v in row["crop_box"]], "level": int(row["level"])}
+        for i, row in enumerate(table)
+    ]  # fmt: skip
+    return {"format": FORMAT, "version": NPZ_VERSION, "image_id": header["image_id"],
+            "height": h, "width": w, "masks": records}  # fmt: skip
 
 
 @dataclasses.dataclass

@@ -9,10 +9,11 @@ the length of the ``counts`` strings, instead of K x H x W bytes.
 
 The ``counts`` strings are decoded in numpy, all masks of an image at once
 (:func:`fma.io.masks.counts.decode_counts`). A mask whose counts do not add up to H x W, or that
-holds a negative count, is refused with :class:`~fma.io.masks.records.SamMaskError` naming the file.
+holds a negative count, is refused with :class:`~fma.io.masks.npz.SamMaskError` naming the file.
 
-:func:`load_mask_runs` reads an fma ``sam_masks`` file (version 2's arrays as they are, or
-version 1's plain or gzip'd JSON, parsed once);
+:func:`load_mask_runs` reads an fma ``sam_masks`` file (version 2's arrays as they are, through
+:mod:`fma.io.masks.npz` and :mod:`fma.io.masks.counts` only, or version 1's plain or gzip'd
+JSON, parsed once);
 :func:`load_runs_any` reads any layout of :func:`fma.io.masks.layout.mask_layout` (amg.py folders
 and JSON lists are decoded densely, then converted with :func:`runs_from_dense`);
 :meth:`MaskRuns.dense` decodes back (tests, panels).
@@ -30,8 +31,8 @@ import numpy as np
 
 from fma.io.masks.counts import checked_prefix, decode_counts, exclusive_prefix
 from fma.io.masks.layout import load_masks_any, mask_layout
-from fma.io.masks.npz import is_mask_npz, read_npz_arrays
-from fma.io.masks.records import SamMaskError, SamMasks, mask_file_id, read_sam_records
+from fma.io.masks.npz import SamMaskError, is_mask_npz, mask_file_id, read_npz_arrays
+from fma.io.masks.records import SamMasks, read_sam_records
 
 __all__ = [
     "MaskRuns",
@@ -155,14 +156,40 @@ def _column(recs: list[dict[str, Any]], key: str, dtype: Any, default: float) ->
 def load_mask_runs(path: str | os.PathLike) -> MaskRuns:
     """Read an fma ``sam_masks`` file (version 2, or plain or gzip'd JSON parsed once) as runs.
 
+    A version-2 file goes ``load_mask_runs`` -> :func:`~fma.io.masks.npz.is_mask_npz`,
+    :func:`~fma.io.masks.npz.read_npz_arrays` -> :func:`runs_from_counts` -> ``checked_prefix``:
+    its uint32 run lengths need no decoding.
+
     Raises:
         FileNotFoundError: no such file.
         SamMaskError: unreadable file, wrong format or version, or a corrupt record (names the
             file and the mask).
     """
     path = Path(path)
-    if path.is_file() and is_mask_npz(path):
-        return _runs_from_npz(path)
+    if not (path.is_file() and is_mask_npz(path)):
+        return _runs_from_json(path)
+    header, counts, table, _ = read_npz_arrays(path)
+    h, w = header["height"], header["width"]
+    offsets = np.zeros(table.shape[0] + 1, dtype=np.int64)
+    offsets[1:] = table["counts_end"]
+    try:
+        starts, ends, run_offsets = runs_from_counts(counts, offsets, (h, w))
+    except ValueError as exc:
+        raise SamMaskError(f"{path}: corrupt mask record ({exc}); delete it and re-run") from exc
+    return MaskRuns(
+        shape=(h, w),
+        starts=starts,
+        ends=ends,
+        offsets=run_offsets,
+        levels=table["level"].astype(np.int8),
+        predicted_iou=table["predicted_iou"].astype(np.float32),
+        stability_score=table["stability_score"].astype(np.float32),
+        image_id=str(header["image_id"]),
+    )
+
+
+def _runs_from_json(path: Path) -> MaskRuns:
+    """Runs of a version-1 file: its compressed counts strings decoded all at once."""
     doc = read_sam_records(path)
     recs = doc["masks"]
     try:
@@ -189,28 +216,6 @@ def load_mask_runs(path: str | os.PathLike) -> MaskRuns:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise SamMaskError(f"{path}: corrupt mask record ({exc}); delete it and re-run") from exc
-
-
-def _runs_from_npz(path: Path) -> MaskRuns:
-    """Runs of a version-2 file: its uint32 run lengths need no decoding."""
-    header, counts, table, _ = read_npz_arrays(path)
-    h, w = header["height"], header["width"]
-    offsets = np.zeros(table.shape[0] + 1, dtype=np.int64)
-    offsets[1:] = table["counts_end"]
-    try:
-        starts, ends, run_offsets = runs_from_counts(counts, offsets, (h, w))
-    except ValueError as exc:
-        raise SamMaskError(f"{path}: corrupt mask record ({exc}); delete it and re-run") from exc
-    return MaskRuns(
-        shape=(h, w),
-        starts=starts,
-        ends=ends,
-        offsets=run_offsets,
-        levels=table["level"].astype(np.int8),
-        predicted_iou=table["predicted_iou"].astype(np.float32),
-        stability_score=table["stability_score"].astype(np.float32),
-        image_id=str(header["image_id"]),
-    )
 
 
 def runs_from_dense(
