@@ -4,17 +4,18 @@ For K = 50, 150 and 300 SAM-like masks on a 375x500 image (ellipses with log-uni
 cover the image about 1.5 times, roughly like filtered SAM masks) and a 3-class CAM on the
 24x32 patch grid, it times, on one CPU thread:
 
-* ``sams``: :func:`fma.seeding.sams.seeds_from_masks` from decoded masks (the seeding math);
+* ``sams``: :mod:`fma.seeding.sams` (steps 1-7) on the masks' runs, built once beforehand
+  (the form in which the tools read mask files);
 * ``loop ref``: a straightforward implementation with one Python iteration per mask (boolean
   indexing per mask for the means; a painting loop, as in the original code);
 * ``rle decode``: decoding the masks from COCO RLE (:func:`fma.io.masks.records.decode_rle`), paid
   once per image before seeding and reported apart from it;
 * ``matmul pool``: the mask means as a dense float32 (K, H*W) x (H*W, P) product, the
-  alternative to the sparse segment sums used by ``sams`` (pooling step only).
+  alternative to the prefix sums over runs used by ``sams`` (pooling step only).
 
 Times are the fastest of several calls. Peak memory is the tracemalloc peak of numpy
-allocations during one ``sams`` call (the input masks themselves, K*H*W bytes, are allocated
-before and not counted). Run with ``python benchmarks/seeding.py`` (or call :func:`main`).
+allocations during one ``sams`` call (the input runs are allocated before and not counted).
+Run with ``python benchmarks/seeding.py`` (or call :func:`main`).
 """
 
 from __future__ import annotations
@@ -97,12 +98,14 @@ def main() -> None:
     import torch
 
     from fma.io.masks.records import decode_rle, encode_rle
-    from fma.seeding.sams import seeds_from_masks, upsample_cam
+    from fma.io.masks.runs import runs_from_dense
+    from fma.seeding import SamsOptions, mask_fg_scores, seed_from_scores, upsample_cam
 
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     fg_cls = [8, 12, 15]
     gamma = 0.7
+    opts = SamsOptions(gamma=gamma)
     print(
         f"SAMS seeding, {W}x{H} image, P={P} classes, CAM 24x32, one thread "
         f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
@@ -120,8 +123,10 @@ def main() -> None:
         levels = rng.integers(0, 3, k)
         cam = (rng.normal(size=(P, 24, 32)) + np.linspace(-1, 2, 32)).astype(np.float32)
 
-        def sams(masks=masks, levels=levels, cam=cam):
-            return seeds_from_masks(masks, cam, fg_cls, levels=levels, gamma=gamma).seed
+        runs = runs_from_dense(masks, levels=levels)
+
+        def sams(runs=runs, cam=cam):
+            return seed_from_scores(runs, mask_fg_scores(cam, runs, opts), fg_cls, opts).seed
 
         def ref(masks=masks, levels=levels, cam=cam):
             return loop_reference(masks, cam, fg_cls, levels, gamma)

@@ -2,12 +2,14 @@
 
 Compares, per number of SAM masks K (default 50, 150, 300) on 375x500 images:
 
-* ``fma``: :func:`fma.seeding.sepl.refine_pseudo_label` on in-memory (K, H, W) bool masks;
+* ``fma``: :func:`fma.seeding.sepl.refine_pseudo_label` on the masks' runs, built in memory
+  beforehand (:func:`fma.io.masks.runs.runs_from_dense`);
 * ``fma + amg PNG read``: the same plus reading the masks from an amg.py folder
-  (:func:`fma.io.masks.amg.read_amg_folder`), i.e. the per-image cost of ``tools/refine_labels.py``
-  without the label PNG read/write;
+  (:func:`fma.io.masks.amg.read_amg_folder`, then converted to runs), i.e. the per-image cost
+  of ``tools/refine_labels.py`` on such folders without the label PNG read/write;
 * ``fma + fma RLE JSON read``: the same with the masks read from an fma ``sam_masks`` file
-  (``<id>.json.gz``: gunzip, JSON parse, COCO RLE decoded by pycocotools);
+  (``<id>.json.gz``: gunzip, JSON parse, COCO RLE counts decoded into runs,
+  :func:`fma.io.masks.runs.load_mask_runs`);
 * ``per-mask loop``: the straightforward reference: the official merger's expressions
   (``np.sum((pre_cls == cur) * pre_cls)``, ``np.logical_or``) with an inner Python loop over
   in-memory masks; the "x loop" column is the speed-up over it;
@@ -38,7 +40,8 @@ import _reference_merge
 import numpy as np
 
 from fma.io.masks.amg import read_amg_folder, write_amg_folder
-from fma.io.masks.records import encode_rle, load_sam_masks, make_record, save_sam_masks
+from fma.io.masks.records import encode_rle, make_record, save_sam_masks
+from fma.io.masks.runs import load_mask_runs, runs_from_dense
 from fma.seeding.sepl import refine_pseudo_label
 
 H, W = 375, 500
@@ -165,14 +168,16 @@ def _implementations(
     n_loop: int,
     n_official: int,
 ) -> list[tuple[str, Callable[[int], np.ndarray], int]]:
+    runs = [runs_from_dense(masks) for _, masks in data[:n_fast]]
+
     def fma(j: int) -> np.ndarray:
-        return refine_pseudo_label(data[j][0], data[j][1], NUM_CLASSES)
+        return refine_pseudo_label(data[j][0], runs[j], NUM_CLASSES)
 
     def fma_png(j: int) -> np.ndarray:
         return refine_pseudo_label(data[j][0], read_amg_folder(folders[j]).masks, NUM_CLASSES)
 
     def fma_json(j: int) -> np.ndarray:
-        masks = load_sam_masks(folders[j].parent / f"{folders[j].name}.json.gz").masks
+        masks = load_mask_runs(folders[j].parent / f"{folders[j].name}.json.gz")
         return refine_pseudo_label(data[j][0], masks, NUM_CLASSES)
 
     def loop(j: int) -> np.ndarray:

@@ -60,10 +60,7 @@ from fma.io.label_maps import read_label_map  # noqa: E402
 from fma.io.masks.amg import read_amg_folder  # noqa: E402
 from fma.io.masks.records import load_sam_masks  # noqa: E402
 from fma.io.masks.runs import load_mask_runs  # noqa: E402
-from fma.seeding.sams import SamsOptions, sams_seed  # noqa: E402
-from fma.seeding.sams_runs import sams_seed_runs  # noqa: E402
-from fma.seeding.sepl import refine_pseudo_label  # noqa: E402
-from fma.seeding.sepl_runs import refine_with_runs  # noqa: E402
+from fma.seeding import SamsOptions, refine_pseudo_label, sams_seed  # noqa: E402
 
 GAMMA = 0.7
 
@@ -219,18 +216,15 @@ def in_memory(inp: Any, n: int, n_loop: int) -> list[dict[str, Any]]:
     cams = [load_cam(inp.cams / f"{i}.npz") for i in ids]
     opts = SamsOptions(gamma=GAMMA)
     cases = [
-        ("SEPL", "fma runs", n, lambda j: refine_with_runs(labels[j], runs[j], 21)),
-        ("SEPL", "packed dense masks (before)", n,
-         lambda j: refine_pseudo_label(labels[j], dense[j].masks, 21)),
+        ("SEPL", "fma runs", n, lambda j: refine_pseudo_label(labels[j], runs[j], 21)),
         ("SEPL", "official expressions", n_loop,
          lambda j: _sepl_bench.per_mask_loop(labels[j], dense[j].masks, 21)),
-        ("SAMS", "fma runs", n, lambda j: sams_seed_runs(cams[j], runs[j], opts).seed),
-        ("SAMS", "dense mask index (before)", n, lambda j: sams_seed(cams[j], dense[j], opts).seed),
+        ("SAMS", "fma runs", n, lambda j: sams_seed(cams[j], runs[j], opts).seed),
         ("SAMS", "per-mask loop", n_loop, lambda j: _reference_merge.loop_sams(
             dense[j].masks, cams[j].cam, cams[j].fg_cls, dense[j].levels.tolist(), GAMMA)),
         ("read", "runs from .npz (fma)", n, lambda j: load_mask_runs(paths[j])),
         ("read", "runs from .json.gz (fma)", n, lambda j: load_mask_runs(paths_v1[j])),
-        ("read", "dense from .json.gz (before)", n, lambda j: load_sam_masks(paths_v1[j])),
+        ("read", "dense from .json.gz", n, lambda j: load_sam_masks(paths_v1[j])),
         ("read", "amg PNG folder", min(n, len(list(inp.amg.iterdir()))),
          lambda j: read_amg_folder(inp.amg / ids[j])),
     ]  # fmt: skip

@@ -29,6 +29,7 @@ from fma.datasets.layout import DatasetLayout  # noqa: E402
 from fma.io import Manifest, read_label_map, write_manifest  # noqa: E402
 from fma.io.cams import CamRecord, save_cam  # noqa: E402
 from fma.io.masks.records import encode_rle, make_record, save_sam_masks  # noqa: E402
+from fma.seeding.sams_options import SamsOptions  # noqa: E402
 
 
 def build_inputs(voc_mini: Path, work: Path) -> list[str]:
@@ -69,7 +70,7 @@ def main() -> None:
             out = work / f"seeds_{workers}"
             t0 = time.perf_counter()
             rep = run_seeding(
-                work / "cams", work / "masks", out, dataset="voc12", gamma=0.7,
+                work / "cams", work / "masks", out, dataset="voc12", options=SamsOptions(gamma=0.7),
                 workers=workers, progress=False,
             )  # fmt: skip
             dt = time.perf_counter() - t0

@@ -1,8 +1,9 @@
 """Make SAMS seeds (method-fma section 9): a CAM folder + a SAM mask folder -> seed PNGs.
 
 The config's ``seeding = dict(...)`` holds the keyword arguments of
-:func:`fma.apis.seeds.run_seeding` (cam_dir, mask_dir, dataset, split, gamma,
-norm_first, ...). Seeds go to ``<work_dir>/seeds/<split>/`` unless the config sets ``out_dir``;
+:func:`fma.apis.seeds.run_seeding` (cam_dir, mask_dir, dataset, split, ...) with the SAMS
+settings (gamma, norm_first, ...) written flat (:func:`fma.apis.seeds.seeding_kwargs`).
+Seeds go to ``<work_dir>/seeds/<split>/`` unless the config sets ``out_dir``;
 ``work_dir`` is ``--work-dir``, else the config's ``work_dir``, else ``work_dirs/<config stem>``.
 Finished images are skipped, so a rerun resumes. Exit codes: 0 success, 1 some images failed or
 the inputs are unusable (message on stderr), 2 bad arguments.
@@ -25,7 +26,7 @@ from fma.engine.config import CfgOptionsAction
 from fma.engine.config import ConfigSectionError, load_section, tool_work_dir
 
 from fma.io import ManifestError
-from fma.apis.seeds import run_seeding
+from fma.apis.seeds import run_seeding, seeding_kwargs
 from fma.stage import tool_exit
 
 
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg, kwargs = load_section(
-            args.config, "seeding", args.cfg_options, func=run_seeding, reserved=TOOL_SET
+            args.config, "seeding", args.cfg_options, func=seeding_kwargs, reserved=TOOL_SET
         )
     except ConfigSectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         report = run_seeding(
-            **kwargs, workers=args.workers, progress=not args.no_progress,
+            **seeding_kwargs(**kwargs), workers=args.workers, progress=not args.no_progress,
             show_dir=args.show_dir, num_show=args.num_show, config=args.config,
         )  # fmt: skip
     except TypeError as exc:

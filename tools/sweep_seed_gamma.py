@@ -12,7 +12,7 @@ Example::
         --gammas 0.3 0.4 0.5 --data-root data/coco2014
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+import fma  # noqa: F401, I001  (first: a missing install fails here, with a plain ImportError)
 
 import argparse
 import os
@@ -25,11 +25,13 @@ from fma.engine.config import ConfigSectionError, load_section
 
 from fma.datasets import DatasetLayout
 from fma.io import ManifestError, write_json_atomic
-from fma.apis.seeds import run_seeding
+from fma.apis.seeds import seeding_kwargs
 from fma.apis.sweeps import sweep_gamma
+from fma.seeding.sams_options import SamsOptions
 from fma.stage import tool_exit
 
-PASSED = ("cam_dir", "mask_dir", "dataset", "split", "norm_first", "priority", "gather")
+# seeding keys the sweep reads besides the SAMS settings (bg_method is "pow", gamma the grid's).
+PASSED = ("cam_dir", "mask_dir", "dataset", "split")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,7 +62,7 @@ def _fmt(x: float | None) -> str:
     return "     -" if x is None else f"{x:6.2f}"
 
 
-# the seeding section is make_seeds.py's: its keys are run_seeding's arguments.
+# the seeding section is make_seeds.py's: its keys are those of seeding_kwargs.
 TOOL_SET = ("workers", "progress", "show_dir", "num_show", "config", "tool")
 
 
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         _, seeding = load_section(
-            args.config, "seeding", args.cfg_options, func=run_seeding, reserved=TOOL_SET
+            args.config, "seeding", args.cfg_options, func=seeding_kwargs, reserved=TOOL_SET
         )
     except ConfigSectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -83,9 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: give --gt-dir, or --data-root and seeding.split", file=sys.stderr)
         return 2
     try:
+        options, _ = SamsOptions.from_section(seeding, bg_method="pow", gamma=args.gammas[0])
         rows = sweep_gamma(
-            gt_dir=gt_dir, gammas=args.gammas, data_root=data_root, workers=args.workers,
-            progress=not args.no_progress, **kwargs,
+            gt_dir=gt_dir, gammas=args.gammas, options=options, data_root=data_root,
+            workers=args.workers, progress=not args.no_progress, **kwargs,
         )  # fmt: skip
     except (ValueError, FileNotFoundError, ManifestError, KeyError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

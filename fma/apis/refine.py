@@ -44,8 +44,7 @@ from fma.io.masks.records import FORMAT as MASKS_FORMAT
 from fma.io.masks.records import VERSION as MASKS_VERSION
 from fma.io.masks.records import SamMaskError, find_mask_file
 from fma.io.masks.runs import load_runs_any
-from fma.seeding.sepl import METHODS
-from fma.seeding.sepl_runs import refine_with_runs
+from fma.seeding.sepl import METHODS, refine_pseudo_label
 from fma.stage import StageReport, run_per_image
 from fma.visualization.refine_panels import write_refine_panels
 
@@ -113,7 +112,7 @@ def refine_one(image_id: str, job: _Job) -> None:
             f"(WxH) but its SAM masks {mask_path} are {sam.shape[1]}x{sam.shape[0]}; SEPL never "
             "resizes, so generate the masks on the images the labels belong to"
         )
-    refined = refine_with_runs(
+    refined = refine_pseudo_label(
         label,
         sam,
         job.num_classes,

@@ -14,6 +14,7 @@ background exponents against ground truth and returns the table. Nothing here ca
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -36,11 +37,8 @@ from fma.io.manifest import (
 )
 from fma.io.masks import records as mask_io
 from fma.io.masks.runs import MaskRuns, load_mask_runs
-from fma.seeding.sams import DEFAULT_PRIORITY, BgMethod, GatherMethod, SamsOptions
-from fma.seeding.sams_runs import (
-    sams_seed_runs,
-    top_mask_runs,
-)
+from fma.seeding.sams import sams_seed, top_mask, upsample_cam
+from fma.seeding.sams_options import SamsOptions
 from fma.stage import StageReport, run_per_image
 from fma.visualization.masks import distinct_colors
 
@@ -49,6 +47,7 @@ __all__ = [
     "SEEDS_VERSION",
     "list_cam_ids",
     "run_seeding",
+    "seeding_kwargs",
     "write_seed_panels",
 ]
 
@@ -167,7 +166,7 @@ def _seed_one(
     _set_threads(threads)
     cam, masks, names = _load_pair(image_id, cam_dir, mask_dir, num_classes)
     try:
-        result = sams_seed_runs(cam, masks, options)
+        result = sams_seed(cam, masks, options)
     except ValueError as exc:
         raise ValueError(f"{names}: {exc}") from exc
     write_label_map(Path(out_dir) / f"{image_id}.png", result.seed, palette)
@@ -179,14 +178,8 @@ def run_seeding(
     out_dir: str | os.PathLike,
     *,
     dataset: str,
+    options: SamsOptions,
     split: str | None = None,
-    gamma: float | None = None,
-    norm_first: bool = True,
-    bg_method: BgMethod = "pow",
-    bg_thresh: float | None = None,
-    alpha: float | None = None,
-    priority: str | Sequence[str] = DEFAULT_PRIORITY,
-    gather: GatherMethod = "mean",
     data_root: str | os.PathLike | None = None,
     image_ids: Sequence[str] | None = None,
     workers: int = 0,
@@ -204,10 +197,9 @@ def run_seeding(
             manifest.
         out_dir: seed folder (created); existing seeds are kept and skipped.
         dataset: ``voc12``, ``coco14`` or ``custom`` (class names and palette).
+        options: the SAMS settings. ``no_bg``/``alpha_bg`` need CAMs with a background
+            channel, which fma's CAM files do not have, so they are refused here.
         split: expected split of both inputs (default: the CAM manifest's).
-        gamma, norm_first, bg_method, bg_thresh, alpha, priority, gather: SAMS settings, see
-            :class:`fma.seeding.sams.SamsOptions`. ``no_bg``/``alpha_bg`` need CAMs with a
-            background channel, which fma's CAM files do not have, so they are refused here.
         data_root: dataset root; needed for ``custom`` and for the images of ``show_dir``.
         image_ids: ids to seed (default: every CAM file).
         workers: 0 runs in this process; N > 0 uses N worker processes (one torch thread each).
@@ -226,10 +218,6 @@ def run_seeding(
         ManifestError: a missing or mismatching input manifest.
         FileNotFoundError: a missing input folder, or ids without a CAM or mask file.
     """
-    options = SamsOptions(
-        gamma=gamma, norm_first=norm_first, bg_method=bg_method, bg_thresh=bg_thresh,
-        alpha=alpha, priority=priority, gather=gather,  # type: ignore[arg-type]
-    )  # fmt: skip
     if options.has_bg_channel:
         raise ValueError(
             f"bg_method={options.bg_method!r} needs CAMs with a background channel; fma CAM "
@@ -288,6 +276,32 @@ def run_seeding(
         return report
 
 
+def seeding_kwargs(**section: Any) -> dict[str, Any]:
+    """:func:`run_seeding`'s keyword arguments from the entries of a config's ``seeding`` section.
+
+    The section lists the :class:`~fma.seeding.sams_options.SamsOptions` fields flat
+    (``gamma=0.6, priority=(...)``) beside run_seeding's other arguments; they become one
+    ``options``. The function's signature names every valid section key (the config checks of
+    :func:`fma.engine.config.load_section` read it).
+
+    Raises:
+        ValueError: invalid SAMS settings.
+    """
+    options, rest = SamsOptions.from_section(section)
+    return {**rest, "options": options}
+
+
+def _section_signature() -> inspect.Signature:
+    """run_seeding's parameters with the SamsOptions fields in place of ``options``."""
+    params = [p for n, p in inspect.signature(run_seeding).parameters.items() if n != "options"]
+    names = sorted([p.name for p in params] + list(SamsOptions.field_names()))
+    kind = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Signature([inspect.Parameter(n, kind, default=None) for n in names])
+
+
+seeding_kwargs.__signature__ = _section_signature()  # type: ignore[attr-defined]
+
+
 def write_seed_panels(
     image_ids: Sequence[str],
     cam_dir: str | os.PathLike,
@@ -313,7 +327,6 @@ def write_seed_panels(
     Returns:
         Paths written.
     """
-    from fma.seeding.sams import upsample_cam
     from fma.visualization.panels import (
         add_legend,
         colorize,
@@ -326,7 +339,7 @@ def write_seed_panels(
     written = []
     for image_id in image_ids:
         cam, masks, _ = _load_pair(image_id, str(cam_dir), str(mask_dir), num_classes)
-        result = sams_seed_runs(cam, masks, options)
+        result = sams_seed(cam, masks, options)
         H, W = masks.shape
         img = panel_image(Path(image_path(image_id)) if image_path else None, (H, W))
         up = np.maximum(upsample_cam(cam.cam, (H, W)), 0.0)
@@ -336,7 +349,7 @@ def write_seed_panels(
             heat = ((up - lo) / (hi - lo + 1e-7)).max(axis=0)
         else:
             heat = np.zeros((H, W), np.float32)
-        top = top_mask_runs(masks, result.order)
+        top = top_mask(masks, result.order)
         colours = distinct_colors(len(masks))[top + 1]
         mask_rgb = np.round(0.5 * img + 0.5 * colours).astype(np.uint8)
         mask_rgb[top < 0] = img[top < 0]

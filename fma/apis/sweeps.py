@@ -7,6 +7,7 @@ runs). The seeding stage itself is :mod:`fma.apis.seeds`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +19,8 @@ from fma.apis.seeds import _check_inputs, _label_space, _load_pair, _set_threads
 from fma.datasets.layout import DatasetLayout
 from fma.evaluation.confusion import confusion_matrix, metrics_from_confusion
 from fma.io.label_maps import read_label_map
-from fma.seeding.sams import DEFAULT_PRIORITY, GatherMethod, SamsOptions
-from fma.seeding.sams_runs import mask_fg_scores_runs, seed_from_scores_runs
+from fma.seeding.sams import mask_fg_scores, seed_from_scores
+from fma.seeding.sams_options import SamsOptions
 from fma.stage import map_per_image
 
 __all__ = ["sweep_gamma"]
@@ -42,11 +43,10 @@ def _sweep_one(
     gt = read_label_map(gt_path, num_classes=num_classes, palette=palette)
     if gt.shape != masks.shape:
         raise ValueError(f"{gt_path}: ground truth is {gt.shape}, masks are {masks.shape}")
-    first = options[0]
-    score = mask_fg_scores_runs(cam.cam, masks, norm_first=first.norm_first, gather=first.gather)
+    score = mask_fg_scores(cam.cam, masks, options[0])  # the same for every gamma
     out = np.zeros((len(options), num_classes, num_classes + 1), dtype=np.int64)
     for g, opt in enumerate(options):
-        seed = seed_from_scores_runs(masks, score, cam.fg_cls, opt).seed
+        seed = seed_from_scores(masks, score, cam.fg_cls, opt).seed
         out[g] = confusion_matrix(seed, gt, num_classes)
     return out
 
@@ -58,10 +58,8 @@ def sweep_gamma(
     gammas: Sequence[float],
     *,
     dataset: str,
+    options: SamsOptions | None = None,
     split: str | None = None,
-    norm_first: bool = True,
-    priority: str | Sequence[str] = DEFAULT_PRIORITY,
-    gather: GatherMethod = "mean",
     data_root: str | os.PathLike | None = None,
     image_ids: Sequence[str] | None = None,
     workers: int = 0,
@@ -76,8 +74,9 @@ def sweep_gamma(
         cam_dir, mask_dir: inputs as in :func:`fma.apis.seeds.run_seeding`.
         gt_dir: folder of ``<id>.png`` ground-truth label maps.
         gammas: background exponents to score.
-        dataset, split, norm_first, priority, gather, data_root, image_ids: as in
-            :func:`fma.apis.seeds.run_seeding`.
+        dataset, split, data_root, image_ids: as in :func:`fma.apis.seeds.run_seeding`.
+        options: the other SAMS settings (``norm_first``, ``priority``, ``gather``); every row
+            uses them with ``bg_method="pow"`` and its own ``gamma``. None: the defaults.
         workers: 0 in this process, N > 0 worker processes.
         progress: show a progress bar.
 
@@ -90,13 +89,10 @@ def sweep_gamma(
             all the others were.
         fma.stage.StageInterrupted: SIGINT or SIGTERM (the workers are stopped first).
     """
-
     if not gammas:
         raise ValueError("gammas is empty; give at least one value")
-    options = [
-        SamsOptions(gamma=g, norm_first=norm_first, priority=priority, gather=gather)  # type: ignore[arg-type]
-        for g in gammas
-    ]
+    base = options if options is not None else SamsOptions(gamma=gammas[0])
+    grid = [dataclasses.replace(base, bg_method="pow", gamma=g) for g in gammas]
     cam_dir, mask_dir, gt_dir = Path(cam_dir), Path(mask_dir), Path(gt_dir)
     if not gt_dir.is_dir():
         raise FileNotFoundError(f"{gt_dir}: ground-truth folder not found")
@@ -104,8 +100,8 @@ def sweep_gamma(
     ds_key = DatasetLayout.of(dataset, data_root or ".").dataset
     _, ids = _check_inputs(cam_dir, mask_dir, ds_key, split, class_names, image_ids)
     C = len(class_names)
-    args = (str(cam_dir), str(mask_dir), str(gt_dir), options, C, 1 if workers > 0 else 0, palette)
-    total = np.zeros((len(options), C, C + 1), dtype=np.int64)
+    args = (str(cam_dir), str(mask_dir), str(gt_dir), grid, C, 1 if workers > 0 else 0, palette)
+    total = np.zeros((len(grid), C, C + 1), dtype=np.int64)
     # The stage worker pool: workers die with their parent, Ctrl-C stops the sweep at once.
     per_image = map_per_image(
         ids, _sweep_one, args, workers=workers if len(ids) > 1 else 0, desc="gamma sweep",

@@ -1,19 +1,13 @@
-"""Seeds from CAMs and SAM masks: SAMS (FMA-WSSS) and SEPL refinement of pseudo labels."""
+"""Seeds from CAMs and SAM masks: SAMS (FMA-WSSS) and SEPL refinement of pseudo labels.
+
+Both compute on the masks' runs (:class:`fma.io.masks.runs.MaskRuns`): :mod:`fma.seeding.sams`
+(with its settings in :mod:`fma.seeding.sams_options`), :mod:`fma.seeding.sepl`, and the run
+operations they share in :mod:`fma.seeding.runs`.
+"""
 
 from fma.seeding.sams import (
-    BG_METHODS,
-    DEFAULT_PRIORITY,
-    EPS,
-    GATHER_METHODS,
-    PRIORITIES,
-    BgMethod,
-    GatherMethod,
-    MaskIndex,
-    Priority,
-    SamsOptions,
     SamsResult,
     add_background,
-    index_masks,
     label_masks,
     mask_fg_scores,
     paint_masks,
@@ -24,9 +18,18 @@ from fma.seeding.sams import (
     top_mask,
     upsample_cam,
 )
-from fma.seeding.sams_runs import sams_seed_runs
+from fma.seeding.sams_options import (
+    BG_METHODS,
+    DEFAULT_PRIORITY,
+    EPS,
+    GATHER_METHODS,
+    PRIORITIES,
+    BgMethod,
+    GatherMethod,
+    Priority,
+    SamsOptions,
+)
 from fma.seeding.sepl import refine_pseudo_label
-from fma.seeding.sepl_runs import refine_with_runs
 
 __all__ = [
     "BG_METHODS",
@@ -36,20 +39,16 @@ __all__ = [
     "PRIORITIES",
     "BgMethod",
     "GatherMethod",
-    "MaskIndex",
     "Priority",
     "SamsOptions",
     "SamsResult",
     "add_background",
-    "index_masks",
     "label_masks",
     "mask_fg_scores",
     "paint_masks",
     "painting_order",
     "refine_pseudo_label",
-    "refine_with_runs",
     "sams_seed",
-    "sams_seed_runs",
     "seed_from_scores",
     "seeds_from_masks",
     "top_mask",

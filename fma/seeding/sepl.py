@@ -33,21 +33,24 @@ Opt-in deviations (off by default; not part of the published method):
   selected for class ``c`` (it stays in the pool and still counts as coverage).
 * ``method="majority"``: an order-independent assignment; see :func:`refine_pseudo_label`.
 
-Implementation: the (K, H, W) masks are bit-packed once (64 pixels per uint64 word) and
-``|M_k|`` comes from popcounts. For each present class, ``|M_k & P_c|`` for all K masks is one
-popcount over the word columns where the class has pixels, so the class loop only touches
-K-length vectors and (K, words of the class) blocks; every union (selected masks, coverage) is
-one OR-reduction over packed rows. Nothing loops over masks or pixels in Python. Peak extra
-memory is about K * H * W / 8 bytes plus one image-sized buffer per class. The tools use
-:mod:`fma.seeding.sepl_runs`, which gives the same labels from the masks' RLE runs without
-decoding them (memory O(runs + H * W)).
+Implementation: the masks are :class:`fma.io.masks.runs.MaskRuns` (decoded (K, H, W) masks
+are converted to runs first). Per present class ``c``, ``|M_k & P_c|`` for every mask is a
+difference of one int32 prefix sum of ``label == c`` at the run boundaries (O(runs), exact
+integers, :func:`fma.seeding.runs.count_in`); the selected region and the CAM fallback are
+unions of runs (:func:`fma.seeding.runs.cover`), and ``majority``'s "smallest covering mask
+wins" is a priority painting (:func:`fma.seeding.runs.max_rank`). Nothing loops over masks or
+pixels in Python; work and memory are O(runs + H x W) per class, the masks are never expanded
+to K x H x W.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any
 
 import numpy as np
+
+from fma.io.masks.runs import MaskRuns, runs_from_dense
+from fma.seeding.runs import column_major, count_in, cover, max_rank, row_major
 
 __all__ = [
     "COVER_THRESHOLD",
@@ -65,64 +68,6 @@ METHODS = (*PUBLISHED_METHODS, "majority")
 COVER_THRESHOLD = 0.85
 #: Area cap used by ``method="majority"`` when ``max_area_ratio`` is None.
 MAJORITY_MAX_AREA_RATIO = 2.0
-
-_POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-
-
-def _popcount_rows(words: np.ndarray) -> np.ndarray:
-    """Number of set bits per row of an (R, W) uint64 array, as (R,) int64."""
-    if hasattr(np, "bitwise_count"):  # numpy >= 2.0
-        return np.bitwise_count(words).sum(axis=-1, dtype=np.uint32).astype(np.int64)
-    return _POP8[words.view(np.uint8)].sum(axis=-1, dtype=np.int64)
-
-
-class _Bits(NamedTuple):
-    """(R, N) bool rows, bit-packed: pixels [0, N64) in uint64 words, the last N % 64 as bool.
-
-    Packing only the whole words avoids padding packed rows whose byte length is not a
-    multiple of 8, which costs several times more than the packing itself.
-    """
-
-    head: np.ndarray  # (R, N64 / 64) uint64, bit i of word j = pixel 64 j + i
-    tail: np.ndarray  # (R, N - N64) bool
-
-    @classmethod
-    def pack(cls, flat: np.ndarray) -> _Bits:
-        n64 = flat.shape[1] - flat.shape[1] % 64
-        head = np.packbits(flat[:, :n64], axis=1, bitorder="little").view(np.uint64)
-        return cls(head, flat[:, n64:])
-
-    def counts(self) -> np.ndarray:
-        """(R,) int64 set pixels per row."""
-        return _popcount_rows(self.head) + np.count_nonzero(self.tail, axis=1)
-
-    def union(self, select: np.ndarray) -> _Bits:
-        """OR of the selected rows, as a one-row :class:`_Bits`."""
-        if not select.any():
-            head = np.zeros((1, self.head.shape[1]), dtype=np.uint64)
-            return _Bits(head, np.zeros((1, self.tail.shape[1]), dtype=bool))
-        head = np.bitwise_or.reduce(self.head[select], axis=0, keepdims=True)
-        return _Bits(head, self.tail[select].any(axis=0, keepdims=True))
-
-    def unpack(self) -> np.ndarray:
-        """(R, N) bool."""
-        n64 = self.head.shape[1] * 64
-        bits = np.unpackbits(self.head.view(np.uint8), axis=1, count=n64, bitorder="little")
-        return np.concatenate([bits.view(bool), self.tail], axis=1)
-
-
-def _check_inputs(
-    label: np.ndarray, masks: np.ndarray, num_classes: int, ignore_index: int
-) -> tuple[np.ndarray, np.ndarray]:
-    masks = np.asarray(masks)
-    if masks.ndim != 3:
-        raise ValueError(f"masks must be a (K, H, W) array, got shape {masks.shape}")
-    label = check_label(label, masks.shape[1:], num_classes, ignore_index)
-    if masks.dtype != bool:
-        if not (np.issubdtype(masks.dtype, np.integer) or np.issubdtype(masks.dtype, np.floating)):
-            raise ValueError(f"masks must be bool (or 0/1 numbers), got dtype {masks.dtype}")
-        masks = masks != 0
-    return label, masks
 
 
 def check_label(
@@ -182,9 +127,21 @@ def class_counts(
     return counts, np.flatnonzero(counts[1:num_classes] > 0) + 1
 
 
+def _check_masks(masks: Any) -> np.ndarray:
+    """(K, H, W) masks as an array; raises ValueError for another rank or dtype."""
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be a (K, H, W) array, got shape {masks.shape}")
+    if masks.dtype != bool and not (
+        np.issubdtype(masks.dtype, np.integer) or np.issubdtype(masks.dtype, np.floating)
+    ):
+        raise ValueError(f"masks must be bool (or 0/1 numbers), got dtype {masks.dtype}")
+    return masks
+
+
 def refine_pseudo_label(
     label: np.ndarray,
-    masks: np.ndarray,
+    masks: MaskRuns | Any,
     num_classes: int,
     method: str = "max_iou_imp2",
     *,
@@ -217,7 +174,8 @@ def refine_pseudo_label(
     Args:
         label: (H, W) integer pseudo label, 0 = background, 1..num_classes-1 = classes,
             ``ignore_index`` = ignore (treated as no class).
-        masks: (K, H, W) bool SAM masks of the same image (K may be 0); 0/1 numbers accepted.
+        masks: the K SAM masks of the same image (K may be 0) as
+            :class:`~fma.io.masks.runs.MaskRuns`, or (K, H, W) bool (0/1 numbers accepted).
         num_classes: number of classes C including background (21 for VOC, 81 for COCO).
         method: ``max_iou_imp2`` (default, the official default), ``max_iou_imp``, ``max_iou``
             or ``majority``.
@@ -237,118 +195,78 @@ def refine_pseudo_label(
             classes nor ``ignore_index``.
     """
     check_options(method, max_area_ratio)
-    label, masks = _check_inputs(label, masks, num_classes, ignore_index)
-    h, w = label.shape
-    n = h * w
-    flat_label = label.reshape(-1)
-    counts, present = class_counts(flat_label, num_classes, ignore_index)
-    out = np.zeros(n, dtype=np.uint8)
+    runs = masks if isinstance(masks, MaskRuns) else runs_from_dense(_check_masks(masks))
+    label = check_label(label, runs.shape, num_classes, ignore_index)
+    flat = column_major(label)
+    counts, present = class_counts(flat, num_classes, ignore_index)
+    out = np.zeros(flat.shape[0], dtype=np.uint8)
     if present.size:
-        bits = _Bits.pack(masks.reshape(masks.shape[0], n))
-        classes = _Bits.pack(flat_label[None, :] == present[:, None])
-        size = counts[present].astype(np.int64)  # (C',) |P_c|
+        size = counts[present].astype(np.int64)
         if method == "majority":
             ratio = MAJORITY_MAX_AREA_RATIO if max_area_ratio is None else max_area_ratio
-            _majority(out, bits, classes, size, present, ratio)
+            _majority(out, flat, runs, size, present, ratio)
         else:
-            _published(out, bits, classes, size, present, method, max_area_ratio)
+            _published(out, flat, runs, size, present, method, max_area_ratio)
     if keep_ignore and counts[ignore_index]:
-        # An ignore pixel can only receive a class through a selected mask (the CAM fallback
-        # covers class pixels only), so "still 0" means "no selected mask covers it".
-        out[(flat_label == ignore_index) & (out == 0)] = ignore_index
-    return out.reshape(h, w)
-
-
-class _ClassView(NamedTuple):
-    """The mask bits restricted to the words where one class has pixels."""
-
-    inter: np.ndarray  # (K,) int64 |M_k & P_c|
-    words: np.ndarray  # (Wc,) int64 indices of the class's nonzero head words
-    head: np.ndarray  # (K, Wc) uint64 mask words there
-    tail: np.ndarray  # (K, N % 64) bool mask tail pixels
-
-
-def _class_view(bits: _Bits, classes: _Bits, j: int) -> _ClassView:
-    """|M_k & P_c| for all masks, touching only the words where class j has pixels."""
-    cls_head = classes.head[j]
-    words = np.flatnonzero(cls_head)
-    head = bits.head[:, words]
-    inter = _popcount_rows(head & cls_head[words])
-    inter += np.count_nonzero(bits.tail & classes.tail[j], axis=1)
-    return _ClassView(inter, words, head, bits.tail)
-
-
-def _uncovered(view: _ClassView, classes: _Bits, j: int, pool: np.ndarray) -> _Bits:
-    """Pixels of class j that no mask in ``pool`` covers (the CAM fallback), one row."""
-    cls_head = classes.head[j]
-    head = np.zeros((1, cls_head.shape[0]), dtype=np.uint64)
-    tail = classes.tail[j : j + 1].copy()
-    if pool.any():
-        head[0, view.words] = cls_head[view.words] & ~np.bitwise_or.reduce(view.head[pool], 0)
-        tail &= ~view.tail[pool].any(axis=0, keepdims=True)
-    else:
-        head[0, view.words] = cls_head[view.words]
-    return _Bits(head, tail)
+        out[(flat == ignore_index) & (out == 0)] = ignore_index
+    return row_major(out, runs.shape)
 
 
 def _published(
     out: np.ndarray,
-    bits: _Bits,
-    classes: _Bits,
+    flat: np.ndarray,
+    runs: MaskRuns,
     size: np.ndarray,
     present: np.ndarray,
     method: str,
     max_area_ratio: float | None,
 ) -> None:
-    """The ascending class loop of the official mergers, on packed masks; paints ``out``."""
-    area = bits.counts()  # (K,) |M_k|
-    used = np.zeros(area.shape[0], dtype=bool)
+    """The ascending class loop of the official mergers on runs; paints ``out`` (column-major)."""
+    area = runs.areas
+    used = np.zeros(len(runs), dtype=bool)
     for j, c in enumerate(present.tolist()):
-        avail = ~used
-        view = _class_view(bits, classes, j)
-        sel = (2 * view.inter - area) > 0
+        inside = flat == c
+        inter = count_in(runs, inside)
+        sel = (2 * inter - area) > 0
         if method == "max_iou_imp2":
-            sel |= (view.inter / size[j]) >= COVER_THRESHOLD  # float64 division, as official
+            sel |= (inter / size[j]) >= COVER_THRESHOLD  # float64 division, as official
         if max_area_ratio is not None:
             sel &= area <= max_area_ratio * size[j]
-        sel &= avail
-        region = bits.union(sel).unpack()[0]
+        sel &= ~used
+        region = cover(runs, sel)
         if method != "max_iou":
-            region |= _uncovered(view, classes, j, avail).unpack()[0]
+            region |= inside & ~cover(runs, ~used)
         used |= sel
         np.putmask(out, region, c)
 
 
 def _majority(
     out: np.ndarray,
-    bits: _Bits,
-    classes: _Bits,
+    flat: np.ndarray,
+    runs: MaskRuns,
     size: np.ndarray,
     present: np.ndarray,
     max_area_ratio: float,
 ) -> None:
     """Order-independent assignment (see :func:`refine_pseudo_label`); paints ``out``."""
-    area = bits.counts()
-    k = area.shape[0]
-    inter = np.zeros((k, present.size), dtype=np.int64)
-    everything = np.ones(k, dtype=bool)
+    area = runs.areas
+    inter = np.zeros((len(runs), present.size), dtype=np.int64)
+    uncovered = ~cover(runs)
     for j, c in enumerate(present.tolist()):
-        view = _class_view(bits, classes, j)
-        inter[:, j] = view.inter
-        # CAM fallback: class pixels that no mask at all covers.
-        np.putmask(out, _uncovered(view, classes, j, everything).unpack()[0], c)
-    chosen_masks = majority_choice(inter, area, size, present, max_area_ratio)
-    if chosen_masks is None:
+        inside = flat == c
+        inter[:, j] = count_in(runs, inside)
+        np.putmask(out, inside & uncovered, c)  # CAM fallback: no mask at all covers it
+    chosen = majority_choice(inter, area, size, present, max_area_ratio)
+    if chosen is None:
         return
-    # Rank 1..S in painting order (0 = uncovered), winner = max rank per pixel.
-    idx, cls = chosen_masks
-    rank_dtype = np.uint8 if idx.size < 256 else np.uint16
-    ranks = np.arange(1, idx.size + 1, dtype=rank_dtype)[:, None]
-    chosen = _Bits(bits.head[idx], bits.tail[idx]).unpack()  # (S, N) bool
-    winner = (chosen.view(np.uint8).astype(rank_dtype, copy=False) * ranks).max(axis=0)
+    idx, cls = chosen
+    # Rank 1..S in painting order, winner = the highest rank covering a pixel.
+    rank = np.zeros(len(runs), dtype=np.int64)
+    rank[idx] = np.arange(1, idx.size + 1)
+    winner = max_rank(runs, rank)
+    by_rank = np.concatenate([[0], cls]).astype(np.uint8)
     hit = winner > 0
-    lut = np.concatenate([[0], cls]).astype(np.uint8)
-    out[hit] = lut[winner[hit]]
+    out[hit] = by_rank[winner[hit]]
 
 
 def majority_choice(

@@ -30,6 +30,7 @@ from fma.io.cams import (
 )
 from fma.io.label_maps import write_label_map
 from fma.io.masks.records import encode_rle, make_record, save_sam_masks
+from fma.seeding.sams_options import SamsOptions
 from fma.stage import StageFailedError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -131,7 +132,9 @@ def test_run_seeding_refuses_stretched_cams_and_seeds_the_rest(tmp_path):
     cams["stretched_no_size"] = ((4, 12), False)  # checked against the masks' size
     cam_dir, mask_dir = _inputs(tmp_path, cams)
     out = tmp_path / "seeds"
-    rep = run_seeding(cam_dir, mask_dir, out, dataset="voc12", gamma=1.0, progress=False)
+    rep = run_seeding(
+        cam_dir, mask_dir, out, dataset="voc12", options=SamsOptions(gamma=1.0), progress=False
+    )
     assert sorted(rep.failed) == ["stretched", "stretched_no_size"]
     assert len(rep.done) == 16
     msg = rep.failed["stretched"]

@@ -1,7 +1,7 @@
 """Memory of the run-based SEPL and SAMS: a 4000x3000 image with 1,200 masks under an RLIMIT_AS cap.
 
-Decoding these masks densely would take 1,200 x 12 MB = 14 GB (and the packed SEPL path still
-1.8 GB); from runs, SEPL needs a few bytes per pixel. Each check runs in a subprocess whose
+Decoding these masks densely would take 1,200 x 12 MB = 14 GB; from runs, SEPL needs a few bytes
+per pixel. Each check runs in a subprocess whose
 address space is capped with ``resource.RLIMIT_AS``.
 """
 
@@ -33,8 +33,8 @@ folder, what = sys.argv[1], sys.argv[3]
 label = read_label_map(folder + "/big.png")
 if what == "sepl_runs":
     from fma.io.masks.runs import load_mask_runs
-    from fma.seeding.sepl_runs import refine_with_runs
-    out = refine_with_runs(label, load_mask_runs(folder + "/big.json.gz"), 21)
+    from fma.seeding.sepl import refine_pseudo_label
+    out = refine_pseudo_label(label, load_mask_runs(folder + "/big.json.gz"), 21)
 elif what == "sepl_dense":
     from fma.io.masks.records import load_sam_masks
     from fma.seeding.sepl import refine_pseudo_label
@@ -42,11 +42,10 @@ elif what == "sepl_dense":
 else:
     from fma.io.cams import CamRecord
     from fma.io.masks.runs import load_mask_runs
-    from fma.seeding.sams import SamsOptions
-    from fma.seeding.sams_runs import sams_seed_runs
+    from fma.seeding import SamsOptions, sams_seed
     rng = np.random.default_rng(0)
     cam = CamRecord(rng.random((2, 188, 250)).astype(np.float16), np.array([3, 7]), (3000, 4000))
-    out = sams_seed_runs(cam, load_mask_runs(folder + "/big.json.gz"), SamsOptions(gamma=0.7)).seed
+    out = sams_seed(cam, load_mask_runs(folder + "/big.json.gz"), SamsOptions(gamma=0.7)).seed
 np.save(folder + "/out_" + what + ".npy", out)
 """
 
@@ -129,7 +128,7 @@ def test_sepl_on_runs_refines_a_large_image_under_a_memory_cap(big_image):
     out = np.load(folder / "out_sepl_runs.npy")
     assert out.shape == (H, W) and set(np.unique(out).tolist()) <= {0, 3, 7}
     assert np.array_equal(out, _rectangle_sepl(label, rects))
-    # The dense path needs the K x H x W masks and fails under the same cap (MemoryError from
+    # Decoded masks need K x H x W bytes and fail under the same cap (MemoryError from
     # numpy, or a crash of pycocotools' decoder when its allocation fails).
     dense = _child(folder, 768, "sepl_dense")
     assert dense.returncode != 0

@@ -1,9 +1,9 @@
-"""Run-based SEPL and SAMS against the previous implementation on the real mini-VOC images.
+"""SEPL and SAMS (on runs) against the dense oracles on the real mini-VOC images.
 
-The previous implementation decodes every mask file into a dense (K, H, W) stack
-(``load_sam_masks``) and runs the packed SEPL (``refine_pseudo_label``) or the dense SAMS
-(``sams_seed``); the new one reads the same files straight into runs (``load_runs_any``) and
-runs ``refine_with_runs`` / ``sams_seed_runs``. Both must give equal label maps on:
+The oracles (``oracle_seeding``) decode every mask file into a dense (K, H, W) stack
+(``load_sam_masks``) and run ``sepl_dense`` / ``sams_record_dense``; fma reads the same files
+straight into runs (``load_runs_any``) and runs ``refine_pseudo_label`` / ``sams_seed``. Both
+must give equal label maps on:
 
 * oracle masks (4-connected components of the ground-truth class regions) of all 330 train
   images, written as fma ``.json.gz`` (version 1) and ``.npz`` (version 2) files; the dense
@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from oracle_masks import cam_from_label, oracle_component_masks
+from oracle_seeding import sams_record_dense, sepl_dense
 
 from fma.apis.evaluate import evaluate_dataset_split
 from fma.apis.refine import refine_label_dir
@@ -36,10 +37,7 @@ from fma.io.masks.records import (
     save_sam_masks,
 )
 from fma.io.masks.runs import load_runs_any
-from fma.seeding.sams import SamsOptions, sams_seed
-from fma.seeding.sams_runs import sams_seed_runs
-from fma.seeding.sepl import refine_pseudo_label
-from fma.seeding.sepl_runs import refine_with_runs
+from fma.seeding import SamsOptions, refine_pseudo_label, sams_seed
 
 pytestmark = pytest.mark.realdata
 
@@ -93,7 +91,7 @@ def superpixel_masks(voc_mini, voc_train, tmp_path_factory) -> tuple[Path, Path,
 
 
 def _compare(voc_mini: Path, layout: DatasetLayout, v1: Path, v2: Path, ids: list[str]) -> int:
-    """Compare both implementations on every image (dense: version-1 files, runs: version-2
+    """Compare fma with the oracles on every image (oracles: version-1 files, fma: version-2
     files); returns the mean mask count."""
     rng = np.random.default_rng(0)
     opts = SamsOptions(gamma=0.7)
@@ -109,14 +107,14 @@ def _compare(voc_mini: Path, layout: DatasetLayout, v1: Path, v2: Path, ids: lis
         counts.append(len(dense))
         assert np.array_equal(runs.dense(), dense.masks), image_id
         for method in ("max_iou_imp2", "majority"):
-            want = refine_pseudo_label(label, dense.masks, 21, method)
-            got = refine_with_runs(label, runs, 21, method)
+            want = sepl_dense(label, dense.masks, 21, method)
+            got = refine_pseudo_label(label, runs, 21, method)
             assert np.array_equal(got, want), (image_id, method)
         fg = [c for c in np.unique(gt).tolist() if c not in (0, 255)]
         cam = CamRecord(cam_from_label(label, fg, rng).astype(np.float16), np.array(fg, int),
                         ori_size=label.shape)  # fmt: skip
-        assert np.array_equal(sams_seed_runs(cam, runs, opts).seed,
-                              sams_seed(cam, dense, opts).seed), image_id  # fmt: skip
+        assert np.array_equal(sams_seed(cam, runs, opts).seed,
+                              sams_record_dense(cam, dense, opts).seed), image_id  # fmt: skip
     return int(np.mean(counts))
 
 

@@ -1,4 +1,8 @@
-"""SAMS seeding (method-fma 9.1): hand-built cases and a per-mask-loop reference."""
+"""SAMS seeding (method-fma 9.1): hand-built cases and a per-mask-loop reference.
+
+Every test runs on fma (runs, ``fma.seeding.sams``) and on the dense oracle
+``oracle_seeding.sams_dense``.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from oracle_seeding import dense_scores, sams_dense, sams_record_dense
 
 from fma.io.cams import CamRecord
 from fma.io.masks.records import SamMasks
-from fma.io.masks.runs import runs_from_dense, runs_from_sam_masks
+from fma.io.masks.runs import runs_from_dense
 from fma.seeding import (
     SamsOptions,
-    index_masks,
     mask_fg_scores,
     paint_masks,
     painting_order,
@@ -23,37 +27,36 @@ from fma.seeding import (
     top_mask,
     upsample_cam,
 )
-from fma.seeding.sams import check_cam
-from fma.seeding.sams_runs import (
-    mask_fg_scores_runs,
-    paint_runs,
-    sams_seed_runs,
-    seed_from_scores_runs,
-    top_mask_runs,
-)
+from fma.seeding import sams_seed as fma_sams_seed
 
 EPS = 1e-7
 
 
-def _seeds_via_runs(masks, cam, fg_cls, *, levels=None, **options):
-    """``seeds_from_masks`` through the run-based path (masks converted to runs first)."""
-    opts = SamsOptions(**options)
-    runs = runs_from_dense(np.asarray(masks), levels=levels)
-    c, fg = check_cam(cam, fg_cls, opts)
-    score = mask_fg_scores_runs(c, runs, norm_first=opts.norm_first, gather=opts.gather)
-    return seed_from_scores_runs(runs, score, fg, opts)
+def seeds(masks, cam, fg_cls, *, levels=None, **options):
+    """fma's ``seeds_from_masks`` with the options as keywords."""
+    return seeds_from_masks(masks, cam, fg_cls, SamsOptions(**options), levels=levels)
 
 
-def _sams_seed_via_runs(cam, masks, options):
-    return sams_seed_runs(cam, runs_from_sam_masks(masks), options)
+def scores(cam, masks, **options):
+    """fma's steps 1-4 on (K, H, W) masks."""
+    return mask_fg_scores(cam, runs_from_dense(masks), SamsOptions(gamma=1.0, **options))
 
 
-@pytest.fixture(autouse=True, params=["dense", "runs"])
+def _oracle_seeds(masks, cam, fg_cls, *, levels=None, **options):
+    return sams_dense(masks, cam, fg_cls, SamsOptions(**options), levels=levels)
+
+
+def _oracle_scores(cam, masks, **options):
+    return dense_scores(cam, masks, SamsOptions(gamma=1.0, **options))
+
+
+@pytest.fixture(autouse=True, params=["runs", "oracle"])
 def implementation(request, monkeypatch):
-    """Every test runs on the dense masks and on their runs (fma.seeding.sams_runs)."""
-    if request.param == "runs":
-        monkeypatch.setitem(globals(), "seeds_from_masks", _seeds_via_runs)
-        monkeypatch.setitem(globals(), "sams_seed", _sams_seed_via_runs)
+    """Every test runs on fma (runs) and on the dense oracle."""
+    if request.param == "oracle":
+        monkeypatch.setitem(globals(), "seeds", _oracle_seeds)
+        monkeypatch.setitem(globals(), "scores", _oracle_scores)
+        monkeypatch.setitem(globals(), "sams_seed", sams_record_dense)
     return request.param
 
 
@@ -159,7 +162,7 @@ def hand_case():
 
 def test_hand_case_levels_win_over_confidence():
     masks, cam, fg, levels = hand_case()
-    res = seeds_from_masks(masks, cam, fg, levels=levels, gamma=1.0)
+    res = seeds(masks, cam, fg, levels=levels, gamma=1.0)
     # Normalised scores (c3, c7): A (1, 0), B (0, 1), C (0, 0), D (2/3, 1/3), E (0, 1).
     np.testing.assert_allclose(
         res.fg_score, [[1, 0], [0, 1], [0, 0], [2 / 3, 1 / 3], [0, 1]], atol=1e-6
@@ -176,8 +179,8 @@ def test_hand_case_levels_win_over_confidence():
 
 def test_hand_case_thresh_background():
     masks, cam, fg, levels = hand_case()
-    lo = seeds_from_masks(masks, cam, fg, levels=levels, bg_method="thresh", bg_thresh=0.6)
-    hi = seeds_from_masks(masks, cam, fg, levels=levels, bg_method="thresh", bg_thresh=0.7)
+    lo = seeds(masks, cam, fg, levels=levels, bg_method="thresh", bg_thresh=0.6)
+    hi = seeds(masks, cam, fg, levels=levels, bg_method="thresh", bg_thresh=0.7)
     assert lo.labels.tolist() == [3, 7, 0, 3, 7]  # D: 2/3 > 0.6
     assert hi.labels.tolist() == [3, 7, 0, 0, 7]  # D: 2/3 < 0.7
     # D (bg for 0.7) is overwritten everywhere by level-2 masks: the seeds agree.
@@ -186,9 +189,7 @@ def test_hand_case_thresh_background():
 
 def test_hand_case_level_smaller_lets_small_parts_win():
     masks, cam, fg, levels = hand_case()
-    res = seeds_from_masks(
-        masks, cam, fg, levels=levels, gamma=1.0, priority=("level_smaller", "conf_bigger")
-    )
+    res = seeds(masks, cam, fg, levels=levels, gamma=1.0, priority=("level_smaller", "conf_bigger"))
     # Now D (level 1, label 3) is painted after the wholes, E (level 0, label 7) last.
     assert res.seed.tolist() == [[3, 3, 3, 3, 7, 0, 0]] * 2
 
@@ -201,11 +202,11 @@ def test_equal_keys_later_mask_in_file_order_wins():
     cam[1, 0, 3] = 1.0
     a = np.array([[1, 1, 1, 0]], bool)
     b = np.array([[0, 1, 1, 1]], bool)
-    res_ab = seeds_from_masks(np.stack([a, b]), cam, [3, 7], levels=[2, 2], gamma=1.0)
+    res_ab = seeds(np.stack([a, b]), cam, [3, 7], levels=[2, 2], gamma=1.0)
     assert res_ab.conf[0] == res_ab.conf[1]
     assert res_ab.labels.tolist() == [3, 7]
     assert res_ab.seed.tolist() == [[3, 7, 7, 7]]  # B is later in the file
-    res_ba = seeds_from_masks(np.stack([b, a]), cam, [3, 7], levels=[2, 2], gamma=1.0)
+    res_ba = seeds(np.stack([b, a]), cam, [3, 7], levels=[2, 2], gamma=1.0)
     assert res_ba.seed.tolist() == [[3, 3, 3, 7]]  # now A is later
 
 
@@ -217,7 +218,7 @@ def test_higher_confidence_wins_at_equal_level():
     masks = np.zeros((4, 1, 5), bool)
     for k, name in enumerate("XYZW"):
         masks[k, 0, cols[name]] = True
-    res = seeds_from_masks(masks, cam, [5, 7], levels=[1, 1, 1, 1], gamma=2.0)
+    res = seeds(masks, cam, [5, 7], levels=[1, 1, 1, 1], gamma=2.0)
     # Scores (c5, c7): X (1, 0), Y (1/4, 1/2), Z (0, 0), W (0, 1); Y's background is 1/4.
     assert res.labels.tolist() == [5, 7, 0, 7]
     np.testing.assert_allclose(res.conf, [1, 0.5, 1, 1], atol=1e-6)
@@ -228,7 +229,7 @@ def test_higher_confidence_wins_at_equal_level():
 
 
 def test_no_masks_gives_background():
-    res = seeds_from_masks(np.zeros((0, 5, 6), bool), np.ones((1, 2, 2), np.float32), [4], gamma=1)
+    res = seeds(np.zeros((0, 5, 6), bool), np.ones((1, 2, 2), np.float32), [4], gamma=1)
     assert res.seed.shape == (5, 6) and res.seed.dtype == np.uint8
     assert not res.seed.any()
     assert res.labels.shape == (0,) and res.order.shape == (0,)
@@ -239,7 +240,7 @@ def test_single_mask_is_background():
     cam = np.full((2, 3, 3), 9.0, np.float32)
     masks = np.zeros((1, 3, 3), bool)
     masks[0, :2] = True
-    res = seeds_from_masks(masks, cam, [1, 2], levels=[2], gamma=0.7)
+    res = seeds(masks, cam, [1, 2], levels=[2], gamma=0.7)
     assert res.labels.tolist() == [0]
     assert not res.seed.any()
 
@@ -248,7 +249,7 @@ def test_class_without_positive_score_never_wins():
     rng = np.random.default_rng(3)
     masks, cam, _, levels = random_case(rng, 12, 20, 30, 2)
     cam[1] = -np.abs(cam[1]) - 0.1  # class 9: no positive CAM anywhere
-    res = seeds_from_masks(masks, cam, [4, 9], levels=levels, gamma=0.5)
+    res = seeds(masks, cam, [4, 9], levels=levels, gamma=0.5)
     assert np.all(res.fg_score[:, 1] == 0)
     assert 9 not in res.labels and 9 not in np.unique(res.seed)
     assert 4 in res.labels
@@ -256,7 +257,7 @@ def test_class_without_positive_score_never_wins():
 
 def test_no_classes_gives_background():
     masks = np.ones((2, 4, 4), bool)
-    res = seeds_from_masks(masks, np.zeros((0, 2, 2), np.float32), [], levels=[0, 1], gamma=1)
+    res = seeds(masks, np.zeros((0, 2, 2), np.float32), [], levels=[0, 1], gamma=1)
     assert not res.seed.any() and res.labels.tolist() == [0, 0]
 
 
@@ -270,7 +271,7 @@ def test_patch_resolution_cam_is_upsampled_to_mask_size():
     masks[0, :, :250] = True
     masks[1, :, 250:] = True
     masks[2, 100:120, 240:260] = True  # a small part across the middle, level 1
-    res = seeds_from_masks(masks, cam, [3, 9], levels=[2, 2, 1], gamma=1.0)
+    res = seeds(masks, cam, [3, 9], levels=[2, 2, 1], gamma=1.0)
     assert res.seed.shape == (H, W)
     assert res.labels[:2].tolist() == [3, 9]
     expected = np.zeros((H, W), np.uint8)
@@ -315,7 +316,7 @@ def test_matches_per_mask_loop_reference(setting):
     rng = np.random.default_rng(sum(map(ord, repr(setting))))
     for K, P in itertools.product((1, 5, 40), (1, 3)):
         masks, cam, fg, levels = random_case(rng, K, 31, 45, P)
-        res = seeds_from_masks(masks, cam, fg, levels=levels, **setting)
+        res = seeds(masks, cam, fg, levels=levels, **setting)
         ref_seed, ref_labels, ref_conf = reference_sams(masks, cam, fg, levels, **setting)
         np.testing.assert_array_equal(res.seed, ref_seed)
         np.testing.assert_array_equal(res.labels, ref_labels)
@@ -329,12 +330,12 @@ def test_background_channel_methods_match_reference(bg_method):
     rng = np.random.default_rng(7)
     masks, cam, fg, levels = random_case(rng, 30, 25, 33, 3, bg_channel=True)
     extra = {"alpha": 0.5} if bg_method == "alpha_bg" else {}
-    res = seeds_from_masks(masks, cam, fg, levels=levels, bg_method=bg_method, **extra)
+    res = seeds(masks, cam, fg, levels=levels, bg_method=bg_method, **extra)
     ref_seed, ref_labels, _ = reference_sams(masks, cam, fg, levels, bg_method=bg_method, **extra)
     np.testing.assert_array_equal(res.seed, ref_seed)
     np.testing.assert_array_equal(res.labels, ref_labels)
     with pytest.raises(ValueError, match="background channel first"):
-        seeds_from_masks(masks, cam[1:], fg, levels=levels, bg_method=bg_method, **extra)
+        seeds(masks, cam[1:], fg, levels=levels, bg_method=bg_method, **extra)
 
 
 def test_pixel_min_max_cancels_for_mean_but_not_for_sum():
@@ -346,14 +347,13 @@ def test_pixel_min_max_cancels_for_mean_but_not_for_sum():
     masks[0, :, :2] = True  # areas 12, 18, 6: sum pooling weights the shift by the area
     masks[1, :3, 2:] = True
     masks[2, 3:4, 2:] = True
-    index = index_masks(masks)
     positive = rng.uniform(0.2, 1.0, (2, 6, 8)).astype(np.float32)  # min > 0: no pixel <= 0
     signed = positive - 0.5
     for cam in (positive, signed):
         clip_only = _min_max_rows(_pool(masks, np.maximum(cam, 0), "mean"))
-        got = mask_fg_scores(cam, index, norm_first=True, gather="mean")
+        got = scores(cam, masks, norm_first=True, gather="mean")
         np.testing.assert_allclose(got, clip_only, atol=1e-5)
-    sums = [mask_fg_scores(c, index, norm_first=True, gather="sum") for c in (positive, signed)]
+    sums = [scores(c, masks, norm_first=True, gather="sum") for c in (positive, signed)]
     np.testing.assert_allclose(
         sums[1], _min_max_rows(_pool(masks, np.maximum(signed, 0), "sum")), atol=1e-5
     )
@@ -379,8 +379,10 @@ def test_record_api_matches_array_api():
     )  # fmt: skip
     opts = SamsOptions(gamma=0.6)
     res = sams_seed(rec, sam, opts)
-    ref = seeds_from_masks(masks, cam.astype(np.float16), fg, levels=levels, gamma=0.6)
+    ref = seeds(masks, cam.astype(np.float16), fg, levels=levels, gamma=0.6)
     np.testing.assert_array_equal(res.seed, ref.seed)
+    runs = runs_from_dense(masks, levels=levels)
+    np.testing.assert_array_equal(fma_sams_seed(rec, runs, opts).seed, ref.seed)
     bad = CamRecord(cam=cam, fg_cls=fg, ori_size=(40, 24))
     with pytest.raises(ValueError, match="different images"):
         sams_seed(bad, sam, opts)
@@ -404,19 +406,16 @@ def test_top_mask_and_paint():
     masks[0, :, :2] = True
     masks[1, 0, :] = True
     masks[2, 1, 1] = True
-    index = index_masks(torch.from_numpy(masks))
-    assert index.areas.tolist() == [4, 3, 1]
-    order = np.array([1, 0, 2])
-    assert top_mask(index, order).tolist() == [[0, 0, 1], [0, 2, -1]]
-    labels = np.array([4, 6, 8], np.uint8)
-    assert paint_masks(index, labels, order).tolist() == [[4, 4, 6], [4, 8, 0]]
-    with pytest.raises(ValueError, match="permutation"):
-        paint_masks(index, labels, np.array([0, 0, 1]))
     runs = runs_from_dense(masks)
-    assert top_mask_runs(runs, order).tolist() == [[0, 0, 1], [0, 2, -1]]
-    assert paint_runs(runs, labels, order).tolist() == [[4, 4, 6], [4, 8, 0]]
+    assert runs.areas.tolist() == [4, 3, 1]
+    order = np.array([1, 0, 2])
+    labels = np.array([4, 6, 8], np.uint8)
+    assert top_mask(runs, order).tolist() == [[0, 0, 1], [0, 2, -1]]
+    assert paint_masks(runs, labels, order).tolist() == [[4, 4, 6], [4, 8, 0]]
     with pytest.raises(ValueError, match="permutation"):
-        paint_runs(runs, labels, np.array([0, 0, 1]))
+        paint_masks(runs, labels, np.array([0, 0, 1]))
+    with pytest.raises(ValueError, match="labels for"):
+        paint_masks(runs, labels[:2], order)
 
 
 @pytest.mark.parametrize(
@@ -444,41 +443,34 @@ def test_invalid_inputs_raise_clear_errors():
     masks = np.ones((2, 4, 4), bool)
     cam = np.ones((2, 2, 2), np.float32)
     with pytest.raises(ValueError, match="expected \\(2, h, w\\)"):
-        seeds_from_masks(masks, cam[:1], [1, 2], gamma=1)
+        seeds(masks, cam[:1], [1, 2], gamma=1)
     with pytest.raises(ValueError, match="dataset class ids 1..254"):
-        seeds_from_masks(masks, cam, [0, 2], gamma=1)
+        seeds(masks, cam, [0, 2], gamma=1)
     with pytest.raises(ValueError, match="dataset class ids 1..254"):
-        seeds_from_masks(masks, cam, [1, 255], gamma=1)
+        seeds(masks, cam, [1, 255], gamma=1)
     with pytest.raises(ValueError, match="masks must be"):
-        seeds_from_masks(masks[0], cam, [1, 2], gamma=1)
+        seeds(masks[0], cam, [1, 2], gamma=1)
     with pytest.raises(ValueError, match="levels for"):
-        seeds_from_masks(masks, cam, [1, 2], levels=[1, 2, 3], gamma=1)
+        seeds(masks, cam, [1, 2], levels=[1, 2, 3], gamma=1)
     opts = SamsOptions(gamma=1.0, priority="area_smaller")
     assert opts.priority == ("area_smaller",)
     assert opts.to_dict()["priority"] == ["area_smaller"]
 
 
 def test_one_entry_point_for_arrays_and_one_for_records():
-    from fma.io.cams import CamRecord
-    from fma.io.masks.records import SamMasks
-    from fma.io.masks.runs import runs_from_dense
-    from fma.seeding.sams import SamsOptions, sams_seed, seeds_from_masks
-
     rng = np.random.default_rng(3)
     masks = rng.random((5, 12, 10)) > 0.6
     cam = rng.random((2, 3, 3)).astype(np.float32)
     levels = np.array([0, 1, 2, 2, 1])
     opts = SamsOptions(gamma=0.7)
-    by_kw = seeds_from_masks(masks, cam, [3, 9], levels=levels, gamma=0.7)
-    by_opts = seeds_from_masks(masks, cam, [3, 9], opts, levels=levels)
-    np.testing.assert_array_equal(by_kw.seed, by_opts.seed)
-    with pytest.raises(ValueError, match="not both"):
-        seeds_from_masks(masks, cam, [3, 9], opts, levels=levels, gamma=0.5)
+    by_arrays = seeds_from_masks(torch.from_numpy(masks), cam, [3, 9], opts, levels=levels)
+    by_kw = seeds(masks, cam, [3, 9], levels=levels, gamma=0.7)
+    np.testing.assert_array_equal(by_arrays.seed, by_kw.seed)
     record = CamRecord(cam=cam, fg_cls=np.array([3, 9]), ori_size=(12, 10))
     k = len(masks)
     dense = SamMasks(masks=masks, levels=levels.astype(np.int8),
                      predicted_iou=np.ones(k, np.float32), stability_score=np.ones(k, np.float32),
                      areas=masks.sum((1, 2)))  # fmt: skip
     runs = runs_from_dense(masks, levels=levels)
-    np.testing.assert_array_equal(sams_seed(record, dense, opts).seed, by_kw.seed)
-    np.testing.assert_array_equal(sams_seed(record, runs, opts).seed, by_kw.seed)
+    np.testing.assert_array_equal(sams_seed(record, dense, opts).seed, by_arrays.seed)
+    np.testing.assert_array_equal(fma_sams_seed(record, runs, opts).seed, by_arrays.seed)

@@ -65,7 +65,9 @@ def expected_seed(cam_dir, mask_dir, image_id, **opts):
 def test_run_seeding_writes_palette_pngs_and_manifest(tmp_path):
     cam_dir, mask_dir = make_inputs(tmp_path)
     out = tmp_path / "seeds"
-    rep = run_seeding(cam_dir, mask_dir, out, dataset="voc12", gamma=0.6, progress=False)
+    rep = run_seeding(
+        cam_dir, mask_dir, out, dataset="voc12", options=SamsOptions(gamma=0.6), progress=False
+    )
     assert rep.ok and sorted(rep.done) == IDS
     for image_id in IDS:
         with Image.open(out / f"{image_id}.png") as img:
@@ -86,12 +88,22 @@ def test_run_seeding_writes_palette_pngs_and_manifest(tmp_path):
 def test_run_seeding_resumes_and_workers_agree(tmp_path):
     cam_dir, mask_dir = make_inputs(tmp_path)
     out0, out2 = tmp_path / "s0", tmp_path / "s2"
-    run_seeding(cam_dir, mask_dir, out0, dataset="voc12", gamma=1.0, progress=False)
+    run_seeding(
+        cam_dir, mask_dir, out0, dataset="voc12", options=SamsOptions(gamma=1.0), progress=False
+    )
     (out0 / f"{IDS[1]}.png").unlink()
-    rep = run_seeding(cam_dir, mask_dir, out0, dataset="voc12", gamma=1.0, progress=False)
+    rep = run_seeding(
+        cam_dir, mask_dir, out0, dataset="voc12", options=SamsOptions(gamma=1.0), progress=False
+    )
     assert rep.done == [IDS[1]] and sorted(rep.skipped) == [IDS[0], IDS[2]]
     rep2 = run_seeding(
-        cam_dir, mask_dir, out2, dataset="voc12", gamma=1.0, workers=2, progress=False
+        cam_dir,
+        mask_dir,
+        out2,
+        dataset="voc12",
+        options=SamsOptions(gamma=1.0),
+        workers=2,
+        progress=False,
     )
     assert rep2.ok and sorted(rep2.done) == IDS
     for image_id in IDS:
@@ -115,8 +127,8 @@ def test_plain_json_and_mixed_mask_folders_give_the_same_seeds(tmp_path):
     outs = {}
     for name, mask_dir in (("gz", gz_dir), ("plain", json_dir), ("mixed", mixed_dir)):
         outs[name] = tmp_path / f"seeds_{name}"
-        rep = run_seeding(cam_dir, mask_dir, outs[name], dataset="voc12", gamma=0.6,
-                          progress=False)  # fmt: skip
+        rep = run_seeding(cam_dir, mask_dir, outs[name], dataset="voc12",
+                          options=SamsOptions(gamma=0.6), progress=False)  # fmt: skip
         assert rep.ok and sorted(rep.done) == IDS
     for image_id in IDS:
         ref = (outs["gz"] / f"{image_id}.png").read_bytes()
@@ -127,9 +139,13 @@ def test_plain_json_and_mixed_mask_folders_give_the_same_seeds(tmp_path):
 def test_run_seeding_refuses_other_settings_in_same_folder(tmp_path):
     cam_dir, mask_dir = make_inputs(tmp_path)
     out = tmp_path / "seeds"
-    run_seeding(cam_dir, mask_dir, out, dataset="voc12", gamma=0.6, progress=False)
+    run_seeding(
+        cam_dir, mask_dir, out, dataset="voc12", options=SamsOptions(gamma=0.6), progress=False
+    )
     with pytest.raises(ValueError, match="gamma"):
-        run_seeding(cam_dir, mask_dir, out, dataset="voc12", gamma=0.7, progress=False)
+        run_seeding(
+            cam_dir, mask_dir, out, dataset="voc12", options=SamsOptions(gamma=0.7), progress=False
+        )
 
 
 def test_run_seeding_checks_inputs(tmp_path):
@@ -140,25 +156,46 @@ def test_run_seeding_checks_inputs(tmp_path):
         FileNotFoundError,
         match=rf"no mask \(\.npz, \.json\.gz or \.json\) file for 1 of 3 images \({IDS[2]}\)",
     ):
-        run_seeding(cam_dir, mask_dir, out, dataset="voc12", gamma=1.0, progress=False)
+        run_seeding(
+            cam_dir, mask_dir, out, dataset="voc12", options=SamsOptions(gamma=1.0), progress=False
+        )
     # only the listed ids
     rep = run_seeding(
-        cam_dir, mask_dir, out, dataset="voc12", gamma=1.0, image_ids=IDS[:2], progress=False
+        cam_dir,
+        mask_dir,
+        out,
+        dataset="voc12",
+        options=SamsOptions(gamma=1.0),
+        image_ids=IDS[:2],
+        progress=False,
     )
     assert sorted(rep.done) == IDS[:2]
     with pytest.raises(ManifestError, match="'dataset' is 'voc12', expected 'coco14'"):
-        run_seeding(cam_dir, mask_dir, tmp_path / "c", dataset="coco14", gamma=1, progress=False)
+        run_seeding(
+            cam_dir,
+            mask_dir,
+            tmp_path / "c",
+            dataset="coco14",
+            options=SamsOptions(gamma=1),
+            progress=False,
+        )
     with pytest.raises(ManifestError, match="'split' is 'train', expected 'val'"):
         run_seeding(
-            cam_dir, mask_dir, tmp_path / "v", dataset="voc12", split="val", gamma=1,
-            progress=False,
+            cam_dir, mask_dir, tmp_path / "v", dataset="voc12", split="val",
+            options=SamsOptions(gamma=1), progress=False,
         )  # fmt: skip
     with pytest.raises(ValueError, match="background channel"):
-        run_seeding(cam_dir, mask_dir, tmp_path / "n", dataset="voc12", bg_method="no_bg")
-    with pytest.raises(ValueError, match="needs gamma"):
-        run_seeding(cam_dir, mask_dir, tmp_path / "n", dataset="voc12")
+        run_seeding(
+            cam_dir,
+            mask_dir,
+            tmp_path / "n",
+            dataset="voc12",
+            options=SamsOptions(bg_method="no_bg"),
+        )
+    with pytest.raises(TypeError, match="options"):
+        run_seeding(cam_dir, mask_dir, tmp_path / "n", dataset="voc12")  # type: ignore[call-arg]
     with pytest.raises(FileNotFoundError, match="CAM folder not found"):
-        run_seeding(tmp_path / "none", mask_dir, out, dataset="voc12", gamma=1)
+        run_seeding(tmp_path / "none", mask_dir, out, dataset="voc12", options=SamsOptions(gamma=1))
 
 
 def test_run_seeding_reports_bad_images_by_name(tmp_path):
@@ -169,7 +206,9 @@ def test_run_seeding_reports_bad_images_by_name(tmp_path):
         CamRecord(cam=np.ones((1, 2, 3), np.float32), fg_cls=np.array([4]), ori_size=(H + 1, W)),
     )
     out = tmp_path / "seeds"
-    rep = run_seeding(cam_dir, mask_dir, out, dataset="voc12", gamma=1.0, progress=False)
+    rep = run_seeding(
+        cam_dir, mask_dir, out, dataset="voc12", options=SamsOptions(gamma=1.0), progress=False
+    )
     assert sorted(rep.done) == [IDS[0], IDS[2]]
     assert list(rep.failed) == [bad]
     assert f"{bad}.npz" in rep.failed[bad] and "different images" in rep.failed[bad]
@@ -184,7 +223,8 @@ def test_run_seeding_show_dir_writes_panels(tmp_path):
     Image.new("RGB", (W, H), (200, 10, 10)).save(root / "JPEGImages" / f"{IDS[0]}.jpg")
     show = tmp_path / "show"
     run_seeding(
-        cam_dir, mask_dir, tmp_path / "seeds", dataset="voc12", gamma=1.0, progress=False,
+        cam_dir, mask_dir, tmp_path / "seeds", dataset="voc12", options=SamsOptions(gamma=1.0),
+        progress=False,
         data_root=root, show_dir=show, num_show=2,
     )  # fmt: skip
     files = sorted(p.name for p in show.glob("*.png"))

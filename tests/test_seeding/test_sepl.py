@@ -1,7 +1,9 @@
-"""SEPL refinement: the behaviour vectors of method-sepl section 2.6 and a brute-force check.
+"""SEPL refinement: the behaviour vectors of method-sepl section 2.6 and brute-force checks.
 
-The reference ``_official_merge`` is a line-by-line transcription of the per-mask loop of the
-official mergers (``merge/max_iou*.py``), with masks held in memory instead of PNG files.
+Every test runs on fma's ``refine_pseudo_label`` (runs) and on the dense oracle
+``oracle_seeding.sepl_dense``. The reference ``_official_merge`` is a line-by-line transcription
+of the per-mask loop of the official mergers (``merge/max_iou*.py``), with masks held in memory
+instead of PNG files.
 """
 
 from __future__ import annotations
@@ -10,24 +12,19 @@ import math
 
 import numpy as np
 import pytest
+from oracle_seeding import sepl_dense
 
 from fma.io.masks.runs import runs_from_dense
 from fma.seeding.sepl import METHODS, refine_pseudo_label
-from fma.seeding.sepl_runs import refine_with_runs
 
 H = W = 20
 
 
-def _refine_via_runs(label, masks, num_classes, method="max_iou_imp2", **kwargs):
-    """``refine_pseudo_label`` through the run-based path (masks converted to runs first)."""
-    return refine_with_runs(label, runs_from_dense(masks), num_classes, method, **kwargs)
-
-
-@pytest.fixture(autouse=True, params=["packed", "runs"])
+@pytest.fixture(autouse=True, params=["runs", "oracle"])
 def implementation(request, monkeypatch):
-    """Every test runs on the bit-packed dense masks and on their runs (fma.seeding.sepl_runs)."""
-    if request.param == "runs":
-        monkeypatch.setitem(globals(), "refine_pseudo_label", _refine_via_runs)
+    """Every test runs on fma (runs) and on the dense oracle."""
+    if request.param == "oracle":
+        monkeypatch.setitem(globals(), "refine_pseudo_label", sepl_dense)
     return request.param
 
 
@@ -331,10 +328,27 @@ def test_uint8_masks_equal_bool_masks():
     assert np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_runs_equal_dense_oracle_with_every_option(method, implementation):
+    if implementation == "oracle":
+        pytest.skip("compares fma with the oracle")
+    rng = np.random.default_rng(METHODS.index(method))
+    for i in range(60):
+        h, w = (int(rng.integers(1, 30)), int(rng.integers(1, 50)))
+        label, masks = _random_case(rng, h, w)
+        opts = dict(keep_ignore=bool(i % 2), max_area_ratio=[None, 1.5, 4.0][i % 3])
+        want = sepl_dense(label, masks, 6, method, **opts)
+        assert np.array_equal(refine_pseudo_label(label, masks, 6, method, **opts), want), i
+        runs = runs_from_dense(masks)
+        assert np.array_equal(refine_pseudo_label(label, runs, 6, method, **opts), want), i
+
+
 # ---------------------------------------------------------------------------------------------
 # errors
 # ---------------------------------------------------------------------------------------------
-def test_errors():
+def test_errors(implementation):
+    if implementation == "oracle":
+        pytest.skip("the oracle does not check its inputs")
     label = np.zeros((4, 5), np.uint8)
     with pytest.raises(ValueError, match="4x5"):
         refine_pseudo_label(label, np.zeros((1, 5, 4), bool), 21)

@@ -13,7 +13,7 @@ from mmengine.config import Config
 from PIL import Image
 from tool_modules import load_tool
 
-from fma.apis.seeds import run_seeding
+from fma.apis.seeds import run_seeding, seeding_kwargs
 from fma.io import Manifest, read_label_map, read_manifest, write_manifest
 from fma.io.cams import CamRecord, load_cam, save_cam
 from fma.io.masks.records import encode_rle, load_sam_masks, make_record, save_sam_masks
@@ -175,7 +175,7 @@ def test_shipped_seeding_configs(stem):
     assert cam[0] == "work_dirs" and cam[1].startswith(producer) and cam[1].endswith(dataset)
     assert cam[2:] == ("cams", split)
     assert mask[0] == "work_dirs" and mask[1].startswith("sam_") and mask[2:] == ("masks", split)
-    params = inspect.signature(run_seeding).parameters
-    assert set(seeding) <= set(params)
-    opts = {k: v for k, v in seeding.items() if k in SamsOptions.__dataclass_fields__}
-    assert SamsOptions(**opts).gamma == gamma
+    assert set(seeding) <= set(inspect.signature(seeding_kwargs).parameters)
+    kwargs = seeding_kwargs(**seeding)
+    assert set(kwargs) - {"options"} <= set(inspect.signature(run_seeding).parameters)
+    assert isinstance(kwargs["options"], SamsOptions) and kwargs["options"].gamma == gamma
