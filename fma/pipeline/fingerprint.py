@@ -6,7 +6,8 @@ The fingerprint of a step (:func:`step_fingerprint`) is the sha256 of its *parts
 * ``args``: the resolved arguments, in order;
 * ``config:<path>``: for every argument that names a ``.py`` config file, the sha256 of the
   merged config (``_base_`` chain resolved by ``mmengine.Config.fromfile``, serialised as sorted
-  JSON), so a change in a base file counts too;
+  JSON), so a change in a base file counts too (parsed once per runner process:
+  :class:`fma.pipeline.stage_config.StageConfigs`);
 * ``input:<path>``: for every input, the sha256 of ``<input>/manifest.json`` when it is a folder
   with a manifest, the sha256 of the file when it is a file, a hash of the sorted listing of
   names and sizes for a folder without a manifest, ``missing`` when it does not exist. An input
@@ -31,13 +32,13 @@ import importlib.util
 import json
 import os
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from fma.io.atomic import write_json_atomic
 from fma.io.manifest import MANIFEST_NAME, file_sha256
+from fma.pipeline.stage_config import StageConfigs
 
 __all__ = [
     "HashCache",
@@ -131,18 +132,13 @@ def input_digest(path: str, root: Path, cache: HashCache) -> str:
     return "missing"
 
 
-def config_digest(path: Path) -> str:
-    """sha256 of the merged config (``_base_`` resolved); of the bytes if it does not load."""
-    try:
-        from mmengine.config import Config
+def config_digest(path: Path, configs: StageConfigs | None = None) -> str:
+    """sha256 of the merged config (``_base_`` resolved); of the bytes if it does not load.
 
-        with warnings.catch_warnings():  # mmseg:: bases import pkg_resources (deprecated)
-            warnings.simplefilter("ignore")
-            cfg = Config.fromfile(str(path), import_custom_modules=False)
-        text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
-        return "merged:" + _sha(text)
-    except Exception:  # not an mmengine config (a plain script): its bytes decide
-        return "file:" + file_sha256(path)
+    ``configs``: the stage configs parsed so far (the runner's :class:`StageConfigs`); without
+    it the file is parsed here.
+    """
+    return (configs or StageConfigs()).digest(path)
 
 
 def module_file(module: str, root: Path) -> Path | None:
@@ -181,11 +177,15 @@ def step_fingerprint(
     root: Path,
     cache: HashCache,
     world_size: int | None = None,
+    configs: StageConfigs | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``(fingerprint, parts)`` of a step; ``parts`` names what each piece hashed to.
 
     ``world_size``: the processes of a distributed step (None for a step that is not).
+    ``configs``: the stage configs parsed so far in this process (the runner's); the configs
+    this step names are parsed into it when missing.
     """
+    configs = configs or StageConfigs()
     parts: dict[str, Any] = {}
     if world_size is not None:
         parts["world_size"] = int(world_size)
@@ -197,7 +197,9 @@ def step_fingerprint(
         parts["tool"] = f"module:{module}:" + (cache.sha256(src) if src else "not found")
     parts["args"] = list(args)
     for cfg in _config_args(args, root):
-        parts[f"config:{cfg}"] = config_digest(Path(cfg) if Path(cfg).is_absolute() else root / cfg)
+        parts[f"config:{cfg}"] = configs.digest(
+            Path(cfg) if Path(cfg).is_absolute() else root / cfg
+        )
     for pattern in inputs:
         matches = expand(pattern, root)
         if not matches:

@@ -7,62 +7,39 @@ invocation selects:
   files, weights files, and outputs of earlier runs (``--from``, ``--set``); a missing one names
   the var or the step that provides it;
 * weights files known by name (``tools/download.py``'s table) have their published sha256;
-* each training step can hold its config's ``total_batch`` on the number of processes
-  (:func:`fma.engine.total_batch.plan_total_batch`: per-process batch or gradient accumulation;
-  the plan shows ``total 4 = 1 proc x 2 x 2 acc``); a total that cannot be held is a problem
-  unless the run accepts another (``allow_batch_change``: the step then gets
-  ``--cfg-options total_batch=<batch_size x processes>`` through ``step_args``). A config without
-  ``total_batch`` is compared with the batch its name gives (``4xb4``: 4 processes x 4 images);
-* free disk space against an estimate of the outputs;
+* no path passed through ``--cfg-options`` is one that mmengine's ``DictAction`` would change
+  (spaces, commas, quotes, a name read as a number);
+* the cost plan (:mod:`fma.pipeline.costs`): each training step can hold its config's
+  ``total_batch`` on the number of processes (the plan shows ``total 4 = 1 proc x 2 x 2 acc``;
+  a total that cannot be held is a problem unless the run accepts another,
+  ``allow_batch_change``), and free disk space against an estimate of the outputs;
 
 and returns every problem, a plan row per step (images or iterations, estimated GPU-hours and
 disk from ``configs/costs.yml``), and notes. Dataset-specific checks (split counts, images,
-labels, ground truth) are the config's ``checks`` (:mod:`fma.pipeline.checks`).
+labels, ground truth) are the config's ``checks`` (:mod:`fma.pipeline.checks`), whose problems
+the report includes.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import shlex
-import shutil
 from collections.abc import Collection
 from pathlib import Path
-from typing import Any
 
 from fma.pipeline.config import Pipeline, PipelineError, Step, under
+from fma.pipeline.costs import PreflightReport, StepPlan, cfg_options, format_plan, plan_costs
+from fma.pipeline.costs import is_split_list as _is_split_list  # noqa: F401  (tests use the name)
 from fma.pipeline.fingerprint import HashCache, expand
+from fma.pipeline.stage_config import StageConfigs
 
 __all__ = ["PreflightError", "PreflightReport", "StepPlan", "format_plan", "preflight"]
 
-_BATCH_NAME = re.compile(r"_(\d+)xb(\d+)[-_]")
 _WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
 class PreflightError(PipelineError):
     """The preflight found problems; the message lists all of them."""
-
-
-@dataclasses.dataclass
-class StepPlan:
-    """What one selected step will cost, as far as it is known."""
-
-    step: str
-    work: str  # "10,582 images", "80,000 it x 2 proc", or "" when unknown
-    gpu_hours: float | None
-    cpu_hours: float | None
-    disk_bytes: int | None
-
-
-@dataclasses.dataclass
-class PreflightReport:
-    """Problems (each naming its file or setting and the fix), notes and the plan."""
-
-    problems: list[str] = dataclasses.field(default_factory=list)
-    notes: list[str] = dataclasses.field(default_factory=list)
-    plan: list[StepPlan] = dataclasses.field(default_factory=list)
-    #: Arguments appended to a step's command (``--allow-batch-change``: the accepted total).
-    step_args: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
 
 def _is_tag(value: str) -> bool:
@@ -155,19 +132,6 @@ def _check_inputs(
         made += [(o, step.name) for o in step.outputs]
 
 
-def _cfg_options(args: list[str]) -> dict[str, str]:
-    """``key=value`` pairs after ``--cfg-options`` (a leading ``+`` dropped)."""
-    out: dict[str, str] = {}
-    if "--cfg-options" not in args:
-        return out
-    for item in args[args.index("--cfg-options") + 1 :]:
-        if item.startswith("--"):
-            break
-        key, _, value = item.partition("=")
-        out[key.lstrip("+")] = value
-    return out
-
-
 def _dict_action_changes(pipeline: Pipeline, value: str) -> str | None:
     """What mmengine's ``DictAction`` makes of a path given to ``--cfg-options`` (its repr), or
     None when the path arrives intact or the value is not a path. It drops every space, strips
@@ -198,7 +162,7 @@ def _check_cfg_option_paths(pipeline: Pipeline, steps: list[Step], report: Prefl
              if isinstance(v, str) and _dict_action_changes(pipeline, v) is not None}  # fmt: skip
     found: dict[str, tuple[str, list[str]]] = {}  # problem head -> (path, what steps would read)
     for step in steps:
-        for key, value in _cfg_options(step.args).items():
+        for key, value in cfg_options(step.args).items():
             if (got := _dict_action_changes(pipeline, value)) is None:
                 continue
             inside = [k for k, v in named.items() if under(value, v)]
@@ -221,169 +185,6 @@ def _check_cfg_option_paths(pipeline: Pipeline, steps: list[Step], report: Prefl
         )
 
 
-def _lookup(cfg: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(cfg, dict) or part not in cfg:
-            return None
-        cfg = cfg[part]
-    return cfg
-
-
-def _load_config(pipeline: Pipeline, name: str | None, args: list[str]) -> dict:
-    """A step's stage config as a dict, with the step's integer ``--cfg-options`` applied (the
-    keys the preflight reads); ``{}`` when there is none."""
-    from mmengine.config import Config
-
-    if name is None or not pipeline.abspath(name).is_file():
-        return {}
-    cfg = Config.fromfile(str(pipeline.abspath(name)), import_custom_modules=False).to_dict()
-    for key, value in _cfg_options(args).items():
-        parent, _, leaf = key.rpartition(".")
-        node = _lookup(cfg, parent) if parent else cfg
-        if isinstance(node, dict) and value.lstrip("-").isdigit():
-            node[leaf] = int(value)
-    return cfg
-
-
-def _is_split_list(path: str) -> bool:
-    """A split list (``ImageSets/Segmentation/<split>.txt``, COCO's ``ImageSets/<split>.txt``, a
-    custom folder's ``splits/<split>.txt``), not another text input such as ``classes.txt``."""
-    parent = Path(path).parent.name
-    return path.endswith(".txt") and parent in ("Segmentation", "ImageSets", "splits")
-
-
-def _count_ids(path: Path) -> int | None:
-    if not path.is_file():
-        return None
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    return sum(1 for line in lines if line.strip() and not line.startswith("#"))
-
-
-def _images_of(pipeline: Pipeline, step: Step, default: int | None) -> int | None:
-    for item in step.inputs:
-        if _is_split_list(item):
-            n = _count_ids(pipeline.abspath(item))
-            if n is not None:
-                return n
-    return default
-
-
-def _costs(root: Path) -> dict[str, dict]:
-    import yaml
-
-    path = root / "configs" / "costs.yml"
-    if not path.is_file():
-        return {}
-    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-
-
-def _hold_total(
-    step: Step,
-    name: str | None,
-    total: int,
-    batch: int,
-    procs: int,
-    report: PreflightReport,
-    allow_batch_change: bool,
-) -> tuple[str, float]:
-    """How ``tools/train.py`` will hold ``total``: ``("total 4 = 1 proc x 2 x 2 acc", images per
-    process and iteration / the config's batch_size)``; a problem (or with
-    ``allow_batch_change`` a note and the step's new total) when it cannot."""
-    from fma.engine.total_batch import TotalBatchError, plan_total_batch
-
-    try:
-        plan = plan_total_batch(total, procs, batch)
-    except TotalBatchError as exc:
-        other = batch * procs
-        text = f"step {step.name}: {name}: {exc}"
-        if allow_batch_change:
-            report.notes.append(f"{text} (--allow-batch-change: it trains with total {other})")
-            report.step_args[step.name] = ["--cfg-options", f"total_batch={other}"]
-            return f"total {other} = {procs} proc x {batch}", 1.0
-        report.problems.append(
-            f"{text}; in a pipeline: --nproc-per-node with a number of processes that holds it, "
-            f"or --allow-batch-change to train with total {other} ({procs} x {batch})"
-        )
-        return "", 1.0
-    return plan.describe(), plan.batch_size * plan.accumulative_counts / batch
-
-
-def _check_named_batch(
-    step: Step,
-    name: str | None,
-    batch: int,
-    procs: int,
-    report: PreflightReport,
-    allow_batch_change: bool,
-) -> None:
-    """A config without ``total_batch``: the batch its name gives (``2xb2``) against this run's."""
-    match = _BATCH_NAME.search(Path(name or "").name)
-    if not match:
-        return
-    want, got = int(match[1]) * int(match[2]), batch * procs
-    if want == got:
-        return
-    text = (
-        f"step {step.name}: {name} is the recipe of a total batch of {want} "
-        f"({match[1]} processes x {match[2]}), but this run trains with {got} "
-        f"({procs} x {batch}) (the config sets no total_batch, so nothing holds it)"
-    )
-    if allow_batch_change:
-        report.notes.append(text + " (accepted by --allow-batch-change)")
-    elif step.distributed:
-        report.problems.append(
-            text + f"; run with --launcher pytorch --nproc-per-node {max(want // batch, 1)} "
-            "(or --allow-batch-change to train with this batch)"
-        )
-    else:
-        report.problems.append(text + "; --allow-batch-change accepts it")
-
-
-def _plan_step(
-    pipeline: Pipeline,
-    step: Step,
-    world: int,
-    images: int | None,
-    costs: dict[str, dict],
-    report: PreflightReport,
-    allow_batch_change: bool,
-) -> StepPlan:
-    name = next((a for a in step.args if a.endswith(".py")), None)
-    cfg = _load_config(pipeline, name, step.args) if step.tool == "tools/train.py" else {}
-    key = name
-    if step.tool == "tools/test.py" and name is not None and "/stage1/" in name:
-        key = "tools/test.py+stage1"
-    cost = costs.get(key or "") or costs.get(step.tool or "") or {}
-    per = cost.get("per")
-    n_img = _images_of(pipeline, step, images)
-    work, units, procs, scale = "", None, 1, 1.0  # scale: images per process and iteration
-    if step.tool == "tools/train.py" and cfg:  # ... over the config's batch_size (costs.yml's)
-        iters = _lookup(cfg, "train_cfg.max_iters")
-        batch = _lookup(cfg, "train_dataloader.batch_size")
-        procs = world if step.distributed else 1
-        held = ""
-        if isinstance(batch, int) and isinstance(cfg.get("total_batch"), int):
-            held, scale = _hold_total(step, name, cfg["total_batch"], batch, procs, report,
-                                      allow_batch_change)  # fmt: skip
-        elif isinstance(batch, int):
-            _check_named_batch(step, name, batch, procs, report, allow_batch_change)
-        if isinstance(iters, int):
-            units = iters
-            work = f"{iters:,} it, {held}" if held else f"{iters:,} it x {procs} proc"
-    elif n_img is not None:  # shown even where the cost per image is not measured
-        work = f"{n_img:,} image" + ("s" if n_img != 1 else "")
-        units = n_img if per == "image" else None
-    gpu = cost.get("gpu_s")
-    cpu = cost.get("cpu_s")
-    gpu_h = gpu * units * procs * scale / 3600 if gpu is not None and units is not None else None
-    cpu_h = cpu * units / 3600 if cpu is not None and units is not None else None
-    disk = None
-    if units is not None and ("bytes" in cost or "fixed_bytes" in cost):
-        per_unit = cost.get("bytes", 0) if per == "image" else 0
-        disk = int(per_unit * units + cost.get("fixed_bytes", 0))
-    return StepPlan(step.name, work, gpu_h, cpu_h, disk)
-
-
 def preflight(
     pipeline: Pipeline,
     selected: Collection[str],
@@ -391,6 +192,7 @@ def preflight(
     world_size: int = 1,
     allow_batch_change: bool = False,
     cache: HashCache | None = None,
+    configs: StageConfigs | None = None,
 ) -> PreflightReport:
     """Check what the selected steps need before anything runs; plan their cost.
 
@@ -402,6 +204,8 @@ def preflight(
         allow_batch_change: a total batch other than the config's recipe is a note, not a
             problem.
         cache: sha256 cache for weights files.
+        configs: the runner's parsed stage configs (the training steps' configs are parsed into
+            it, and its fingerprints use them again); a new one without it.
 
     Returns:
         The report; ``problems`` is empty when the run can start.
@@ -411,60 +215,7 @@ def preflight(
     steps = [s for s in pipeline.steps if s.enabled and s.name in selected and not s.error]
     _check_inputs(pipeline, steps, report, cache)
     _check_cfg_option_paths(pipeline, steps, report)
-    costs = _costs(pipeline.root)
-    split_files = [i for s in pipeline.steps for i in s.inputs if _is_split_list(i)]
-    counted = (n for f in split_files if (n := _count_ids(pipeline.abspath(f))))
-    images = next(counted, pipeline.images)  # a custom folder without splits: the check's count
-    for step in steps:
-        report.plan.append(
-            _plan_step(pipeline, step, world_size, images, costs, report, allow_batch_change)
-        )
-    need = sum(p.disk_bytes or 0 for p in report.plan)
-    where = pipeline.abspath(pipeline.work_dir)
-    while not where.exists() and where != where.parent:
-        where = where.parent
-    free = shutil.disk_usage(where).free
-    if need > free:
-        report.problems.append(
-            f"{where}: {free / 1e9:.1f} GB free, the outputs need about {need / 1e9:.1f} GB "
-            "(configs/costs.yml): free space or choose another --work-dir"
-        )
-    elif need:
-        report.notes.append(
-            f"disk: the outputs need about {need / 1e9:.1f} GB; {free / 1e9:.1f} GB free at {where}"
-        )
+    configs = configs or StageConfigs()
+    plan_costs(pipeline, steps, report, world_size=world_size,
+               allow_batch_change=allow_batch_change, configs=configs)  # fmt: skip
     return report
-
-
-def _fmt_hours(hours: float | None) -> str:
-    if hours is None:
-        return "-"
-    return f"{hours:.2f}" if hours < 10 else f"{hours:.0f}"
-
-
-def _fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB" if n >= 1e6 else "<1 MB"
-
-
-def format_plan(report: PreflightReport) -> str:
-    """The plan as a table with a total row (GPU-hours on one H200-class GPU)."""
-    rows = [("step", "work", "GPU-h", "CPU-h", "disk")]
-    for p in report.plan:
-        rows.append(
-            (p.step, p.work or "-", _fmt_hours(p.gpu_hours), _fmt_hours(p.cpu_hours),
-             _fmt_bytes(p.disk_bytes))
-        )  # fmt: skip
-    gpu = sum(p.gpu_hours or 0 for p in report.plan)
-    cpu = sum(p.cpu_hours or 0 for p in report.plan)
-    disk = sum(p.disk_bytes or 0 for p in report.plan)
-    rows.append(("total", "", _fmt_hours(gpu), _fmt_hours(cpu), _fmt_bytes(disk)))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
-    lines.append(
-        "estimates: GPU-hours of one H200 at the measured per-step costs of configs/costs.yml "
-        "('-': not measured); real weights and data change them"
-    )
-    return "\n".join(lines)

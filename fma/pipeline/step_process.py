@@ -1,7 +1,9 @@
-"""A pipeline step as a child process: streamed to its log, dying with the runner.
+"""A pipeline step as a child process: its command, streamed to its log, dying with the runner.
 
-The step runs in a session (process group) of its own with a parent-death signal, so it never
-outlives the runner, and SIGINT/SIGTERM of the runner reach its whole group
+:func:`step_command` is a step's command: ``python TOOL ARGS``, or for a distributed step with
+the ``pytorch`` :class:`Launcher` ``python -m torch.distributed.run ... TOOL ARGS --launcher
+pytorch``. The step runs in a session (process group) of its own with a parent-death signal, so
+it never outlives the runner, and SIGINT/SIGTERM of the runner reach its whole group
 (:func:`execute_step`). Used by :mod:`fma.pipeline.runner`.
 """
 
@@ -9,25 +11,64 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import dataclasses
 import datetime as _dt
 import os
 import select
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from fma.pipeline.config import Step
 from fma.stage_workers import die_with_parent, stop_signals
 
-__all__ = ["STEP_STOP_S", "execute_step"]
+__all__ = ["STEP_STOP_S", "Launcher", "execute_step", "step_command"]
 
 
 #: Seconds a step gets to stop after the runner passed it SIGINT/SIGTERM (torchrun passes the
 #: signal on to its workers and waits for them) before what is left of it is killed.
 STEP_STOP_S = 15.0
+
+
+@dataclasses.dataclass
+class Launcher:
+    """torchrun options passed through to the distributed steps (``launcher='none'``: none)."""
+
+    launcher: str = "none"
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
+    master_port: int = 29500
+
+    @property
+    def world_size(self) -> int:
+        """Processes of a distributed step: ``nproc_per_node x nnodes``, 1 without torchrun."""
+        return self.nproc_per_node * self.nnodes if self.launcher == "pytorch" else 1
+
+    def prefix(self) -> list[str]:
+        """``-m torch.distributed.run ...`` (after the python executable)."""
+        return [
+            "-m", "torch.distributed.run", f"--nnodes={self.nnodes}",
+            f"--node_rank={self.node_rank}", f"--master_addr={self.master_addr}",
+            f"--master_port={self.master_port}", f"--nproc_per_node={self.nproc_per_node}",
+        ]  # fmt: skip
+
+
+def step_command(
+    step: Step, launcher: Launcher | None = None, *, python: str | None = None
+) -> list[str]:
+    """The command of a step: plain, or through torchrun when it is distributed."""
+    python = python or sys.executable
+    launcher = launcher or Launcher()
+    if step.distributed and launcher.launcher == "pytorch":
+        return [python, *launcher.prefix(), *step.program, *step.args, "--launcher", "pytorch"]
+    return [python, *step.program, *step.args]
 
 
 def _signal_group(proc: subprocess.Popen, signum: int) -> None:
@@ -73,6 +114,7 @@ def execute_step(
 
         def copy(chunk: bytes) -> None:
             log.write(chunk)
+            log.flush()  # `tail -f` of the step log follows a quiet run as it goes
             if out is not None:
                 out.write(decoder.decode(chunk))
                 out.flush()
