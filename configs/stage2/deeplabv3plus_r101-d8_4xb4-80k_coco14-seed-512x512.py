@@ -3,6 +3,14 @@
 # cheaper comparison). Consumes the fine seeds of configs/seeding/sams-fine_coco14.py (seed_dir);
 # produces work_dirs/deeplabv3plus_r101-d8_4xb4-80k_coco14-seed-512x512/ (checkpoints,
 # best_mIoU_iter_*.pth, metrics_*.json naming the seeds).
-_base_ = ["../_base_/stage2/deeplabv3plus_r101_coco14.py"]
+_base_ = [
+    "../_base_/models/deeplabv3plus_r101-d8.py",
+    "../_base_/datasets/coco14_seed.py",
+    "../_base_/seed_runtime.py",
+]
+model = dict(decode_head=dict(num_classes=81), auxiliary_head=dict(num_classes=81))
 seed_dir = "work_dirs/sams-fine_coco14/seeds/train"
 train_dataloader = dict(dataset=dict(seed_dir=seed_dir))
+param_scheduler = [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=80000, by_epoch=False)]
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=80000, val_interval=8000)
+default_hooks = dict(checkpoint=dict(interval=8000))

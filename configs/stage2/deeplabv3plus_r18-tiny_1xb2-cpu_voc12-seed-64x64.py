@@ -2,17 +2,22 @@
 # tools/test.py): random-weight ResNet-18-V1c with 8 base channels, 64x64 crops, 2 iterations.
 # Consumes a VOC-layout folder (data_root) and a seed folder (seed_dir), both usually given with
 # --cfg-options; produces the same files as the real configs. Not a meaningful network.
-_base_ = ["../_base_/stage2/deeplabv3plus_r101_voc12aug.py"]
+_base_ = [
+    "../_base_/models/deeplabv3plus_r101-d8.py",
+    "../_base_/datasets/voc12aug_seed.py",
+    "../_base_/seed_runtime.py",
+]
 crop_size = (64, 64)
 norm_cfg = dict(type="BN", requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(depth=18, base_channels=8, stem_channels=8, norm_cfg=norm_cfg, init_cfg=None),
     decode_head=dict(
-        in_channels=64, c1_in_channels=8, c1_channels=8, channels=16, dilations=(1, 2, 3, 4),
+        num_classes=21, in_channels=64, c1_in_channels=8, c1_channels=8, channels=16,
+        dilations=(1, 2, 3, 4),
         norm_cfg=norm_cfg,
     ),
-    auxiliary_head=dict(in_channels=32, channels=8, norm_cfg=norm_cfg),
+    auxiliary_head=dict(num_classes=21, in_channels=32, channels=8, norm_cfg=norm_cfg),
 )  # fmt: skip
 train_pipeline = [
     dict(type="LoadImageFromFile"),
@@ -55,6 +60,6 @@ tta_pipeline = [
     ),
 ]
 param_scheduler = [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=2, by_epoch=False)]
-train_cfg = dict(max_iters=2, val_interval=2)
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=2, val_interval=2)
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1), logger=dict(interval=1))
 env_cfg = dict(cudnn_benchmark=False)

@@ -2,7 +2,11 @@
 # tools/test.py): random-weight Swin with 16 channels, 32-channel pixel decoder (deformable
 # attention, mmcv's PyTorch path on CPU), 8 queries, 64x64 crops, 2 iterations. Consumes a
 # VOC-layout folder (data_root) and a seed folder (seed_dir), usually given with --cfg-options.
-_base_ = ["../_base_/stage2/mask2former_swin-l_voc12aug.py"]
+_base_ = [
+    "../_base_/models/mask2former_swin-l-in22k.py",
+    "../_base_/datasets/voc12aug_seed.py",
+    "../_base_/seed_runtime.py",
+]
 crop_size = (64, 64)
 attn = dict(embed_dims=32, num_heads=2, attn_drop=0.0, proj_drop=0.0, batch_first=True)
 model = dict(
@@ -12,6 +16,7 @@ model = dict(
         window_size=4, drop_path_rate=0.0, init_cfg=None,
     ),
     decode_head=dict(
+        num_classes=21, loss_cls=dict(class_weight=[1.0] * 21 + [0.1]),
         in_channels=[16, 32, 64, 128], feat_channels=32, out_channels=32, num_queries=8,
         pixel_decoder=dict(
             encoder=dict(
@@ -76,6 +81,6 @@ tta_pipeline = [
     ),
 ]
 param_scheduler = [dict(type="PolyLR", eta_min=0, power=0.9, begin=0, end=2, by_epoch=False)]
-train_cfg = dict(max_iters=2, val_interval=2)
+train_cfg = dict(type="IterBasedTrainLoop", max_iters=2, val_interval=2)
 default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=-1), logger=dict(interval=1))
 env_cfg = dict(cudnn_benchmark=False)
