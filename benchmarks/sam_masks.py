@@ -30,6 +30,8 @@ robin over the rows and the fastest pass of each row is kept, which damps load f
 processes on a shared machine. Run: ``python benchmarks/sam_masks.py`` (options: ``--images N
 --repeats R --threads T --data-root VOC2012 --presets sam_default fma --points-per-side P``; on
 a GPU: ``--device cuda --model vit_h [--checkpoint pretrains/sam_vit_h_4b8939.pth]``).
+``--encoder-precisions fp32 bf16`` prints instead the image encoder's seconds for one image per
+precision (:mod:`fma.sam.throughput`: autocast, SDPA attention in bf16/fp16).
 """
 
 from __future__ import annotations
@@ -146,7 +148,10 @@ def _random_weights(spec: dict) -> bool:
 
 
 def worker(spec: dict) -> dict:
-    import fma  # noqa: F401, I001  (first: installs the torchvision hooks)
+    import fma  # first: the torchvision repairs
+
+    if hasattr(fma, "setup"):
+        fma.setup()
     import torch
 
     torch.set_num_threads(spec["threads"])
@@ -218,6 +223,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="override the presets' grid (e.g. 4 for CPU runs of vit_*)")  # fmt: skip
     p.add_argument("--data-root", type=Path, default=DEFAULT_VOC,
                    help="VOC2012 folder (val images); synthetic images if absent")  # fmt: skip
+    p.add_argument("--encoder-precisions", nargs="+", choices=["fp32", "bf16", "fp16"],
+                   help="instead of the rows: the image encoder alone, one image, per "
+                        "precision (fma.sam.throughput)")  # fmt: skip
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.checkpoint is not None and args.model == "tiny":
@@ -253,6 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
+    if args.encoder_precisions:
+        encoder_table(args)
+        return
     rows = [r for r in ROWS if args.presets is None or r[1] in args.presets]
     data_root = str(args.data_root) if args.data_root and args.data_root.is_dir() else None
     results: dict = {}
@@ -279,6 +290,42 @@ def main(argv: list[str] | None = None) -> None:
             results[(impl, preset)] = r
             print(f"  pass {rep + 1}: {impl} {preset} {this_pass:.2f} s/img", file=sys.stderr)
     _print_table(args, rows, results, data_root, time.perf_counter() - start)
+
+
+def encoder_table(args: argparse.Namespace) -> None:
+    """Seconds of one image-encoder pass (one image, batch 1) per precision, fastest of
+    ``--repeats`` after one warm-up, with the output's relative error against fp32."""
+    import fma  # first: the torchvision repairs
+
+    if hasattr(fma, "setup"):
+        fma.setup()
+    import torch
+
+    from fma.sam.level_masks import FmaMaskGenerator
+    from fma.sam.throughput import encode_images, prepare_sam
+
+    torch.set_num_threads(args.threads)
+    data_root = args.data_root if args.data_root and args.data_root.is_dir() else None
+    image = _images(data_root, 1)[0]
+    print(f"# SAM image encoder, {_describe(args).split(', ', 1)[1]}")
+    print(f"# image {image.shape[1]}x{image.shape[0]} resized and padded to the model's input")
+    print(f"{'precision':>9} | {'s/img':>8} | {'rel. err vs fp32':>16}")
+    ref = None
+    for precision in args.encoder_precisions:
+        sam = prepare_sam(_build_model(args.model, args.checkpoint, args.device), precision)
+        predictor = FmaMaskGenerator(sam, points_per_side=1).predictor
+        times = []
+        for _ in range(args.repeats + 1):  # the first is the warm-up
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize(args.device)
+            t0 = time.perf_counter()
+            feats, _ = encode_images(predictor, [image], precision)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize(args.device)
+            times.append(time.perf_counter() - t0)
+        ref = feats if ref is None and precision == "fp32" else ref
+        err = "-" if ref is None else f"{float((feats - ref).abs().max() / ref.abs().max()):.1e}"
+        print(f"{precision:>9} | {min(times[1:]):8.3f} | {err:>16}")
 
 
 def _print_table(args, rows, results, data_root, seconds: float) -> None:

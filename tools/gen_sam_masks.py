@@ -1,9 +1,11 @@
 """Generate SAM quasi-superpixel masks (or classical superpixels) for a dataset split.
 
-The config's ``sam_masks = dict(...)`` holds keyword arguments of
-:func:`fma.apis.sam_masks.run_sam_masks`. Masks go to ``<work_dir>/masks/<split>/<id>.npz``
-(format version 2; ``--file-format json.gz`` or ``sam_masks.file_format='json.gz'``: version 1,
-gzip'd JSON records as segment-anything writes them, ``json`` the same uncompressed) with a
+The config's ``sam_masks = dict(...)`` holds the fields of
+:class:`fma.sam.run_settings.SamRunSettings`, the settings of
+:func:`fma.apis.sam_masks.run_sam_masks` (e.g. ``precision="bf16"`` on a GPU: ``--cfg-options
+sam_masks.precision=bf16``). Masks go to ``<work_dir>/masks/<split>/<id>.npz`` (format version
+2; ``--file-format json.gz`` or ``sam_masks.file_format='json.gz'``: version 1, gzip'd JSON
+records as segment-anything writes them, ``json`` the same uncompressed) with a
 ``manifest.json``; ``work_dir`` defaults to ``work_dirs/<config stem>``. Reruns skip finished
 images (a mask file of any suffix counts as finished). Exit codes: 0 success, 1 some images
 failed (listed by name), 2 bad arguments/config.
@@ -18,7 +20,10 @@ Examples::
     python tools/gen_sam_masks.py configs/sam/superpixels_voc12.py --workers 2   # 2 processes
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+# ruff: noqa: E402, I001  (imports follow fma.setup(), in the order they need)
+import fma
+
+fma.setup()  # first: torchvision's nms and mmcv's _ext repaired before anything imports them
 
 import argparse
 import sys
@@ -28,7 +33,7 @@ from pathlib import Path
 from fma.engine.config import CfgOptionsAction
 from fma.engine.config import ConfigSectionError, load_section, tool_work_dir
 
-from fma.apis.sam_masks import parse_shard, run_sam_masks
+from fma.apis.sam_masks import SamRunSettings, parse_shard, run_sam_masks
 from fma.io.masks.records import FILE_FORMATS
 from fma.stage import tool_exit
 
@@ -70,9 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-# run_sam_masks arguments this tool sets itself (command-line options), not sam_masks keys.
+# Settings this tool sets itself (command-line options), not sam_masks keys.
 TOOL_SET = (
-    "work_dir", "shard", "launcher", "show_dir", "num_show", "progress", "config_path",
+    "shard", "launcher", "show_dir", "num_show", "progress", "config_path",
 )  # fmt: skip
 
 
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         cfg, kwargs = load_section(
-            args.config, "sam_masks", args.cfg_options, func=run_sam_masks, reserved=TOOL_SET
+            args.config, "sam_masks", args.cfg_options, func=SamRunSettings, reserved=TOOL_SET
         )
     except ConfigSectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -93,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         kwargs.update(workers=args.workers, threads_per_worker=args.threads_per_worker)
     work_dir = tool_work_dir(args.config, cfg, args.work_dir)
     try:
-        result = run_sam_masks(
-            work_dir,
+        settings = SamRunSettings(
             shard=args.shard,
             launcher=args.launcher,
             show_dir=args.show_dir,
@@ -103,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             config_path=args.config,
             **kwargs,
         )
+        result = run_sam_masks(work_dir, settings)
     except (ValueError, KeyError, FileNotFoundError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

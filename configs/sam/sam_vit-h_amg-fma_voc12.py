@@ -10,6 +10,7 @@ sam_masks = dict(
     model_type="vit_h",
     checkpoint="pretrains/sam_vit_h_4b8939.pth",
     preset="fma",  # sam_heavy + level offsets (0, 0, 0.1) / NMS (0, 0, 1) + containment 0.3
+    precision="fp32",  # the paper setting; "bf16" (or "fp16" on CUDA) for speed, see docs
     device="auto",
     file_format="npz",  # <id>.npz (version 2); "json.gz" / "json": segment-anything's records
 )

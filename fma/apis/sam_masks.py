@@ -1,13 +1,18 @@
 """Generate SAM (or superpixel) masks for a dataset split or a folder of images.
 
-Size (~550 lines): one stage run (SAM or superpixels, sharded, distributed, resumable).
+Size (~570 lines): one stage run (SAM or superpixels, sharded, distributed, resumable).
 
-:func:`run_sam_masks` is the library function behind ``tools/gen_sam_masks.py``. It writes one
-``<image_id>.npz`` per image (format ``fma.io.masks.records`` version 2, the run lengths as arrays;
-``file_format="json.gz"`` or ``"json"`` writes version 1, segment-anything's JSON records)
-into ``<work_dir>/masks/<split>/`` plus a ``manifest.json``
-(format version, mask source, preset and its settings, model type, checkpoint path and sha256,
-dataset, split, file suffix, counts), and optionally one PNG per image with the masks coloured
+:func:`run_sam_masks` is the library function behind ``tools/gen_sam_masks.py``; its settings
+are one :class:`fma.sam.run_settings.SamRunSettings` (the keys of a config's ``sam_masks``
+section), passed whole or as keyword arguments. The run is four steps: a plan (images, ranks,
+this process's ids, manifest params), the folder check (refuse other settings, write the
+unfinished manifest), generation (in this process or in worker processes) and the finish
+(final manifest, panels). It writes one ``<image_id>.npz`` per image (format
+``fma.io.masks.records`` version 2, the run lengths as arrays; ``file_format="json.gz"`` or
+``"json"`` writes version 1, segment-anything's JSON records) into ``<work_dir>/masks/<split>/``
+plus a ``manifest.json`` (format version, mask source, preset and its settings, model type,
+checkpoint path and sha256, precision when not fp32, dataset, split, file suffix, counts), and
+optionally one PNG per image with the masks coloured
 per level (``show_dir``, see :mod:`fma.sam.show`).
 
 Behaviour: images that already have a mask file are skipped (files are written atomically, so
@@ -41,6 +46,7 @@ from typing import Any
 from fma.datasets.layout import IMAGE_SUFFIXES, DatasetLayout
 from fma.io.manifest import (
     Manifest,
+    ManifestError,
     check_compatible,
     folder_lock,
     producer_info,
@@ -56,12 +62,15 @@ from fma.io.masks.records import (
     save_sam_masks,
 )
 from fma.sam.presets import get_preset, get_superpixel_preset
+from fma.sam.run_settings import SOURCES, SamRunSettings, parse_shard
 from fma.sam.show import level_panel, read_image_rgb, write_level_panels
 from fma.stage import StageReport, run_per_image, shard_ids
 
 # level_panel, read_image_rgb and write_level_panels live in fma.sam.show (re-exported here).
 __all__ = [
+    "SOURCES",
     "SamRunResult",
+    "SamRunSettings",
     "level_panel",
     "masks_dir",
     "parse_shard",
@@ -70,9 +79,10 @@ __all__ = [
     "write_level_panels",
 ]
 
-SOURCES = ("sam", "superpixels")
 TOOL = "tools/gen_sam_masks.py"
-# Manifest params that must match for a rerun to add files to an existing folder.
+_HINT = "use another --work-dir, or delete the folder to start over"
+# Manifest params that must match for a rerun to add files to an existing folder; "precision"
+# too (recorded only when not fp32: a folder without it holds fp32 masks), see _check_precision.
 _SETTING_KEYS = ("mask_source", "preset_settings", "model_type", "checkpoint_sha256")
 
 
@@ -91,26 +101,6 @@ class SamRunResult:
 def masks_dir(work_dir: str | os.PathLike, split: str) -> Path:
     """``<work_dir>/masks/<split>``: where the mask files of a split go."""
     return Path(work_dir) / "masks" / split
-
-
-def parse_shard(shard: str | Sequence[int] | None) -> tuple[int, int]:
-    """``"i/n"`` or ``(i, n)`` -> ``(i, n)``; None -> ``(0, 1)``.
-
-    Raises:
-        ValueError: malformed, or not ``0 <= i < n``.
-    """
-    if shard is None:
-        return 0, 1
-    if isinstance(shard, str):
-        parts = shard.split("/")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise ValueError(f"shard {shard!r}: expected 'i/n', e.g. '0/4'")
-        index, count = int(parts[0]), int(parts[1])
-    else:
-        index, count = (int(v) for v in shard)
-    if count < 1 or not 0 <= index < count:
-        raise ValueError(f"shard {index}/{count}: need 0 <= i < n")
-    return index, count
 
 
 # ----------------------------------------------------------------------------------------
@@ -182,6 +172,40 @@ def _resolve_device(device: str, local_rank: int) -> str:
     return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
 
 
+@dataclasses.dataclass(frozen=True)
+class _GeneratorSpec:
+    """What :func:`_make_generator` needs to build the generator in any process (picklable)."""
+
+    source: str
+    preset: Any
+    model_type: str
+    ckpt_path: Path | None
+    device: str  # resolved: "cpu", "cuda:0", ...
+    tiny_seed: int
+    threads: int  # torch threads of a SAM worker process; 0: leave as is
+    precision: str
+    crop_batch: int | None  # None: auto_crop_batch
+    auto_points_per_batch: bool  # choose points_per_batch from free CUDA memory
+
+    @classmethod
+    def of(cls, s: SamRunSettings, preset: Any, plan: _Plan) -> _GeneratorSpec:
+        device = _resolve_device(s.device, plan.local_rank)
+        if s.source == "sam":
+            if s.workers > 0 and device.startswith("cuda"):
+                raise ValueError(
+                    "workers > 0 runs SAM on CPU only; on GPUs start one process per device "
+                    "with --launcher pytorch (torchrun) or --shard i/n"
+                )
+            from fma.sam.throughput import check_precision
+
+            check_precision(s.precision, device)
+        auto_ppb = s.auto_points_per_batch and "points_per_batch" not in (s.preset_overrides or {})
+        return cls(
+            s.source, preset, s.model_type, plan.ckpt_path, device, s.tiny_seed,
+            s.threads_per_worker if s.workers > 0 else 0, s.precision, s.crop_batch, auto_ppb,
+        )  # fmt: skip
+
+
 class _ImageJob:
     """Per-image work: read, generate, write (called by :func:`fma.stage.run_per_image`).
 
@@ -191,7 +215,7 @@ class _ImageJob:
 
     def __init__(
         self,
-        spec: tuple[Any, ...],
+        spec: _GeneratorSpec,
         out_dir: Path,
         image_path: Any,
         min_side: int,
@@ -210,14 +234,13 @@ class _ImageJob:
         return {**self.__dict__, "generator": None}
 
     def build(self) -> None:
-        """Build the generator (``spec`` = :func:`_make_generator` arguments + thread count)."""
+        """Build the generator from ``spec`` (once)."""
         if self.generator is None:
-            *args, threads = self.spec
-            if threads > 0 and args[0] == "sam":
+            if self.spec.threads > 0 and self.spec.source == "sam":
                 import torch
 
-                torch.set_num_threads(threads)
-            self.generator = _make_generator(*args)
+                torch.set_num_threads(self.spec.threads)
+            self.generator = _make_generator(self.spec)
 
     def __call__(self, image_id: str) -> None:
         try:
@@ -246,8 +269,13 @@ _JOB: _ImageJob | None = None  # the job of this process, set by _install_job
 
 
 def _install_job(job: _ImageJob) -> None:
-    """Worker initializer: keep the job and build its generator once for this process."""
+    """Worker initializer: keep the job and build its generator once for this process (a
+    spawned worker first applies the package's compatibility repairs, as the tool does)."""
     global _JOB
+    import fma
+
+    if hasattr(fma, "setup"):
+        fma.setup()
     job.build()
     _JOB = job
 
@@ -257,172 +285,168 @@ def _call_job(image_id: str) -> None:
     _JOB(image_id)
 
 
+@dataclasses.dataclass
+class _Plan:
+    """One process's share of a run: settings, images, output folder, ranks and manifest."""
+
+    settings: SamRunSettings
+    images: _Images
+    out_dir: Path
+    ids: list[str]  # this process's ids (shard and rank applied)
+    suffix: str  # mask file suffix written by this run
+    params: dict[str, Any]  # manifest params
+    rank: int
+    world: int
+    local_rank: int
+    own_group: bool  # this process created the torch.distributed group
+    ckpt_path: Path | None  # SAM weights file (None: tiny model or superpixels)
+
+    @property
+    def cooperative(self) -> bool:
+        """Several processes (shards or ranks) write into the folder."""
+        return self.settings.shard_pair[1] > 1 or self.world > 1
+
+
 def run_sam_masks(
-    work_dir: str | os.PathLike,
-    *,
-    split: str | None = None,
-    dataset: str | None = None,
-    data_root: str | os.PathLike | None = None,
-    image_dir: str | os.PathLike | None = None,
-    image_ids: Sequence[str] | None = None,
-    source: str = "sam",
-    preset: str | None = None,
-    preset_overrides: Mapping[str, Any] | None = None,
-    model_type: str = "vit_h",
-    checkpoint: str | os.PathLike | None = None,
-    download: bool = False,
-    tiny_seed: int = 0,
-    device: str = "auto",
-    file_format: str = "npz",
-    min_image_side: int = 8,
-    max_image_pixels: int | None = 40_000_000,
-    shard: str | Sequence[int] | None = None,
-    launcher: str = "none",
-    workers: int = 0,
-    threads_per_worker: int = 1,
-    show_dir: str | os.PathLike | None = None,
-    num_show: int | None = None,
-    progress: bool = True,
-    config_path: str | os.PathLike | None = None,
-    dist_timeout_s: float = 4 * 3600.0,
+    work_dir: str | os.PathLike, settings: SamRunSettings | None = None, **changes: Any
 ) -> SamRunResult:
     """Generate masks for every image of a split (or folder) that has no mask file yet.
 
     Args:
         work_dir: run folder; masks go to ``<work_dir>/masks/<split>/``.
-        split: split name (dataset mode: required; folder mode: default ``"all"``).
-        dataset: ``voc12``, ``coco14`` or ``custom`` (with ``data_root``), or None with
-            ``image_dir``.
-        data_root: dataset root (see :class:`fma.datasets.layout.DatasetLayout`).
-        image_dir: a folder of images instead of a dataset (ids = file stems).
-        image_ids: restrict to these ids (in this order).
-        source: ``"sam"`` or ``"superpixels"``.
-        preset: preset name; default ``"fma"`` for SAM, ``"felzenszwalb"`` for superpixels.
-        preset_overrides: preset fields to change, e.g. ``{"points_per_batch": 32}``.
-        model_type: ``vit_h``, ``vit_l``, ``vit_b`` or ``tiny`` (random test model).
-        checkpoint: SAM weights file (default: ``pretrains/<official name>``).
-        download: fetch the official checkpoint when missing (needs internet).
-        tiny_seed: seed of the ``tiny`` model.
-        device: torch device, or ``"auto"`` (CUDA of the local rank when available, else CPU).
-        file_format: ``"npz"`` (default; version 2, fastest to read), ``"json.gz"`` or
-            ``"json"`` (version 1, segment-anything's JSON records, gzip'd or plain). Mask files
-            of any suffix already in the folder count as done (see the module docstring).
-        min_image_side: images with a shorter side are reported as failures.
-        max_image_pixels: images with more pixels are reported as failures naming the image
-            (default 40 MP; None: no limit).
-        shard: ``"i/n"`` or ``(i, n)``: process only the i-th of n disjoint shards.
-        launcher: ``"none"`` or ``"pytorch"`` (torch.distributed; shards by rank).
-        workers: 0 generates in this process; N > 0 in N spawned worker processes, each
-            building the generator once (superpixels, or SAM on CPU; for GPUs use ``shard`` or
-            ``launcher``). The files do not depend on N.
-        threads_per_worker: torch threads of each SAM worker process (default 1).
-        show_dir: write level panels (PNG) of this process's images here.
-        num_show: at most this many panels per process (None: all).
-        progress: tqdm progress bar with ETA.
-        config_path: config file, recorded in the manifest.
-        dist_timeout_s: timeout of the distributed barrier/collectives.
+        settings: the run's settings (:class:`fma.sam.run_settings.SamRunSettings`; default:
+            its defaults).
+        **changes: fields of ``settings`` to change, e.g. ``image_dir=..., preset="fast"``.
 
     Returns:
         :class:`SamRunResult`.
 
     Raises:
-        ValueError: bad arguments, or the output folder holds masks made with other settings.
+        TypeError: an unknown setting name.
+        ValueError: bad settings, or the output folder holds masks made with other settings.
         FileNotFoundError: missing split file, image folder or checkpoint.
     """
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    if workers < 0 or threads_per_worker < 1:
-        raise ValueError(
-            f"workers must be >= 0 and threads_per_worker >= 1, got {workers}, {threads_per_worker}"
-        )
-    shard_index, shard_count = parse_shard(shard)
-    if source == "sam":
-        preset_obj: Any = get_preset(preset or "fma", **dict(preset_overrides or {}))
-    else:
-        preset_obj = get_superpixel_preset(preset or "felzenszwalb", **dict(preset_overrides or {}))
-    images = _resolve_images(dataset, data_root, split, image_dir, image_ids)
-    out_dir = masks_dir(work_dir, images.split)
-    rank, world, local_rank, own_group = _init_dist(launcher, dist_timeout_s)
-    ids = shard_ids(shard_ids(images.ids, shard_index, shard_count), rank, world)
-    suffix = mask_suffix(file_format)
-
-    # Settings recorded in (and checked against) the manifest.
-    ckpt_path: Path | None = None
-    if source == "sam" and model_type != "tiny":
-        from fma.sam.builder import resolve_checkpoint
-
-        ckpt_path = resolve_checkpoint(model_type, checkpoint, download=download)
-    params = _manifest_params(source, preset_obj, model_type, ckpt_path, tiny_seed)
-    params.update(
-        image_dir=str(image_dir) if image_dir is not None else None,
-        data_root=str(data_root) if data_root is not None else None,
-        world_size=world,
-        shard=f"{shard_index}/{shard_count}" if shard_count > 1 else None,
-        file_suffix=suffix,
-    )
+    s = (settings or SamRunSettings()).replace(**changes)
+    preset_obj = _resolve_preset(s)
+    images = _resolve_images(s.dataset, s.data_root, s.split, s.image_dir, s.image_ids)
+    plan = _make_plan(work_dir, s, preset_obj, images)
+    spec = _GeneratorSpec.of(s, preset_obj, plan)
     # One writer per folder: an unsharded run holds the folder's lock until it returns, so a
     # concurrent run fails at once naming it. Shards and ranks share the folder: each holds the
     # lock only while it checks the manifest and (rank 0) writes it, so a run with other
     # settings started at the same time is refused by the manifest of the one before it.
-    cooperative = shard_count > 1 or world > 1
     lock = contextlib.ExitStack()
-    lock.enter_context(folder_lock(out_dir, wait_s=60.0 if cooperative else 0.0))
+    lock.enter_context(folder_lock(plan.out_dir, wait_s=60.0 if plan.cooperative else 0.0))
     try:
-        check_compatible(
-            out_dir, params, format=FORMAT, what="masks", keys=_SETTING_KEYS,
-            only_recorded=False, hint="use another --work-dir, or delete the folder to start over",
-        )  # fmt: skip
-        _warn_other_suffix(out_dir, ids, suffix)
-        if rank == 0:
-            _write_manifest(out_dir, images, params, config_path, finished=False, failed=0)
-        if cooperative:
+        _start_folder(plan)
+        if plan.cooperative:
             lock.close()
-
-        spec = (source, preset_obj, model_type, ckpt_path, device, local_rank, tiny_seed,
-                threads_per_worker if workers > 0 else 0)  # fmt: skip
-        if (
-            workers > 0
-            and source == "sam"
-            and _resolve_device(device, local_rank).startswith("cuda")
-        ):
-            raise ValueError(
-                "workers > 0 runs SAM on CPU only; on GPUs start one process per device with "
-                "--launcher pytorch (torchrun) or --shard i/n"
-            )
-        job = _ImageJob(spec, out_dir, images.path, min_image_side, suffix, max_image_pixels)
-        if workers == 0:
-            job.build()  # in this process: a bad model or preset fails here, before any image
-        where = f" [rank {rank}/{world}]" if world > 1 else ""
-        where += f" [shard {shard_index}/{shard_count}]" if shard_count > 1 else ""
-        report = run_per_image(
-            ids,
-            _call_job,
-            output_path=lambda i: find_mask_file(out_dir, i) or out_dir / f"{i}{suffix}",
-            workers=workers,
-            desc=f"{source} masks {images.split}{where}",
-            progress=progress,
-            initializer=_install_job,
-            initargs=(job,),
-        )
-        report.failed = _gather_failures(report.failed, world)
-        if world > 1:
-            import torch.distributed as dist
-
-            dist.barrier()  # every shard is done before the final manifest
-        if rank == 0:
-            _write_manifest(out_dir, images, params, config_path, finished=True,
-                            failed=len(report.failed))  # fmt: skip
-        if show_dir is not None:
-            write_level_panels(out_dir, ids, images.path, show_dir, num_show)
-        if world > 1:
-            dist.barrier()
-        if own_group:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        report = _generate(plan, spec)
+        _finish(plan, report)
     finally:
         lock.close()
-    return SamRunResult(out_dir, report, rank, world, len(images.ids), rank == 0)
+    return SamRunResult(
+        plan.out_dir, report, plan.rank, plan.world, len(images.ids), plan.rank == 0
+    )
+
+
+def _resolve_preset(s: SamRunSettings) -> Any:
+    overrides = dict(s.preset_overrides or {})
+    if s.source == "sam":
+        return get_preset(s.preset or "fma", **overrides)
+    return get_superpixel_preset(s.preset or "felzenszwalb", **overrides)
+
+
+def _make_plan(
+    work_dir: str | os.PathLike, s: SamRunSettings, preset_obj: Any, images: _Images
+) -> _Plan:
+    """Join the process group, pick this process's ids and the manifest params."""
+    shard_index, shard_count = s.shard_pair
+    rank, world, local_rank, own_group = _init_dist(s.launcher, s.dist_timeout_s)
+    ids = shard_ids(shard_ids(images.ids, shard_index, shard_count), rank, world)
+    suffix = mask_suffix(s.file_format)
+    ckpt_path: Path | None = None
+    if s.source == "sam" and s.model_type != "tiny":
+        from fma.sam.builder import resolve_checkpoint
+
+        ckpt_path = resolve_checkpoint(s.model_type, s.checkpoint, download=s.download)
+    params = _manifest_params(s.source, preset_obj, s.model_type, ckpt_path, s.tiny_seed)
+    if s.precision != "fp32":  # absent = fp32, as in every folder written before the setting
+        params["precision"] = s.precision
+    params.update(
+        image_dir=str(s.image_dir) if s.image_dir is not None else None,
+        data_root=str(s.data_root) if s.data_root is not None else None,
+        world_size=world,
+        shard=f"{shard_index}/{shard_count}" if shard_count > 1 else None,
+        file_suffix=suffix,
+    )
+    out_dir = masks_dir(work_dir, images.split)
+    return _Plan(
+        s, images, out_dir, ids, suffix, params, rank, world, local_rank, own_group, ckpt_path
+    )
+
+
+def _start_folder(plan: _Plan) -> None:
+    """Refuse a folder written with other settings; rank 0 writes the unfinished manifest."""
+    old = check_compatible(
+        plan.out_dir, plan.params, format=FORMAT, what="masks", keys=_SETTING_KEYS,
+        only_recorded=False, hint=_HINT,
+    )  # fmt: skip
+    if old is not None:
+        was, now = old.params.get("precision", "fp32"), plan.settings.precision
+        if was != now:
+            raise ManifestError(
+                f"{plan.out_dir}: its masks were made with other settings (precision={was!r}, "
+                f"this run has precision={now!r}); {_HINT}"
+            )
+    _warn_other_suffix(plan.out_dir, plan.ids, plan.suffix)
+    if plan.rank == 0:
+        _write_manifest(plan.out_dir, plan.images, plan.params, plan.settings.config_path,
+                        finished=False, failed=0)  # fmt: skip
+
+
+def _generate(plan: _Plan, spec: _GeneratorSpec) -> StageReport:
+    """Generate this process's images (in this process or in worker processes)."""
+    s = plan.settings
+    job = _ImageJob(spec, plan.out_dir, plan.images.path, s.min_image_side, plan.suffix,
+                    s.max_image_pixels)  # fmt: skip
+    if s.workers == 0:
+        job.build()  # in this process: a bad model or preset fails here, before any image
+    shard_index, shard_count = s.shard_pair
+    where = f" [rank {plan.rank}/{plan.world}]" if plan.world > 1 else ""
+    where += f" [shard {shard_index}/{shard_count}]" if shard_count > 1 else ""
+    out_dir, suffix = plan.out_dir, plan.suffix
+    return run_per_image(
+        plan.ids,
+        _call_job,
+        output_path=lambda i: find_mask_file(out_dir, i) or out_dir / f"{i}{suffix}",
+        workers=s.workers,
+        desc=f"{s.source} masks {plan.images.split}{where}",
+        progress=s.progress,
+        initializer=_install_job,
+        initargs=(job,),
+    )
+
+
+def _finish(plan: _Plan, report: StageReport) -> None:
+    """Gather failures, write the final manifest (rank 0), panels, leave the process group."""
+    s = plan.settings
+    report.failed = _gather_failures(report.failed, plan.world)
+    if plan.world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # every shard is done before the final manifest
+    if plan.rank == 0:
+        _write_manifest(plan.out_dir, plan.images, plan.params, s.config_path, finished=True,
+                        failed=len(report.failed))  # fmt: skip
+    if s.show_dir is not None:
+        write_level_panels(plan.out_dir, plan.ids, plan.images.path, s.show_dir, s.num_show)
+    if plan.world > 1:
+        dist.barrier()
+    if plan.own_group:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
 
 
 @dataclasses.dataclass
@@ -518,25 +542,22 @@ def _write_manifest(
     write_manifest(out_dir, manifest)
 
 
-def _make_generator(
-    source: str,
-    preset: Any,
-    model_type: str,
-    ckpt_path: Path | None,
-    device: str,
-    local_rank: int,
-    tiny_seed: int,
-) -> Any:
-    if source == "superpixels":
+def _make_generator(spec: _GeneratorSpec) -> Any:
+    if spec.source == "superpixels":
         from fma.sam.superpixels import SuperpixelGenerator
 
-        return SuperpixelGenerator.from_preset(preset)
+        return SuperpixelGenerator.from_preset(spec.preset)
     from fma.sam.builder import build_sam
-    from fma.sam.level_masks import FmaMaskGenerator
+    from fma.sam.throughput import mask_generator
 
-    dev = _resolve_device(device, local_rank)
-    sam = build_sam(model_type, ckpt_path, device=dev, tiny_seed=tiny_seed)
-    return FmaMaskGenerator(sam, **preset.generator_kwargs())
+    sam = build_sam(spec.model_type, spec.ckpt_path, device=spec.device, tiny_seed=spec.tiny_seed)
+    return mask_generator(
+        sam,
+        spec.preset,
+        precision=spec.precision,
+        crop_batch=spec.crop_batch,
+        auto_batch=spec.auto_points_per_batch,
+    )
 
 
 def _jsonable(obj: Any) -> Any:

@@ -200,6 +200,7 @@ def build_sam(
     device: str = "cpu",
     download: bool = False,
     tiny_seed: int = 0,
+    random_weights: bool = False,
 ) -> Any:
     """Build a SAM model with its weights.
 
@@ -211,6 +212,8 @@ def build_sam(
         device: torch device string.
         download: fetch the official file when it is missing (needs internet).
         tiny_seed: seed of the ``tiny`` model.
+        random_weights: build ``vit_h``/``vit_l``/``vit_b`` with segment-anything's random
+            initialisation instead of a checkpoint (timing only; ``checkpoint`` must be None).
 
     Returns:
         ``segment_anything.modeling.Sam`` in eval mode on ``device``.
@@ -228,6 +231,10 @@ def build_sam(
             raise ValueError("model_type='tiny' has random weights; leave checkpoint=None")
         return build_tiny_sam(seed=tiny_seed).to(device)
     registry = sam_registry()
+    if random_weights:
+        if checkpoint is not None:
+            raise ValueError("random_weights=True builds without weights; leave checkpoint=None")
+        return registry[model_type](checkpoint=None).to(device).eval()
     path = resolve_checkpoint(model_type, checkpoint, download=download)
     sam = registry[model_type](checkpoint=str(path))
     return sam.to(device).eval()

@@ -1,6 +1,6 @@
 """Multi-level SAM masks (sub-part, part, whole): segment-anything's AMG plus the FMA-WSSS changes.
 
-Size (~510 lines): one class, segment-anything's AMG steps kept in their upstream order.
+Size (~600 lines): one class, segment-anything's AMG steps kept in their upstream order.
 
 :class:`FmaMaskGenerator` subclasses ``segment_anything.SamAutomaticMaskGenerator``
 (``segment_anything/automatic_mask_generator.py``) and keeps its algorithm step for step: point
@@ -33,6 +33,11 @@ lists are concatenated without deep copies, small-region cleanup decodes all mas
 re-encodes only the changed ones that survive, and the containment filter is a few matrix
 products (one per level).
 
+Throughput (:mod:`fma.sam.throughput`): ``precision="bf16"``/``"fp16"`` runs the encoder and
+the decoder under autocast (fp32 masks, thresholds and scores); ``crop_batch > 1`` encodes
+several crops of an image in one call. The defaults (fp32, one crop per call) are
+segment-anything's computation.
+
 Stopping: the whole-image steps (decoding all masks, their boxes and areas) run in chunks of at
 most :data:`CHUNK_BYTES` of masks, and every crop, point batch, chunk and small-region mask
 starts with :func:`fma.stage_workers.check_stop`, so SIGINT/SIGTERM of a run in the main process
@@ -47,7 +52,13 @@ from typing import Any
 import numpy as np
 import torch
 
+import fma
 from fma.io.masks.records import decode_rle, encode_rle, make_record
+from fma.sam.presets import AmgPreset, get_preset
+from fma.sam.throughput import autocast, check_precision, encode_images, set_features
+from fma.stage_workers import check_stop
+
+fma.setup()  # the torchvision repair before segment_anything imports torchvision
 
 try:
     from segment_anything import SamAutomaticMaskGenerator
@@ -68,9 +79,6 @@ except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
         "fma.sam.level_masks needs segment-anything and torchvision: pip install 'fma[sam]'"
     ) from exc
-
-from fma.sam.presets import AmgPreset, get_preset
-from fma.stage_workers import check_stop
 
 __all__ = ["CHUNK_BYTES", "FmaMaskGenerator", "containment_filter", "mask_data_to_records"]
 
@@ -228,6 +236,10 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
         level_stability_offsets: (3,) added to the stability score for the stability test.
         containment_thresh: containment-filter threshold (FMA: 0.3); None switches it off.
         rsw_chunk_pixels: pixel chunk of the containment filter's matrix products.
+        precision: ``"fp32"`` (as segment-anything), ``"bf16"`` or ``"fp16"`` (CUDA only):
+            autocast of the image encoder and the mask decoder (see :mod:`fma.sam.throughput`).
+        crop_batch: crops encoded in one image-encoder call (1: one call per crop, as
+            segment-anything). Larger values may round differently from batch 1.
 
     Raises:
         ValueError: inconsistent settings (both or neither of points_per_side/point_grids, an
@@ -254,6 +266,8 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
         level_stability_offsets: Sequence[float] = (0.0, 0.0, 0.0),
         containment_thresh: float | None = None,
         rsw_chunk_pixels: int = 1 << 22,
+        precision: str = "fp32",
+        crop_batch: int = 1,
     ) -> None:
         if (points_per_side is None) == (point_grids is None):
             raise ValueError("give exactly one of points_per_side and point_grids")
@@ -267,6 +281,9 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
             raise ValueError(
                 f"containment_thresh must lie in (0, 1] or be None, got {containment_thresh}"
             )
+        if crop_batch < 1:
+            raise ValueError(f"crop_batch must be >= 1, got {crop_batch}")
+        check_precision(precision, next(model.parameters()).device)
         super().__init__(
             model,
             points_per_side=points_per_side,
@@ -288,6 +305,8 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
         self.level_stability_offsets = _offsets("level_stability_offsets", level_stability_offsets)
         self.containment_thresh = containment_thresh
         self.rsw_chunk_pixels = rsw_chunk_pixels
+        self.precision = precision
+        self.crop_batch = crop_batch
 
     @classmethod
     def from_preset(
@@ -348,9 +367,20 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
             orig_size, self.crop_n_layers, self.crop_overlap_ratio
         )
         data = _MaskData()
-        for crop_box, layer_idx in zip(crop_boxes, layer_idxs, strict=True):
+        for start in range(0, len(crop_boxes), self.crop_batch):
             check_stop()
-            data.cat(self._process_crop(image, crop_box, layer_idx, orig_size))
+            group = list(range(start, min(start + self.crop_batch, len(crop_boxes))))
+            encoded = self._encode_crops(image, [crop_boxes[i] for i in group])
+            for j, i in enumerate(group):
+                check_stop()
+                crop = self._process_crop(
+                    image,
+                    crop_boxes[i],
+                    layer_idxs[i],
+                    orig_size,
+                    None if encoded is None else encoded[j],
+                )
+                data.cat(crop)
         if len(crop_boxes) > 1:
             # Remove duplicates between crops, preferring masks from smaller crops.
             scores = (1 / box_area(data["crop_boxes"])).to(data["boxes"].device)
@@ -364,17 +394,36 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
         data.to_numpy()
         return data
 
+    def _encode_crops(
+        self, image: np.ndarray, crop_boxes: list[list[int]]
+    ) -> list[tuple[torch.Tensor, tuple[int, int]]] | None:
+        """(1, C, h, w) embeddings and input sizes of several crops from one encoder call;
+        None for a single crop (encoded by :meth:`_process_crop` as segment-anything does)."""
+        if len(crop_boxes) < 2:
+            return None
+        crops = [image[y0:y1, x0:x1, :] for x0, y0, x1, y1 in crop_boxes]
+        features, sizes = encode_images(self.predictor, crops, self.precision)
+        return [(features[i : i + 1], sizes[i]) for i in range(len(crops))]
+
     def _process_crop(
         self,
         image: np.ndarray,
         crop_box: list[int],
         crop_layer_idx: int,
         orig_size: tuple[int, ...],
+        encoded: tuple[torch.Tensor, tuple[int, int]] | None = None,
     ) -> MaskData:
         x0, y0, x1, y1 = crop_box
         cropped_im = image[y0:y1, x0:x1, :]
         cropped_im_size = cropped_im.shape[:2]
-        self.predictor.set_image(cropped_im)  # one encoder pass per crop
+        if encoded is not None:
+            set_features(self.predictor, encoded[0], cropped_im_size, encoded[1])
+        elif self.precision == "fp32":
+            self.predictor.set_image(cropped_im)  # one encoder pass per crop
+        else:
+            with autocast(self.precision, self.predictor.device):
+                self.predictor.set_image(cropped_im)
+            self.predictor.features = self.predictor.features.float()
 
         points_scale = np.array(cropped_im_size)[None, ::-1]
         points_for_image = self.point_grids[crop_layer_idx] * points_scale
@@ -417,16 +466,19 @@ class FmaMaskGenerator(SamAutomaticMaskGenerator):
         transformed = predictor.transform.apply_coords(points, im_size)
         in_points = torch.as_tensor(transformed, device=predictor.device)
         in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
-        sparse, dense = model.prompt_encoder(
-            points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None
-        )
-        low_res, iou_preds = model.mask_decoder(
-            image_embeddings=predictor.features,
-            image_pe=model.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse,
-            dense_prompt_embeddings=dense,
-            multimask_output=True,
-        )
+        with autocast(self.precision, predictor.device):
+            sparse, dense = model.prompt_encoder(
+                points=(in_points[:, None, :], in_labels[:, None]), boxes=None, masks=None
+            )
+            low_res, iou_preds = model.mask_decoder(
+                image_embeddings=predictor.features,
+                image_pe=model.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=True,
+            )
+        if self.precision != "fp32":
+            low_res, iou_preds = low_res.float(), iou_preds.float()
         n_out = low_res.shape[1]
         low_res = low_res.flatten(0, 1)
         iou_preds = iou_preds.flatten(0, 1)

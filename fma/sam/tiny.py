@@ -16,6 +16,9 @@ __all__ = ["build_tiny_sam", "sam_registry"]
 
 def sam_registry() -> dict[str, Callable[..., Any]]:
     """segment-anything's ``sam_model_registry``; a missing install fails with its pip hint."""
+    import fma
+
+    fma.setup()  # the torchvision repair before segment_anything imports torchvision
     try:
         from segment_anything import sam_model_registry
     except ImportError as exc:

@@ -9,8 +9,6 @@ import pytest
 import torch
 from PIL import Image
 
-import fma  # noqa: F401  (installs the torchvision compatibility hooks first)
-
 
 @pytest.fixture(scope="session", autouse=True)
 def _few_threads() -> None:

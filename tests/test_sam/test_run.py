@@ -301,12 +301,14 @@ def test_tool_rejects_bad_shard(tmp_path, write_config):
 # ----------------------------------------------------------------------------------------
 # configs and real data
 # ----------------------------------------------------------------------------------------
-def test_sam_configs_load_and_name_run_arguments():
-    import inspect
+def test_sam_configs_load_and_name_run_settings():
+    import dataclasses
 
     from mmengine.config import Config
 
-    params = inspect.signature(run_sam_masks).parameters
+    from fma.apis.sam_masks import SamRunSettings
+
+    params = {f.name for f in dataclasses.fields(SamRunSettings)}
     files = sorted((REPO / "configs" / "sam").glob("*.py"))
     assert {f.name for f in files} >= {
         "sam_vit-h_amg-fma_voc12.py",
@@ -319,7 +321,10 @@ def test_sam_configs_load_and_name_run_arguments():
         header = [ln for ln in lines[:5] if ln.startswith("#")]
         assert lines[0].startswith("# Tool: tools/gen_sam_masks.py") and 2 <= len(header) <= 4
         cfg = Config.fromfile(f)
-        assert set(cfg.sam_masks) <= set(params), f.name
+        assert set(cfg.sam_masks) <= params, f.name
+        SamRunSettings(**cfg.sam_masks)  # valid values
+        if f.name.startswith("sam_vit-h_amg-fma"):
+            assert cfg.sam_masks.precision == "fp32"  # the paper setting
 
 
 @pytest.mark.realdata
