@@ -6,6 +6,11 @@ contexts. Stage II configs (``configs/stage2/``, mmseg scope) get their backbone
 compiled mmcv ops uses mmcv's pure-PyTorch deformable attention (one warning), or stops before
 training with ``--require-compiled-ops``.
 
+``--amp bf16`` trains in bfloat16 mixed precision (CUDA or CPU), ``--amp fp16`` (or a bare
+``--amp``) in float16 with loss scaling (CUDA); without it the config's precision, fp32 for stage
+II as in the paper (:mod:`fma.engine.amp`; recorded as ``fma_amp`` in the dumped config and the
+checkpoints).
+
 The config's ``total_batch`` is held on any number of processes (``WORLD_SIZE`` of torchrun with
 ``--launcher pytorch``, else 1): the per-process batch and gradient accumulation are derived from
 it, one iteration stays one optimizer update (:mod:`fma.engine.total_batch`), and the plan is
@@ -27,7 +32,10 @@ Examples::
         configs/stage2/mask2former_swin-l-in22k_2xb2-80k_voc12aug-seed-512x512.py 2
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+# ruff: noqa: E402, I001  (imports follow fma.setup(), in the order they need)
+import fma
+
+fma.setup()  # first: torchvision's nms and mmcv's _ext repaired before anything imports them
 
 import argparse
 import os
@@ -38,6 +46,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from fma._compat import mmengine_checkpoint_globals
+from fma.engine.amp import AMP_CHOICES, AmpError, apply_amp
 from fma.engine.checkpoints import (
     CheckpointError,
     CheckpointFitHook,
@@ -70,7 +79,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--work-dir", help="where logs and checkpoints go (default work_dirs/<stem>)")
     p.add_argument("--resume", action="store_true", help="resume from the latest checkpoint")
-    p.add_argument("--amp", action="store_true", help="automatic mixed precision")
+    p.add_argument(
+        "--amp", nargs="?", const="fp16", choices=AMP_CHOICES, default=None,
+        help="mixed precision: bf16 (bfloat16 autocast, CUDA or CPU) or fp16 (float16 autocast "
+        "with loss scaling, CUDA; a bare --amp); without it the config's precision (stage II: "
+        "fp32)",
+    )  # fmt: skip
     p.add_argument(
         "--no-download", action="store_true",
         help="stage II: never download missing backbone weights (stop and say where to put them)",
@@ -102,10 +116,11 @@ def build_cfg(args: argparse.Namespace) -> Config:
     cfg.launcher = args.launcher
     merge_cfg_options(cfg, args.cfg_options, exit_on_error=True)
     cfg.work_dir = str(tool_work_dir(args.config, cfg, args.work_dir))
-    if args.amp:
-        cfg.optim_wrapper.type = "AmpOptimWrapper"
-        cfg.optim_wrapper.pop("amp", None)  # CudaAmpOptimWrapper's switch, not AmpOptimWrapper's
-        cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
+    try:
+        apply_amp(cfg, args.amp)
+    except AmpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     cfg.resume = args.resume
     if is_stage2(cfg):
         adapt_to_custom_dataset(cfg)

@@ -19,10 +19,17 @@ test_pipeline = [
 # Total batch of the recipe (one GPU x 16 images, as the original): tools/train.py holds it on any
 # number of processes (per-process batch or gradient accumulation, fma/engine/total_batch.py).
 total_batch = 16
+# Loaders sized for a GPU step of 26-42 ms per batch of 16 (docs/benchmarks.md, "GPU"): the
+# training pipeline costs about 40-55 ms per image on one CPU core (colour jitter of the whole
+# image most of it), so a batch of 16 takes 10 workers to keep the Runner loop within 1.5x of
+# the model step; fewer cores than workers only share them. pin_memory speeds the host-to-GPU
+# copy and does nothing without CUDA. The worker count draws the augmentations (per-worker RNG
+# seeds): runs with another --cfg-options train_dataloader.num_workers=N are not bit-identical.
 train_dataloader = dict(
     batch_size=16,
-    num_workers=4,
+    num_workers=10,
     persistent_workers=True,
+    pin_memory=True,
     sampler=dict(type="InfiniteSampler", shuffle=True, seed=0),
     dataset=dict(
         type=dataset_type, data_root=data_root, split="train_aug", pipeline=train_pipeline
@@ -30,8 +37,9 @@ train_dataloader = dict(
 )
 test_dataloader = dict(
     batch_size=1,
-    num_workers=2,
+    num_workers=4,
     persistent_workers=False,
+    pin_memory=True,
     sampler=dict(type="DefaultSampler", shuffle=False),
     dataset=dict(
         type=dataset_type,
