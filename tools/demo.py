@@ -5,9 +5,12 @@ A thin wrapper (``./run demo``): it runs the demo pipeline with the pipeline run
 and the plain notice that the demo runs the machinery on synthetic data with tiny models and is
 not a result. With ``--clip PATH`` it also selects the real architecture
 (``clip_model=ViT-B-16 clip_config=None``); with ``--sam PATH`` the SAM ViT-H mask config.
-OpenMP's wait policy is left to the environment: on an idle 2-core machine the default made the
-pipeline 1.3x faster than ``OMP_WAIT_POLICY=PASSIVE`` (140 vs 187 s), while on a machine busy
-with other jobs ``PASSIVE`` avoids threads spinning against them (up to 4x there).
+Threads: unless the environment sets ``OMP_NUM_THREADS`` or ``OMP_WAIT_POLICY`` (or
+``--threads N`` is given), every step runs with ``OMP_NUM_THREADS=1``, and on a busy machine
+(1-minute load average at least half the CPU count) with ``OMP_WAIT_POLICY=PASSIVE`` as well; a
+line says which. The demo's models are tiny: a second thread per step cost more than it gave
+(2-core machine: 90 CPU s and 78 s wall with one thread, 213 CPU s and 162 s wall with the
+default), and OpenMP threads spinning against other jobs made a busy run take 669 CPU s.
 
 ``--data-only`` writes only the small synthetic set of ``fma.datasets.synthetic`` to
 ``<work-dir>/data/VOC2012`` (README, "Stage I without weights") and runs nothing else.
@@ -42,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--set", nargs="+", default=[], metavar="KEY=VALUE", help="further pipeline vars"
     )
     p.add_argument("--verbose", action="store_true", help="show every step's output")
+    p.add_argument(
+        "--threads", type=int,
+        help="OpenMP / torch threads per step (default 1, unless OMP_NUM_THREADS is set)",
+    )  # fmt: skip
     p.add_argument("--num-images", type=int, default=12, help="with --data-only")
     p.add_argument("--seed", type=int, default=0, help="with --data-only")
     p.add_argument(
@@ -70,6 +77,32 @@ def reproduce_command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
+def thread_env(
+    env: dict[str, str], threads: int | None, load: float, cpus: int
+) -> tuple[dict[str, str], str | None]:
+    """The environment of the pipeline and a line saying what was set (None: nothing).
+
+    ``threads`` given: ``OMP_NUM_THREADS=threads``. Otherwise, unless ``env`` sets
+    ``OMP_NUM_THREADS`` or ``OMP_WAIT_POLICY``: ``OMP_NUM_THREADS=1``, plus
+    ``OMP_WAIT_POLICY=PASSIVE`` when ``load`` (the 1-minute load average) is at least half of
+    ``cpus`` (threads that spin while other jobs hold the cores).
+    """
+    env = dict(env)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+        return env, f"OMP_NUM_THREADS={threads} (--threads)"
+    if "OMP_NUM_THREADS" in env or "OMP_WAIT_POLICY" in env:
+        return env, None
+    env["OMP_NUM_THREADS"] = "1"
+    if load < cpus / 2:
+        return env, "OMP_NUM_THREADS=1 for every step (--threads N to change)"
+    env["OMP_WAIT_POLICY"] = "PASSIVE"
+    return env, (
+        f"busy machine (load {load:.1f} on {cpus} CPUs): OMP_NUM_THREADS=1 "
+        "OMP_WAIT_POLICY=PASSIVE for every step"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.data_only:
@@ -83,13 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         print("error: tools/reproduce.py (the pipeline runner) is not installed", file=sys.stderr)
         return 1
     cmd = reproduce_command(args)
+    env, note = thread_env(dict(os.environ), args.threads, os.getloadavg()[0], os.cpu_count() or 1)
+    if note:
+        print(f"[demo] {note}", flush=True)
     print("[demo]", " ".join(cmd[1:]), flush=True)
     start = time.perf_counter()
     from fma.stage_workers import die_with_parent
 
     # The runner gets SIGTERM if this process dies (even by SIGKILL), and passes it to its step.
     arm = die_with_parent(os.getpid(), signal.SIGTERM)
-    rc = subprocess.run(cmd, cwd=REPO, check=False, preexec_fn=arm).returncode
+    rc = subprocess.run(cmd, cwd=REPO, env=env, check=False, preexec_fn=arm).returncode
     took = time.perf_counter() - start
     print(f"[demo] pipeline {'finished' if rc == 0 else f'failed (exit {rc})'} in {took:.0f} s")
     print(f"[demo] report: {Path(args.work_dir) / 'report' / 'index.html'}")

@@ -147,12 +147,16 @@ def _grow(mask: np.ndarray) -> np.ndarray:
     return p[1:-1, 1:-1] | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
 
 
-def demo_sample(seed: int, size: int = 96) -> tuple[np.ndarray, np.ndarray, list[int], str]:
+def demo_sample(
+    seed: int, size: int = 96, num_objects: int | None = None
+) -> tuple[np.ndarray, np.ndarray, list[int], str]:
     """One synthetic image.
 
     Args:
         seed: the sample's seed (everything follows from it).
         size: image side in pixels (square images).
+        num_objects: 0 to 5 objects instead of the random one to three (0: background only;
+            the tiny CLIP's pretraining corpus uses it, the demo set does not).
 
     Returns:
         ``(image, gt, classes, background)``: (size, size, 3) uint8 RGB image; (size, size)
@@ -167,6 +171,8 @@ def demo_sample(seed: int, size: int = 96) -> tuple[np.ndarray, np.ndarray, list
     gt = np.zeros((h, w), dtype=np.uint8)
     ids = np.array(sorted(DEMO_CLASSES))
     n_obj = int(rng.choice([1, 2, 3], p=[0.35, 0.4, 0.25]))
+    if num_objects is not None:
+        n_obj = int(num_objects)
     for cls in rng.choice(ids, size=n_obj, replace=False):
         mask, col = _object(int(cls), h, w, rng)
         img[mask] = col[mask]
@@ -190,8 +196,11 @@ _TEMPLATES = (
 
 
 def demo_caption(classes: Sequence[int], background: str, rng: np.random.Generator) -> str:
-    """A caption naming the classes (CLIP-ES prompt names) and the background, shuffled."""
+    """A caption naming the classes (CLIP-ES prompt names) and the background, shuffled;
+    without classes "a photo of the {background}."."""
     names = [VOC12.clip_fg_names[c - 1] for c in classes]
+    if not names:
+        return f"a photo of the {background}."
     names = [names[i] for i in rng.permutation(len(names))]
     objs = [f"a {n}" for n in names]
     text = objs[0] if len(objs) == 1 else ", ".join(objs[:-1]) + " and " + objs[-1]

@@ -14,9 +14,11 @@ Reads the artifacts of a demo pipeline run (``configs/pipelines/demo.py``) under
 
 and writes ``<work_dir>/report/index.html`` (every picture embedded as a base64 PNG) with a
 banner saying that the demo runs the machinery on synthetic data with tiny models and is not a
-result, a table of the metrics per stage next to a chance baseline, and per image strips: for
+result, a table of the metrics per stage next to a chance baseline with a line under it that
+says which stage improved on the one before (:func:`summary_line`), and per image strips: for
 train images the image, the CAM heat maps per class of both prompt sets, the masks by level,
-the coarse and fine seeds and the ground truth; for val images the stage II prediction and the
+the coarse and fine seeds with their mIoU against the ground truth (:func:`image_miou`) and
+the ground truth; for val images the stage II prediction and the
 ground truth; every label strip with its colour legend. Missing artifacts are named in the page.
 
 The chance baseline labels every pixel uniformly at random with one of background and the
@@ -50,7 +52,7 @@ from fma.io.masks.records import find_mask_file, load_sam_masks
 from fma.sam.show import level_panel
 from fma.visualization.panels import add_legend, colorize, overlay, panel_image, side_by_side
 
-__all__ = ["NOT_A_RESULT", "chance_miou", "write_report"]
+__all__ = ["NOT_A_RESULT", "chance_miou", "image_miou", "summary_line", "write_report"]
 
 NOT_A_RESULT = (
     "This demo runs the machinery of the method on synthetic data with tiny models "
@@ -77,6 +79,64 @@ def chance_miou(data_root: str | Path, split: str) -> float | None:
             conf[:, p] += counts / len(cand)
     miou = metrics_from_confusion(conf, VOC12.class_names)["mIoU"]
     return None if miou is None else float(miou)
+
+
+def image_miou(pred: np.ndarray, gt: np.ndarray, ignore: int = 255) -> float | None:
+    """mIoU (percent) of one label map: the mean IoU over the classes that occur in ``gt`` or
+    ``pred`` (pixels where ``gt`` is ``ignore`` left out); None when every pixel is ignored.
+
+    Args:
+        pred: (H, W) integer label map (``ignore`` counts as no class).
+        gt: (H, W) integer ground truth of the same shape.
+    """
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred {pred.shape} and ground truth {gt.shape} differ in shape")
+    keep = gt != ignore
+    if not keep.any():
+        return None
+    p, g = pred[keep].astype(np.int64), gt[keep].astype(np.int64)
+    n = int(max(p.max(), g.max())) + 1
+    conf = np.bincount(g * n + p, minlength=n * n).reshape(n, n)
+    if ignore < n:  # a pixel the prediction leaves as ignore counts as no class
+        conf[:, ignore] = 0
+        conf[ignore, :] = 0
+    inter = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - inter
+    present = (conf.sum(1) > 0) | (conf.sum(0) > 0)
+    return float(100 * np.mean(inter[present] / union[present]))
+
+
+def _seed_iou(seed: Path, gt: Path) -> str:
+    if not seed.is_file():
+        return "missing"
+    value = image_miou(read_label_map(seed), read_label_map(gt))
+    return "n/a" if value is None else f"{value:.1f}"
+
+
+def summary_line(
+    cam: float | None, coarse: float | None, fine: float | None, stage2: float | None
+) -> str:
+    """One sentence saying in words what each stage improved and what it did not."""
+    said = []
+    for a_name, a, b_name, b in (
+        ("the CAMs", cam, "the coarse seeds", coarse),
+        ("the coarse seeds", coarse, "the fine seeds", fine),
+    ):
+        if a is None or b is None:
+            continue
+        if b > a:
+            said.append(f"{b_name} improve on {a_name} by {b - a:.1f} mIoU")
+        else:
+            said.append(f"{b_name} do not improve on {a_name} ({b - a:+.1f} mIoU)")
+    if stage2 is not None and fine is not None:
+        rel = "above" if stage2 >= fine else "below"
+        said.append(
+            f"stage II on unseen val images scores {stage2:.1f}, {rel} the "
+            f"{fine:.1f} of its training labels on train"
+        )
+    if not said:
+        return "Metrics missing: nothing to compare."
+    return "; ".join(said)[:1].upper() + "; ".join(said)[1:] + "."
 
 
 def _png(rgb: np.ndarray, zoom: int = _ZOOM) -> str:
@@ -128,6 +188,7 @@ def _train_row(work: Path, layout: DatasetLayout, image_id: str) -> list[tuple[s
     masks = level_panel(image, load_sam_masks(mask_file)) if mask_file else None
     coarse = work / "seeds_coarse/seeds/train" / f"{image_id}.png"
     fine = work / "seeds_fine/seeds/train" / f"{image_id}.png"
+    iou_c, iou_f = _seed_iou(coarse, gt_path), _seed_iou(fine, gt_path)
     parts = [
         ("1. image (training sees only its image-level labels)", side_by_side([image], [image_id])),
         (
@@ -136,7 +197,7 @@ def _train_row(work: Path, layout: DatasetLayout, image_id: str) -> list[tuple[s
         ),
         ("3. masks by level (superpixels stand in for SAM)", masks),
         (
-            "4. coarse seeds (SAMS on the classification CAMs), ground truth",
+            f"4. coarse seeds (SAMS on the classification CAMs; mIoU {iou_c}), ground truth",
             _label_strip([("coarse seed", coarse), ("ground truth", gt_path)], size),
         ),
         (
@@ -144,7 +205,7 @@ def _train_row(work: Path, layout: DatasetLayout, image_id: str) -> list[tuple[s
             _cam_strip(image, work / "stage1_seg/cams/train" / f"{image_id}.npz", "seg"),
         ),
         (
-            "6. fine seeds (SAMS on the segmentation CAMs): stage II's labels",
+            f"6. fine seeds (SAMS on the segmentation CAMs; mIoU {iou_f}): stage II's labels",
             _label_strip([("fine seed", fine), ("ground truth", gt_path)], size),
         ),
     ]
@@ -161,6 +222,12 @@ def _val_row(work: Path, layout: DatasetLayout, image_id: str) -> list[tuple[str
          ("ground truth", gt_path)], size)  # fmt: skip
     return [("image", side_by_side([image], [image_id])),
             ("7. stage II prediction (never saw val), ground truth", labels)]  # fmt: skip
+
+
+_METRIC_FILES = (
+    "metrics/eval_cams.json", "metrics/eval_seeds_coarse.json",
+    "metrics/eval_seeds_fine.json", "stage2/metrics_val.json",
+)  # fmt: skip
 
 
 def _metric_rows(work: Path, data_root: Path) -> list[tuple[str, str, str, str]]:
@@ -220,6 +287,9 @@ def write_report(
         out.append(f"<tr><td>{e(name)}</td><td>{split}</td><td class='n'>{value}</td>"
                    f"<td>{e(note)}</td></tr>")  # fmt: skip
     out.append("</table>")
+    got = [_read_json(work / f) for f in _METRIC_FILES]
+    vals = [m["mIoU"] if m and m.get("mIoU") is not None else None for m in got]
+    out.append(f"<p><b>{e(summary_line(*vals))}</b></p>")
     clip = _read_json(work / "tiny_clip/metrics.json")
     if clip:
         out.append(
@@ -227,7 +297,14 @@ def write_report(
             f"{clip['loss_last']:.2f}; zero-shot top-1 on 128 held-out synthetic images "
             f"{100 * clip['zero_shot_top1']:.1f}% (random weights "
             f"{100 * clip['zero_shot_top1_before']:.1f}%, chance "
-            f"{100 * clip['zero_shot_top1_chance']:.1f}%).</p>"
+            f"{100 * clip['zero_shot_top1_chance']:.1f}%)"
+            + (
+                f"; zero-shot segmentation of the same images (patch-text alignment) "
+                f"{clip['zero_shot_seg_miou']:.1f} mIoU"
+                if "zero_shot_seg_miou" in clip
+                else ""
+            )
+            + ".</p>"
         )
     for split, n, row in (("train", num_train, _train_row), ("val", num_val, _val_row)):
         out.append(f"<h2>{split} images</h2>")

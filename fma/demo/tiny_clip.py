@@ -7,14 +7,18 @@ tower with CLIP's BPE vocabulary and 32 token positions). It is trained from ran
 a symmetric contrastive loss (several positives per row: captions naming the same classes and
 background) on a *pretraining corpus* generated in memory by :func:`fma.demo.data.demo_sample`
 with seeds disjoint from the demo's train and val images, captioned by
-:func:`fma.demo.data.demo_caption` ("a photo of a cat and a cow on the grass."). The corpus
-plays the role of CLIP's web data: the demo set itself is never seen.
+:func:`fma.demo.data.demo_caption` ("a photo of a cat and a cow on the grass."); one image in
+:data:`EMPTY_EVERY` shows only its background ("a photo of the grass."). With ``crop_min < 1``
+each step sees random square crops captioned with the classes they keep. The corpus plays the
+role of CLIP's web data: the demo set itself is never seen. Progress (step, elapsed, estimate,
+loss) is printed every ``log_every`` steps.
 
 Output folder (``--out``)::
 
     demo_tiny_clip.json   the open_clip architecture (model name = file stem)
     demo_tiny_clip.pt     the state dict (open_clip's checkpoint format, torch.save)
-    metrics.json          loss at the start / end, zero-shot accuracy on held-out images
+    metrics.json          loss at the start / end, zero-shot top-1 on 128 held-out images and
+                          their zero-shot segmentation mIoU (:func:`zero_shot_segmentation`)
     manifest.json         settings and the checkpoint's sha256; a rerun with the same settings
                           skips, other settings are refused
 
@@ -26,6 +30,7 @@ model.clip.model_name=demo_tiny_clip model.clip.model_config=DIR/demo_tiny_clip.
     python -m fma.demo.tiny_clip --out work_dirs/demo/tiny_clip [--steps 300] [--threads 2]
 """
 
+# ruff: noqa: E402  (the imports below open_clip follow fma.setup())
 from __future__ import annotations
 
 import argparse
@@ -38,7 +43,10 @@ from typing import Any
 import numpy as np
 import torch
 
-import fma  # noqa: F401  (first: the compatibility hooks before open_clip)
+import fma
+
+fma.setup()  # first: torchvision's nms repaired before open_clip imports it
+
 from fma.clip.pretrain import (
     contrastive_loss,
     create_trainable_clip,
@@ -46,7 +54,7 @@ from fma.clip.pretrain import (
     tokenize,
 )
 from fma.datasets.meta import VOC12
-from fma.demo.data import DEMO_CLASSES, demo_caption, demo_sample
+from fma.demo.data import DEMO_CLASSES, MIN_PIXELS, demo_caption, demo_sample
 from fma.io import (
     Manifest,
     file_sha256,
@@ -57,7 +65,13 @@ from fma.io import (
 )
 from fma.models.data_preprocessor import CLIP_MEAN, CLIP_STD
 
-__all__ = ["MODEL_NAME", "TINY_CLIP_CONFIG", "make_corpus", "pretrain_tiny_clip"]
+__all__ = [
+    "MODEL_NAME",
+    "TINY_CLIP_CONFIG",
+    "make_corpus",
+    "pretrain_tiny_clip",
+    "zero_shot_segmentation",
+]
 
 MODEL_NAME = "demo_tiny_clip"
 #: open_clip architecture of the demo's CLIP (written as ``<out>/demo_tiny_clip.json``).
@@ -76,28 +90,127 @@ TINY_CLIP_CONFIG: dict[str, Any] = {
 }
 FORMAT = "tiny_clip"
 VERSION = 1
+EMPTY_EVERY = 6  # one pretraining image in six shows only its background
 CORPUS_SEED = 7_000_000  # corpus sample seeds start here (the demo set uses 0..1e6)
 
 
+def _corpus(
+    num: int, size: int, seed: int, empty_every: int = 0
+) -> tuple[torch.Tensor, list[tuple[int, ...]], list[str], np.ndarray]:
+    """:func:`make_corpus` plus the (num, size, size) uint8 ground truth of every image."""
+    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1) * 255
+    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1) * 255
+    imgs, classes, bgs, gts = [], [], [], []
+    for i in range(num):
+        empty = empty_every > 0 and i % empty_every == empty_every - 1
+        img, gt, cls, bg = demo_sample(CORPUS_SEED + seed * 100_003 + i, size, 0 if empty else None)
+        imgs.append(torch.from_numpy(img).permute(2, 0, 1))
+        classes.append(tuple(cls))
+        bgs.append(bg)
+        gts.append(gt)
+    images = (torch.stack(imgs).float() - mean) / std
+    return images, classes, bgs, np.stack(gts)
+
+
 def make_corpus(
-    num: int, size: int, seed: int
+    num: int, size: int, seed: int, empty_every: int = EMPTY_EVERY
 ) -> tuple[torch.Tensor, list[tuple[int, ...]], list[str]]:
-    """Generate ``num`` pretraining images in memory.
+    """Generate ``num`` pretraining images in memory; every ``empty_every``-th one shows only
+    its background (captioned "a photo of the grass.", as the web shows empty scenes).
 
     Returns:
         ``(images, classes, backgrounds)``: (num, 3, size, size) float32 images normalised
         with CLIP's mean / std; per image the tuple of VOC class ids; the background names.
     """
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1) * 255
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1) * 255
-    imgs, classes, bgs = [], [], []
-    for i in range(num):
-        img, _, cls, bg = demo_sample(CORPUS_SEED + seed * 100_003 + i, size)
-        imgs.append(torch.from_numpy(img).permute(2, 0, 1))
-        classes.append(tuple(cls))
-        bgs.append(bg)
-    images = (torch.stack(imgs).float() - mean) / std
+    images, classes, bgs, _ = _corpus(num, size, seed, empty_every)
     return images, classes, bgs
+
+
+def zero_shot_segmentation(
+    model: Any, images: torch.Tensor, classes: list[tuple[int, ...]], gts: np.ndarray, ctx: int
+) -> float:
+    """Patch-text alignment: mIoU (percent) of a zero-shot segmentation of held-out images.
+
+    Each patch gets the cosine similarity to "a photo of a {name}." of each of its image's
+    classes; per class the similarities are min-max normalised over the image's patches, the
+    background scores ``1 - max`` (the CAM scoring of :func:`fma.cam.cam_to_label` with
+    power 1), the argmax is repeated to pixels and compared with the ground truth (255
+    ignored). A CLIP whose patch tokens ignore where the objects are scores about the chance
+    level; one that localises them scores high.
+
+    Args:
+        images: (N, 3, S, S) normalised images; ``classes`` their VOC ids; ``gts`` (N, S, S)
+            uint8 ground truth.
+    """
+    fg = [f"a photo of a {n}." for n in VOC12.clip_fg_names]
+    visual = model.visual
+    with torch.no_grad():
+        txt = torch.nn.functional.normalize(model.encode_text(tokenize(fg, ctx)), dim=-1)
+        visual.output_tokens = True
+        try:
+            _, tokens = visual(images)
+        finally:
+            visual.output_tokens = False
+        patches = torch.nn.functional.normalize(tokens @ visual.proj, dim=-1)  # (N, T, E)
+        sim = patches @ txt.T  # (N, T, 20)
+    n, t = sim.shape[:2]
+    lo, hi = sim.amin(dim=1, keepdim=True), sim.amax(dim=1, keepdim=True)
+    norm = (sim - lo) / (hi - lo).clamp_min(1e-6)
+    labels = torch.zeros(n, 20, dtype=torch.bool)
+    for i, cls in enumerate(classes):
+        labels[i, [c - 1 for c in cls]] = True
+    norm = torch.where(labels[:, None, :], norm, torch.tensor(-1.0))
+    score = torch.cat([1 - norm.amax(dim=-1, keepdim=True).clamp_min(0), norm], dim=-1)
+    side = round(t**0.5)
+    pred = score.argmax(dim=-1).reshape(n, side, side).numpy().astype(np.int64)
+    pred = pred.repeat(gts.shape[1] // side, axis=1).repeat(gts.shape[2] // side, axis=2)
+    keep = gts != 255
+    conf = np.bincount(gts[keep].astype(np.int64) * 21 + pred[keep], minlength=21 * 21)
+    conf = conf.reshape(21, 21).astype(np.float64)
+    inter = np.diag(conf)
+    union = conf.sum(0) + conf.sum(1) - inter
+    present = conf.sum(1) > 0
+    return float(100 * np.mean(inter[present] / union[present]))
+
+
+def _random_crops(
+    images: torch.Tensor, gts: np.ndarray, crop_min: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, list[tuple[int, ...]]]:
+    """Square random crops (side ``crop_min`` to 1 of the image) resized back to full size,
+    with the classes that keep at least ``MIN_PIXELS`` pixels (in crop pixels) inside.
+
+    Args:
+        images: (B, 3, S, S) float images; gts: (B, S, S) uint8 ground truth.
+
+    Returns:
+        (B, 3, S, S) crops and the tuple of VOC class ids of each.
+    """
+    size = images.shape[-1]
+    out, classes = [], []
+    for img, gt in zip(images, gts, strict=True):
+        side = int(size * rng.uniform(crop_min, 1.0))
+        y, x = (int(v) for v in rng.integers(0, size - side + 1, size=2))
+        crop = img[None, :, y : y + side, x : x + side]
+        out.append(torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear"))
+        counts = np.bincount(gt[y : y + side, x : x + side].ravel(), minlength=256)
+        need = MIN_PIXELS * (side / size) ** 2
+        classes.append(tuple(c for c in sorted(DEMO_CLASSES) if counts[c] >= need))
+    return torch.cat(out), classes
+
+
+class _Progress:
+    """One progress line per call (``what i/n``, elapsed, estimate), flushed at once."""
+
+    def __init__(self, what: str, total: int, every: int) -> None:
+        self.what, self.total, self.every, self.t0 = what, total, max(1, every), time.perf_counter()
+
+    def __call__(self, done: int, extra: str = "") -> None:
+        if done % self.every and done != self.total:
+            return
+        took = time.perf_counter() - self.t0
+        eta = took / max(done, 1) * (self.total - done)
+        print(f"{self.what} {done}/{self.total}  {took:.0f} s elapsed, ~{eta:.0f} s left"
+              f"{extra}", flush=True)  # fmt: skip
 
 
 def _zero_shot(model: Any, images: torch.Tensor, classes: list[tuple[int, ...]], ctx: int) -> float:
@@ -119,8 +232,9 @@ def pretrain_tiny_clip(
     corpus: int = 512,
     lr: float = 2e-3,
     seed: int = 0,
-    threads: int = 2,
-    log_every: int = 50,
+    threads: int | None = None,
+    log_every: int = 25,
+    crop_min: float = 1.0,
 ) -> dict[str, float]:
     """Pretrain the tiny CLIP and write the output folder (module docstring); return metrics.
 
@@ -133,7 +247,7 @@ def pretrain_tiny_clip(
     out = Path(out)
     params = {
         "config": TINY_CLIP_CONFIG, "steps": steps, "batch_size": batch_size,
-        "corpus": corpus, "lr": lr, "seed": seed,
+        "corpus": corpus, "lr": lr, "seed": seed, "crop_min": crop_min,
     }  # fmt: skip
     params = json.loads(json.dumps(params))
     ckpt = out / f"{MODEL_NAME}.pt"
@@ -147,7 +261,8 @@ def pretrain_tiny_clip(
             )
         if ckpt.is_file() and file_sha256(ckpt) == old.params.get("checkpoint_sha256"):
             return json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    torch.set_num_threads(threads)
+    if threads is not None:  # otherwise torch's default (OMP_NUM_THREADS or the cores)
+        torch.set_num_threads(threads)
     cfg_path = out / f"{MODEL_NAME}.json"
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cfg_path, TINY_CLIP_CONFIG)
@@ -155,8 +270,10 @@ def pretrain_tiny_clip(
     size = TINY_CLIP_CONFIG["vision_cfg"]["image_size"]
     ctx = TINY_CLIP_CONFIG["text_cfg"]["context_length"]
     t0 = time.perf_counter()
-    images, classes, bgs = make_corpus(corpus, size, seed)
-    held_images, held_classes, _ = make_corpus(128, size, seed + 1)
+    if log_every:
+        print(f"tiny CLIP: generating {corpus} + 128 held-out images", flush=True)
+    images, classes, bgs, gts = _corpus(corpus, size, seed, EMPTY_EVERY)
+    held_images, held_classes, _, held_gts = _corpus(128, size, seed + 1)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
@@ -168,12 +285,16 @@ def pretrain_tiny_clip(
     zero_shot_before = _zero_shot(model.eval(), held_images, held_classes, ctx)
     model.train()
     losses = []
+    progress = _Progress("tiny CLIP step", steps, log_every or steps + 1)
     for step in range(steps):
         idx = rng.choice(corpus, size=batch_size, replace=False)
-        x = images[idx]
+        if crop_min < 1:
+            x, crop_classes = _random_crops(images[idx], gts[idx], crop_min, rng)
+        else:
+            x, crop_classes = images[idx], [classes[i] for i in idx]
         flip = torch.from_numpy(rng.random(batch_size) < 0.5)
         x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
-        keys = [(classes[i], bgs[i]) for i in idx]
+        keys = [(c, bgs[i]) for c, i in zip(crop_classes, idx, strict=True)]
         texts = [demo_caption(c, b, rng) for c, b in keys]
         same = torch.tensor([[a == b for b in keys] for a in keys])
         loss = contrastive_loss(
@@ -186,8 +307,8 @@ def pretrain_tiny_clip(
         with torch.no_grad():
             model.logit_scale.clamp_(0, np.log(100))
         losses.append(float(loss.detach()))
-        if log_every and (step % log_every == 0 or step == steps - 1):
-            print(f"tiny CLIP step {step + 1}/{steps}  loss {losses[-1]:.3f}", flush=True)
+        if log_every:
+            progress(step + 1, f", loss {losses[-1]:.3f}")
     model.eval()
     metrics = {
         "loss_first": float(np.mean(losses[: max(1, steps // 20)])),
@@ -195,6 +316,9 @@ def pretrain_tiny_clip(
         "zero_shot_top1_before": zero_shot_before,
         "zero_shot_top1": _zero_shot(model, held_images, held_classes, ctx),
         "zero_shot_top1_chance": float(np.mean([len(c) / 20 for c in held_classes])),
+        "zero_shot_seg_miou": zero_shot_segmentation(
+            model, held_images, held_classes, held_gts, ctx
+        ),
         "train_s": time.perf_counter() - t0,
     }
     save_clip_checkpoint(model, ckpt)
@@ -219,7 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", type=int, default=512, help="pretraining images (in memory)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.add_argument(
+        "--crop-min", type=float, default=1.0,
+        help="random square crops of this share of the side up to 1 (1: whole images)",
+    )  # fmt: skip
+    p.add_argument(
+        "--threads", type=int, help="torch threads (default: OMP_NUM_THREADS, else the cores)"
+    )
     p.add_argument(
         "--clip",
         help="the pipeline's CLIP weights: when they are not OUT/demo_tiny_clip.pt (real "
@@ -238,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         m = pretrain_tiny_clip(
             args.out, steps=args.steps, batch_size=args.batch_size, corpus=args.corpus,
-            lr=args.lr, seed=args.seed, threads=args.threads,
+            lr=args.lr, seed=args.seed, threads=args.threads, crop_min=args.crop_min,
         )  # fmt: skip
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -248,7 +378,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{m['loss_last']:.3f}; zero-shot top-1 on 128 held-out images "
         f"{100 * m['zero_shot_top1']:.1f}% "
         f"(random weights {100 * m['zero_shot_top1_before']:.1f}%, "
-        f"chance {100 * m['zero_shot_top1_chance']:.1f}%)"
+        f"chance {100 * m['zero_shot_top1_chance']:.1f}%); zero-shot segmentation of the same "
+        f"images (patch-text alignment) {m.get('zero_shot_seg_miou', float('nan')):.1f} mIoU"
     )
     return 0
 

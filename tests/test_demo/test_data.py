@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from fma.datasets.labels import load_image_labels
-from fma.demo.data import DEMO_CLASSES, MIN_PIXELS, check_voc_root, demo_sample, make_demo_voc
+from fma.demo.data import (
+    DEMO_CLASSES,
+    MIN_PIXELS,
+    check_voc_root,
+    demo_caption,
+    demo_sample,
+    make_demo_voc,
+)
 from fma.io import read_label_map
 
 
@@ -63,3 +70,11 @@ def test_foreign_data_root_is_only_checked(tmp_path, capsys):
     (voc / "cls_labels/train.json").unlink()
     assert check_voc_root(voc) == 1
     assert "tools/prepare_voc.py" in capsys.readouterr().err
+
+
+def test_background_only_sample_and_caption():
+    img, gt, classes, bg = demo_sample(5, num_objects=0)
+    assert classes == [] and not gt.any() and img.shape == (96, 96, 3)
+    assert demo_caption([], bg, np.random.default_rng(0)) == f"a photo of the {bg}."
+    # the default draw is unchanged by the option's existence
+    assert np.array_equal(demo_sample(5)[0], demo_sample(5, num_objects=None)[0])

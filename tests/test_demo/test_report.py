@@ -6,7 +6,7 @@ import numpy as np
 
 from fma.datasets.meta import VOC12
 from fma.demo.data import make_demo_voc
-from fma.demo.report import NOT_A_RESULT, chance_miou, write_report
+from fma.demo.report import NOT_A_RESULT, chance_miou, image_miou, summary_line, write_report
 from fma.io import write_label_map, write_text_atomic
 
 
@@ -28,3 +28,23 @@ def test_report_names_missing_artifacts(tmp_path):
     assert text.count("missing") >= 6  # every stage's metrics and pictures are absent
     assert "demo_train_0000" in text and "demo_val_0000" in text
     assert "data:image/png;base64," in text
+
+
+def test_image_miou_known_answers():
+    gt = np.array([[0, 0, 8, 8], [0, 0, 8, 255]], dtype=np.uint8)
+    assert image_miou(gt.copy(), gt) == 100.0  # the ignore pixel is left out
+    # background: 3 shared, 4 + 4 pixels -> IoU 3/5; class 8: 2 shared, 3 + 3 -> 2/4
+    pred = np.array([[0, 0, 0, 8], [0, 8, 8, 0]], dtype=np.uint8)
+    assert abs(image_miou(pred, gt) - 100 * (3 / 5 + 2 / 4) / 2) < 1e-9
+    # a class only predicted counts with IoU 0: background 4 / (4 + 6 - 4), 8 and 6 zero
+    pred = np.array([[0, 0, 0, 0], [0, 0, 6, 0]], dtype=np.uint8)
+    assert abs(image_miou(pred, gt) - 100 * (4 / 6 + 0 + 0) / 3) < 1e-9
+    assert image_miou(gt, np.full_like(gt, 255)) is None
+
+
+def test_summary_line_says_what_improved():
+    line = summary_line(35.0, 40.0, 38.5, 30.0)
+    assert line.startswith("The coarse seeds improve on the CAMs by 5.0 mIoU")
+    assert "the fine seeds do not improve on the coarse seeds (-1.5 mIoU)" in line
+    assert "30.0, below the 38.5" in line
+    assert summary_line(None, None, None, None) == "Metrics missing: nothing to compare."

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import fma  # noqa: F401  (compatibility hooks first)
-
 # isort: split
 import json
 
+import numpy as np
 import open_clip
 import pytest
 import torch
 
 from fma.clip import load_clip
 from fma.clip.pretrain import contrastive_loss
-from fma.demo.tiny_clip import MODEL_NAME, main, pretrain_tiny_clip
+from fma.demo.tiny_clip import MODEL_NAME, main, pretrain_tiny_clip, zero_shot_segmentation
 
 
 def test_contrastive_loss_known_answer():
@@ -37,6 +36,7 @@ def trained(tmp_path_factory):
 def test_short_pretraining_lowers_the_loss(trained):
     out, m = trained
     assert m["loss_last"] < m["loss_first"] - 0.3
+    assert 0 <= m["zero_shot_seg_miou"] <= 100
     assert json.loads((out / "metrics.json").read_text()) == m
     # a rerun with the same settings keeps the checkpoint (no training)
     mtime = (out / f"{MODEL_NAME}.pt").stat().st_mtime_ns
@@ -65,3 +65,32 @@ def test_real_weights_train_nothing(tmp_path, capsys):
     assert main(["--out", str(tmp_path / "tc"), "--clip", str(weights)]) == 0
     assert not (tmp_path / "tc").exists()
     assert "not trained" in capsys.readouterr().out
+
+
+class _StubCLIP:
+    """Text prompt g embeds as the unit vector e_g; patch tokens are given; identity proj."""
+
+    def __init__(self, tokens: torch.Tensor) -> None:
+        self.visual = self
+        self.output_tokens = False
+        self.proj = torch.eye(20)
+        self.tokens = tokens
+
+    def __call__(self, images):
+        return self.tokens.mean(dim=1), self.tokens
+
+    def encode_text(self, text):
+        return torch.eye(20)
+
+
+def test_zero_shot_segmentation_known_answers():
+    """A 16-pixel image of 2 x 2 patches, class 8 (cat) in the top-left patch only."""
+    gts = np.zeros((1, 16, 16), dtype=np.uint8)
+    gts[0, :8, :8] = 8
+    tokens = torch.zeros(1, 4, 20)
+    tokens[0, :, 0] = 1.0  # every patch looks like a boat (index 0), not a labelled class
+    tokens[0, 0] = torch.eye(20)[7]  # the top-left patch matches "a photo of a cat."
+    assert zero_shot_segmentation(_StubCLIP(tokens), None, [(8,)], gts, 32) == 100.0
+    # the cat prompt matching the other three patches instead: every pixel wrong
+    swapped = torch.eye(20)[[0, 7, 7, 7]][None]
+    assert zero_shot_segmentation(_StubCLIP(swapped), None, [(8,)], gts, 32) == 0.0

@@ -1,0 +1,29 @@
+"""tools/demo.py: the thread settings it gives the pipeline on a busy and an idle machine."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("demo_tool", REPO / "tools/demo.py")
+demo_tool = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(demo_tool)
+
+
+def test_busy_machine_gets_one_passive_thread_per_step():
+    env, note = demo_tool.thread_env({"PATH": "/bin"}, None, load=3.0, cpus=2)
+    assert env == {"PATH": "/bin", "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    assert note.startswith("busy machine (load 3.0 on 2 CPUs)")
+
+
+def test_idle_machine_gets_one_thread_and_user_settings_are_left_alone():
+    env, note = demo_tool.thread_env({"PATH": "/bin"}, None, load=0.5, cpus=2)
+    assert env == {"PATH": "/bin", "OMP_NUM_THREADS": "1"} and note.startswith("OMP_NUM")
+    for user in ({"OMP_NUM_THREADS": "2"}, {"OMP_WAIT_POLICY": "ACTIVE"}):
+        assert demo_tool.thread_env(user, None, load=9.0, cpus=2) == (user, None)
+
+
+def test_threads_option_always_wins():
+    env, note = demo_tool.thread_env({"OMP_NUM_THREADS": "4"}, 2, load=0.0, cpus=2)
+    assert env == {"OMP_NUM_THREADS": "2"} and note == "OMP_NUM_THREADS=2 (--threads)"
