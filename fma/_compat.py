@@ -1,24 +1,30 @@
-"""Compatibility layer for the CPU stack, installed by ``import fma`` before anything else.
+"""Compatibility repairs for the CPU stack: one explicit call, :func:`install` (``fma.setup()``).
 
-It repairs two install-level gaps of the tested version set (see README "Installation") and turns
-itself off where the real compiled extensions are present, so a CUDA install is left untouched:
+It repairs two install-level gaps of the tested version set (see README "Installation") and leaves
+a stack alone where the real compiled extensions are present, so a CUDA install is untouched:
 
 1. **torchvision without its compiled ops.** PyPI's torchvision 0.28.0 wheel is a CUDA build; next
    to the CPU torch its ``_C`` extension cannot load, and ``import torchvision`` then fails in
    ``_meta_registrations`` (``operator torchvision::nms does not exist``). That breaks open_clip,
-   timm, segment_anything and mmengine's Runner. After ``torchvision.extension`` has run, and only
-   when it reports that ``_C`` did not load, we define the ``torchvision::nms`` and ``::qnms``
-   operators with :mod:`torch.library` and register a pure-PyTorch CPU kernel (the greedy
-   algorithm of torchvision's ``nms_kernel.cpp``). Other compiled torchvision ops (roi_pool,
-   deform_conv2d, image decoding) stay unavailable; roi_align uses torchvision's Python fallback.
+   timm, segment_anything and mmengine's Runner. When ``_C`` does not load, :func:`install`
+   defines the ``torchvision::nms`` and ``::qnms`` operators with :mod:`torch.library` (a
+   pure-PyTorch CPU kernel, the greedy algorithm of torchvision's ``nms_kernel.cpp``) *before*
+   importing torchvision, then lets torchvision's ops run without ``_C``. Other compiled
+   torchvision ops (roi_pool, deform_conv2d, image decoding) stay unavailable; roi_align uses
+   torchvision's Python fallback.
 2. **mmcv-lite without ``mmcv._ext``.** Every ``mmseg.models``/``mmseg.apis`` import goes through
-   ``mmcv.ops``, which loads the compiled ``mmcv._ext``. After ``mmcv`` is imported, and only when
-   no real ``mmcv/_ext*`` module exists, we register a stand-in module whose functions raise
-   :class:`NotImplementedError` naming the op when called. Its ``__spec__`` has ``loader=None``
-   so that mmengine's ``mmcv_full_available()`` correctly answers False.
+   ``mmcv.ops``, which loads the compiled ``mmcv._ext``. When no real ``mmcv/_ext*`` module
+   exists, :func:`install` registers a stand-in module in :data:`sys.modules` whose functions
+   raise :class:`NotImplementedError` naming the op when called. Its ``__spec__`` has
+   ``loader=None`` so that mmengine's ``mmcv_full_available()`` correctly answers False.
 
-Both patches are applied lazily through a :data:`sys.meta_path` hook, so ``import fma`` itself
-imports neither torch nor torchvision nor mmcv.
+Nothing happens at import: ``import fma`` imports neither torch nor torchvision nor mmcv, and no
+import hook is installed. Whoever is about to import torchvision, open_clip, segment_anything,
+mmseg or mmengine's Runner calls ``fma.setup()`` first (the tools that use them, ``python -m
+fma.env``, the test session, a notebook's first cell). The call is idempotent and cheap once done;
+the first call imports torch and torchvision (when installed), since the operators must exist
+before torchvision's own import registers their meta kernels. A torchvision already imported
+before the call is repaired only where that still helps (its ops run without ``_C``).
 
 It also offers :func:`mmengine_checkpoint_globals`, a *scoped* allowlist for loading checkpoints
 that an mmengine run wrote itself under torch's ``weights_only=True`` loader (they contain
@@ -30,8 +36,9 @@ always loaded with the default ``weights_only=True`` and no extra globals; the p
 from __future__ import annotations
 
 import contextlib
-import importlib.abc
+import importlib
 import importlib.machinery
+import importlib.util
 import sys
 import threading
 import types
@@ -94,27 +101,69 @@ def _qnms_reference(dets: Any, scores: Any, iou_threshold: float) -> Any:
     return nms_reference(dets.int_repr().float(), scores.int_repr().float(), iou_threshold)
 
 
-def _patch_torchvision_extension(ext: types.ModuleType) -> None:
-    """Run right after ``torchvision.extension``; define nms/qnms if ``_C`` did not load."""
-    if ext._has_ops():  # the compiled ops loaded: nothing to do
-        return
+def _torchvision_c_loads(locations: list[str]) -> bool:
+    """Whether torchvision's compiled ``_C`` loads, tried the way ``torchvision.extension`` does.
+
+    Loading it here is harmless: torchvision's own load of the same file finds it loaded.
+    """
     import torch
 
-    if not hasattr(torch.ops.torchvision, "nms"):
-        lib = torch.library.Library("torchvision", "DEF")
-        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        lib.impl("nms", nms_reference, "CPU")
-        lib.impl("qnms", _qnms_reference, "QuantizedCPU")
-        _keepalive.append(lib)
+    spec = importlib.machinery.PathFinder.find_spec("torchvision._C", locations)
+    if spec is None or not spec.origin:
+        return False
+    try:
+        torch.ops.load_library(spec.origin)
+    except (ImportError, OSError):
+        return False
+    return True
 
-    # `_has_ops` stays False, so torchvision keeps its Python fallbacks (roi_align) and skips
-    # meta/autograd registrations of ops that do not exist. nms only asserts that ops exist.
+
+def _define_torchvision_ops() -> None:
+    """Define ``torchvision::nms`` / ``::qnms`` with the pure-PyTorch kernel (CPU)."""
+    import torch
+
+    if hasattr(torch.ops.torchvision, "nms"):
+        return
+    lib = torch.library.Library("torchvision", "DEF")
+    lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+    lib.impl("nms", nms_reference, "CPU")
+    lib.impl("qnms", _qnms_reference, "QuantizedCPU")
+    _keepalive.append(lib)
+
+
+def _allow_ops_without_c(ext: Any) -> None:
+    """Let torchvision's ops run although ``_C`` did not load (``ext``: torchvision.extension).
+
+    ``_has_ops`` stays False, so torchvision keeps its Python fallbacks (roi_align) and skipped
+    the meta/autograd registrations of ops that do not exist. nms only asserts that ops exist:
+    every module that imported ``_assert_has_ops`` by name gets a no-op instead.
+    """
+    if ext._has_ops():  # the compiled ops loaded: nothing to do
+        return
+    original = ext._assert_has_ops
+
     def _assert_has_ops() -> None:
         return None
 
+    for name, module in list(sys.modules.items()):
+        if name.startswith("torchvision") and getattr(module, "_assert_has_ops", None) is original:
+            module._assert_has_ops = _assert_has_ops  # type: ignore[attr-defined]
     ext._assert_has_ops = _assert_has_ops
     _status["torchvision_nms_shim"] = True
+
+
+def _repair_torchvision() -> None:
+    """Make ``import torchvision`` work without ``_C`` (no-op where torchvision is absent)."""
+    if "torchvision" not in sys.modules:
+        spec = importlib.util.find_spec("torchvision")
+        if spec is None or not spec.submodule_search_locations:
+            return
+        if not _torchvision_c_loads(list(spec.submodule_search_locations)):
+            _define_torchvision_ops()
+    import torchvision.extension
+
+    _allow_ops_without_c(torchvision.extension)
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,81 +187,52 @@ class _MissingMmcvExt(types.ModuleType):
         return _missing
 
 
-def _patch_mmcv(mmcv: types.ModuleType) -> None:
-    """Run right after ``mmcv`` is imported; register the stand-in if there is no real ``_ext``."""
+def _stand_in_for_mmcv_ext(locations: list[str] | None = None) -> None:
+    """Register the ``mmcv._ext`` stand-in when mmcv is installed without a real ``_ext``.
+
+    Args:
+        locations: mmcv's package folders; None: found without importing mmcv.
+    """
     if "mmcv._ext" in sys.modules:
         return
-    if importlib.machinery.PathFinder.find_spec("mmcv._ext", list(mmcv.__path__)) is not None:
+    if locations is None:
+        spec = importlib.util.find_spec("mmcv")
+        if spec is None or not spec.submodule_search_locations:
+            return  # no mmcv: nothing to stand in for
+        locations = list(spec.submodule_search_locations)
+    if importlib.machinery.PathFinder.find_spec("mmcv._ext", locations) is not None:
         return  # a full mmcv build: the real extension will load
     stub = _MissingMmcvExt("mmcv._ext", "fma stand-in for mmcv's compiled ops (not available)")
     stub.__spec__ = importlib.machinery.ModuleSpec("mmcv._ext", loader=None)
     sys.modules["mmcv._ext"] = stub
-    mmcv._ext = stub  # type: ignore[attr-defined]
+    if "mmcv" in sys.modules:
+        sys.modules["mmcv"]._ext = stub  # type: ignore[attr-defined]
     _status["mmcv_ext_stub"] = True
 
 
 # --------------------------------------------------------------------------------------------
-# post-import hooks
+# the explicit call
 # --------------------------------------------------------------------------------------------
-_HOOKS: dict[str, Callable[[types.ModuleType], None]] = {
-    "torchvision.extension": _patch_torchvision_extension,
-    "mmcv": _patch_mmcv,
-}
+def install() -> dict[str, bool]:
+    """Apply the repairs this stack needs (idempotent; ``fma.setup()`` calls it).
 
+    Call it before importing torchvision, open_clip, segment_anything, mmseg or mmengine's
+    Runner. The first call imports torch and torchvision when torchvision is installed.
 
-class _HookedLoader(importlib.abc.Loader):
-    """Delegates to the real loader and runs a hook after the module body has executed."""
-
-    def __init__(self, loader: Any, hook: Callable[[types.ModuleType], None]) -> None:
-        self._loader = loader
-        self._hook = hook
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
-        return self._loader.create_module(spec)
-
-    def exec_module(self, module: types.ModuleType) -> None:
-        self._loader.exec_module(module)
-        self._hook(module)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-
-class _PostImportFinder(importlib.abc.MetaPathFinder):
-    """Finds hooked modules through the remaining finders and wraps their loaders."""
-
-    def find_spec(
-        self, fullname: str, path: Any = None, target: types.ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        hook = _HOOKS.get(fullname)
-        if hook is None:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _HookedLoader(spec.loader, hook)
-                return spec
-        return None
-
-
-def install() -> None:
-    """Install the import hooks (idempotent, cheap: imports nothing heavy)."""
+    Returns:
+        Which repairs are active (:func:`status`).
+    """
     global _installed
     with _lock:
-        if _installed:
-            return
-        sys.meta_path.insert(0, _PostImportFinder())
-        _installed = True
-    # Modules imported before fma: patch now where it still helps.
-    if "mmcv" in sys.modules:
-        _patch_mmcv(sys.modules["mmcv"])
+        if not _installed:
+            _stand_in_for_mmcv_ext()
+            _repair_torchvision()
+            _installed = True
+    return status()
 
 
 def status() -> dict[str, bool]:
-    """Which patches are active in this process (values become True once applied)."""
+    """Which repairs are active in this process (values become True once applied)."""
     return dict(_status)
 
 

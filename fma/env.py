@@ -307,8 +307,12 @@ def _deform_attn_fallback() -> bool:
 
 def gather_stack() -> Stack:
     """Read :class:`Stack` from this environment (imports torch, and mmcv when installed)."""
-    import fma  # noqa: F401  (the compatibility layer, as every fma tool has it)
+    import fma
 
+    # The compatibility repairs, as the tools apply them. A failure here shows again below, as
+    # the import error of the module at fault.
+    with contextlib.suppress(Exception):
+        fma.setup()
     versions: dict[str, str] = {}
     for name in _PACKAGES:
         with contextlib.suppress(md.PackageNotFoundError):

@@ -1,4 +1,15 @@
-"""Shared fixtures."""
+"""Shared fixtures, the compatibility repairs, the ``e2e`` marks of some files, time limits.
+
+Marks (``pyproject.toml``): ``e2e`` tests drive a tool, the pipeline or a training run end to
+end; ``slow`` tests take more than a few seconds of CPU. ``./run test-fast`` leaves both out;
+``./run test`` (CI) runs everything. Files mark their own tests, or :data:`MARKS` does.
+
+Time limits (pytest-timeout): each test keeps its own limit (its ``timeout`` mark, else the
+``timeout`` of ``pyproject.toml``); an ``e2e`` or ``slow`` test gets at least
+``tool_modules.LONG_TEST_TIMEOUT_S`` unless ``--timeout`` or ``PYTEST_TIMEOUT`` is given;
+every limit is multiplied by ``FMA_TEST_TIMEOUT_SCALE`` (default 1; e.g. 3 on a machine shared
+with other jobs). Subprocess limits in tests use ``tool_modules.scaled_timeout``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +17,78 @@ import os
 from pathlib import Path
 
 import pytest
+from tool_modules import LONG_TEST_TIMEOUT_S, timeout_scale
+
+import fma
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The compatibility repairs every tool applies first (torchvision's nms without its compiled
+# ops, the mmcv._ext stand-in): test modules import open_clip, segment_anything and mmseg.
+fma.setup()
+
+#: Marks given here, by node id (a file, or a file and a test with all its parameters):
+#: end-to-end tests and long unit tests of files that do not mark them themselves.
+MARKS: dict[str, tuple[str, ...]] = {
+    "e2e": (
+        "tests/test_demo/test_chain.py",
+        "tests/test_faults/test_large_inputs.py::test_a_huge_mask_file_refines_under_a_memory_cap",
+        "tests/test_faults/test_large_inputs.py::"
+        "test_level_panel_of_a_huge_mask_file_runs_under_a_memory_cap",
+        "tests/test_faults/test_output_files.py::test_two_runs_with_other_settings_never_mix_files",
+        "tests/test_faults/test_tool_errors.py",
+        "tests/test_models/test_stage1_dist.py",
+        "tests/test_models/test_stage1_resume.py",
+        "tests/test_models/test_stage1_runner.py::test_train_then_cams",
+        "tests/test_models/test_stage1_total_batch.py::test_one_process_accumulates_to_the_total",
+        "tests/test_pipeline/test_custom_pipeline.py",
+        "tests/test_sam/test_dist.py",
+        "tests/test_sam/test_run.py::test_resume_after_kill",
+        "tests/test_sam/test_run.py::test_superpixel_source_through_the_tool",
+        "tests/test_sam/test_sam_stop_signal.py",
+        "tests/test_tools/test_checkpoint_refusals.py::"
+        "test_checkpoint_holding_code_is_refused_in_one_line",
+        "tests/test_tools/test_stage1_tools.py",
+    ),
+    "slow": (
+        "tests/test_cam/test_caa.py::test_box_mask_equals_opencv_contours",
+        "tests/test_demo/test_tiny_clip.py::test_short_pretraining_lowers_the_loss",
+        "tests/test_models/test_prompt_clip.py::test_sub_batches_match_the_original_accumulation",
+        "tests/test_seeding/test_runs_realdata.py::"
+        "test_runs_equal_dense_on_oracle_masks_of_330_images",
+    ),
+}
+
+
+def _timeout_of(item: pytest.Item, default: float) -> tuple[float, dict]:
+    """The limit pytest-timeout would use for ``item`` and the other kwargs of its mark."""
+    mark = item.get_closest_marker("timeout")
+    if mark is None:
+        return default, {}
+    kwargs = dict(mark.kwargs)
+    value = mark.args[0] if mark.args else kwargs.get("timeout", default)
+    kwargs.pop("timeout", None)
+    return float(value or 0), kwargs
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Add the marks of :data:`MARKS` and set every test's scaled time limit."""
+    scale = timeout_scale()
+    # pytest-timeout's resolved setting (command line, PYTEST_TIMEOUT or the ini's `timeout`).
+    default = float(getattr(config, "_env_timeout", None) or config.getini("timeout") or 0)
+    # A limit given on the command line or in PYTEST_TIMEOUT applies as given (only scaled).
+    chosen = config.getoption("timeout", None) is not None or bool(os.environ.get("PYTEST_TIMEOUT"))
+    floor = 0.0 if chosen else LONG_TEST_TIMEOUT_S
+    for item in items:
+        for name, ids in MARKS.items():
+            if any(item.nodeid == i or item.nodeid.startswith((i + "::", i + "[")) for i in ids):
+                item.add_marker(getattr(pytest.mark, name))
+        limit, kwargs = _timeout_of(item, default)
+        if limit <= 0:
+            continue  # no limit (e.g. --timeout 0): leave it so
+        if item.get_closest_marker("e2e") or item.get_closest_marker("slow"):
+            limit = max(limit, floor)
+        item.add_marker(pytest.mark.timeout(limit * scale, **kwargs), append=False)
 
 
 def _voc_mini_root() -> Path:
@@ -27,3 +108,18 @@ def voc_mini() -> Path:
             "VOC2012/ and pseudo_labels/"
         )
     return root
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ():
+    """Undo what a test left in ``os.environ``.
+
+    Tools run in-process by tests (``tool_modules.load_tool``) set variables such as
+    ``LOCAL_RANK``, as they do in their own process; a later test's subprocesses must not
+    inherit them.
+    """
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -7,10 +7,36 @@ rootdir conftest).
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from types import ModuleType
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+#: Environment variable: a factor (default 1) on every test time limit, for a loaded machine.
+TIMEOUT_SCALE_ENV = "FMA_TEST_TIMEOUT_SCALE"
+#: The least pytest-timeout limit of an ``e2e`` or ``slow`` test (seconds, before the factor):
+#: the longest tests take several minutes on 2 idle cores and about 3x that on busy ones.
+LONG_TEST_TIMEOUT_S = 1800.0
+
+
+def timeout_scale() -> float:
+    """The factor of ``FMA_TEST_TIMEOUT_SCALE`` (1.0 when unset; a bad value fails loudly)."""
+    raw = os.environ.get(TIMEOUT_SCALE_ENV, "").strip()
+    if not raw:
+        return 1.0
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = float("nan")
+    if not scale > 0 or scale == float("inf"):
+        raise ValueError(f"{TIMEOUT_SCALE_ENV}={raw!r}: expected a positive number, e.g. 2")
+    return scale
+
+
+def scaled_timeout(seconds: float) -> float:
+    """A subprocess time limit of ``seconds`` on an idle machine, times :func:`timeout_scale`."""
+    return seconds * timeout_scale()
 
 
 def load_tool(name: str) -> ModuleType:
@@ -30,13 +56,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun_tool(name: str, args: list, cwd: Path, timeout: int = 600) -> str:
+def torchrun_tool(name: str, args: list, cwd: Path, timeout: float = 600) -> str:
     """Run ``tools/<name>.py`` on two CPU ranks (torchrun, ``--launcher pytorch``).
 
-    CUDA is hidden so that a GPU machine runs the same CPU path. Returns stdout + stderr; fails
-    the calling test with the end of the output when the command fails.
+    CUDA is hidden so that a GPU machine runs the same CPU path. ``timeout`` is the limit on an
+    idle machine, scaled by :func:`scaled_timeout`. Returns stdout + stderr; fails the calling
+    test with the end of the output when the command fails.
     """
-    import os
     import subprocess
     import sys
 
@@ -52,6 +78,8 @@ def torchrun_tool(name: str, args: list, cwd: Path, timeout: int = 600) -> str:
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
         str(TOOLS / f"{name}.py"), *map(str, args), "--launcher", "pytorch",
     ]  # fmt: skip
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=scaled_timeout(timeout)
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
     return proc.stdout + proc.stderr

@@ -15,7 +15,7 @@ Examples::
     python tools/convert_masks.py amg_output/ work_dirs/amg/masks/train --from-amg
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+import fma  # noqa: F401, I001  (first: a missing install fails here, with a plain ImportError)
 
 import argparse
 import sys

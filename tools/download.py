@@ -18,7 +18,7 @@ Examples::
     python tools/download.py --list
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+import fma  # noqa: F401, I001  (first: a missing install fails here, with a plain ImportError)
 
 import argparse
 import sys

@@ -16,7 +16,7 @@ Examples::
         --dataset voc12 --json work_dirs/agreement.json
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+import fma  # noqa: F401, I001  (first: a missing install fails here, with a plain ImportError)
 
 import argparse
 import sys

@@ -13,7 +13,10 @@ Example::
         work_dirs/mask2former_swin-l-in22k_2xb2-80k_voc12aug-seed-512x512/best_mIoU_iter_30000.pth
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+# ruff: noqa: E402, I001  (imports follow fma.setup(), in the order they need)
+import fma
+
+fma.setup()  # first: torchvision's nms and mmcv's _ext repaired before anything imports them
 
 import argparse
 import os

@@ -18,7 +18,7 @@ Examples::
         work_dirs/official/voc_masks --dataset voc12 --split train_aug
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+import fma  # noqa: F401, I001  (first: a missing install fails here, with a plain ImportError)
 
 import argparse
 import sys

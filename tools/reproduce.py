@@ -22,7 +22,7 @@ Examples::
     python tools/reproduce.py --verify configs/pipelines/fma_voc12.py
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+import fma  # noqa: F401, I001  (first: a missing install fails here, with a plain ImportError)
 
 import argparse
 import signal

@@ -28,7 +28,10 @@ Example::
         work_dirs/fma-cls_prompt-clip-vit-b16_1xb16-1800it_voc12/iter_1800.pth
 """
 
-import fma  # noqa: F401, I001  (first: sets up the package before anything else)
+# ruff: noqa: E402, I001  (imports follow fma.setup(), in the order they need)
+import fma
+
+fma.setup()  # first: torchvision's nms and mmcv's _ext repaired before anything imports them
 
 import argparse
 import os

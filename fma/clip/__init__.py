@@ -4,7 +4,11 @@
 image tower; ``TextEncoder`` and ``PromptLearner`` implement CoOp prompts on the text tower.
 """
 
-import fma  # noqa: F401  (installs the torchvision compatibility hooks before open_clip)
+import fma
+
+fma.setup()  # the torchvision repair must be in place before open_clip imports it
+
+# ruff: noqa: E402
 from fma.clip.backbone import CLIPImageEncoder, VisualFeatures, load_clip
 from fma.clip.prompt_learner import PromptLearner, seed_to_int
 from fma.clip.text_encoder import TextEncoder

@@ -10,11 +10,14 @@ registers into mmseg's own registry nodes (no fork, no vendored code):
   resume; on CUDA without compiled mmcv ops, mmcv's pure-PyTorch deformable attention, or a
   clear error with ``--require-compiled-ops``).
 
-``import fma`` comes first so that the compatibility layer is in place before ``mmcv.ops`` or
+``fma.setup()`` runs first so that the compatibility repairs are in place before ``mmcv.ops`` or
 torchvision load, also when mmseg's own ``tools/train.py`` imports this package.
 """
 
-import fma  # noqa: F401, I001  (first: compatibility hooks before mmcv / torchvision)
+# ruff: noqa: E402
+import fma
+
+fma.setup()  # first: the repairs before mmcv.ops / torchvision load
 
 from fma.mmseg_ext.datasets import COCOObjectDataset, VOCSeedDataset, resolve_seed_dir
 from fma.mmseg_ext.hooks import (

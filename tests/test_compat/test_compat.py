@@ -1,4 +1,4 @@
-"""The compatibility layer: torchvision nms shim, mmcv._ext stand-in, scoped checkpoint loading."""
+"""The compatibility repairs (``fma.setup()``): torchvision nms, mmcv._ext, checkpoint globals."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_torchvision_imports_and_nms_works():
 
 def test_torchvision_patch_is_off_when_ops_loaded():
     ext = types.SimpleNamespace(_has_ops=lambda: True, _assert_has_ops="untouched")
-    _compat._patch_torchvision_extension(ext)  # type: ignore[arg-type]
+    _compat._allow_ops_without_c(ext)
     assert ext._assert_has_ops == "untouched"
 
 
@@ -107,30 +107,88 @@ def test_mmcv_patch_is_off_when_real_ext_exists(tmp_path, monkeypatch):
     pkg = tmp_path / "fakemmcv"
     pkg.mkdir()
     (pkg / "_ext.py").write_text("REAL = True\n")
-    fake = types.ModuleType("mmcv")
-    fake.__path__ = [str(pkg)]  # type: ignore[attr-defined]
     monkeypatch.delitem(sys.modules, "mmcv._ext", raising=False)
-    _compat._patch_mmcv(fake)
+    _compat._stand_in_for_mmcv_ext([str(pkg)])
     assert "mmcv._ext" not in sys.modules
-    assert not hasattr(fake, "_ext")
 
 
-def test_import_fma_is_cheap_and_mmseg_models_import():
-    code = textwrap.dedent(
+def test_mmcv_stand_in_when_ext_is_absent(tmp_path, monkeypatch):
+    pkg = tmp_path / "litemmcv"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    monkeypatch.delitem(sys.modules, "mmcv._ext", raising=False)
+    monkeypatch.setitem(_compat._status, "mmcv_ext_stub", False)
+    _compat._stand_in_for_mmcv_ext([str(pkg)])
+    stub = sys.modules["mmcv._ext"]
+    assert isinstance(stub, _compat._MissingMmcvExt) and _compat._status["mmcv_ext_stub"]
+
+
+def _run(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_import_fma_is_cheap_and_changes_nothing():
+    out = _run(
         """
         import sys
+        finders, modules = list(sys.meta_path), set(sys.modules)
         import fma
-        heavy = ("torch", "numpy", "torchvision", "mmengine", "mmcv")
+        heavy = ("torch", "numpy", "torchvision", "mmengine", "mmcv", "mmcv._ext")
         heavy = [m for m in heavy if m in sys.modules]
         assert not heavy, heavy
-        import mmseg.models, mmseg.apis  # needs the mmcv._ext stand-in on mmcv-lite
-        import open_clip, segment_anything  # need torchvision
+        assert sys.meta_path == finders, sys.meta_path
         print("ok", fma.__version__)
         """
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == f"ok {fma.__version__}"
+
+
+def test_setup_makes_the_frameworks_importable():
+    out = _run(
+        """
+        import sys
+        import fma
+        finders = list(sys.meta_path)
+        status = fma.setup()
+        assert sys.meta_path == finders  # an explicit repair, no import hook
+        import mmseg.models, mmseg.apis  # need the mmcv._ext stand-in on mmcv-lite
+        import open_clip, segment_anything  # need torchvision
+        print("ok", sorted(k for k, v in status.items() if v))
+        """
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("ok ")
+
+
+def test_setup_after_torchvision_was_imported_keeps_nms_working():
+    """A torchvision imported before ``fma.setup()`` still gets a working nms when it loaded."""
+    out = _run(
+        """
+        import fma
+        fma.setup()
+        import torch, torchvision
+        from fma import _compat
+        _compat._installed = False  # a second, late call must not redefine or break anything
+        fma.setup()
+        from torchvision.ops import nms
+        boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11.0]])
+        print(nms(boxes, torch.tensor([0.9, 0.8]), 0.5).tolist())
+        """
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "[0]"
+
+
+def test_without_setup_torchvision_fails_on_this_stack():
+    """Why the repair exists: without it, torchvision lacking ``_C`` cannot even be imported."""
+    if not _compat.status()["torchvision_nms_shim"]:
+        pytest.skip("torchvision's compiled ops load here; nothing to repair")
+    out = _run("import torch, torchvision")
+    assert out.returncode != 0
+    assert "torchvision::nms does not exist" in out.stderr
 
 
 def test_scoped_checkpoint_globals(tmp_path):
@@ -164,7 +222,8 @@ def test_checkpoint_globals_without_an_allowlist_api(monkeypatch):
     assert entered == [True]
 
 
-def test_install_is_idempotent():
-    before = sum(isinstance(f, _compat._PostImportFinder) for f in sys.meta_path)
-    fma._compat.install()
-    assert sum(isinstance(f, _compat._PostImportFinder) for f in sys.meta_path) == before == 1
+def test_setup_is_idempotent():
+    finders = list(sys.meta_path)
+    libraries = len(_compat._keepalive)
+    assert fma.setup() == fma.setup() == _compat.status()
+    assert sys.meta_path == finders and len(_compat._keepalive) == libraries

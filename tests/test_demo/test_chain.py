@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from mmengine.config import Config
+from tool_modules import scaled_timeout
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["num_train=16", "num_val=4", "clip_steps=20", "clip_corpus=64"]
@@ -56,12 +57,16 @@ def test_demo_chain_end_to_end(tmp_path):
     env = {k: _expand(v, env) for k, v in env.items()}
     argv = [sys.executable, "tools/reproduce.py", "configs/pipelines/demo.py", "--work-dir",
             str(tmp_path), *[a for v in SMALL for a in ("--set", v)]]  # fmt: skip
-    proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        argv, cwd=REPO, capture_output=True, text=True, timeout=scaled_timeout(900)
+    )
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     for step in cfg.steps:
         for out in step.get("outputs", []):
             assert Path(_expand(out, env)).exists(), (step["name"], out)
-    again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        argv, cwd=REPO, capture_output=True, text=True, timeout=scaled_timeout(300)
+    )
     assert again.returncode == 0 and again.stdout.count(": skip -- ") == len(cfg.steps)
     metrics = {
         s["name"]: json.loads(Path(_expand(s["metrics"], env)).read_text())["mIoU"]
@@ -73,3 +78,5 @@ def test_demo_chain_end_to_end(tmp_path):
     html = (tmp_path / "report/index.html").read_text()
     assert "Not a result" in html and html.count("base64,") == 4 * 6 + 4 * 2
     assert "missing" not in html.split("Metrics per stage")[1].split("</table>")[0]
+    assert html.count("SAMS on the classification CAMs; mIoU ") == 4  # per-image seed scores
+    assert "improve on the CAMs" in html and "zero-shot segmentation" in html

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import fma  # noqa: F401  (compatibility hooks before mmseg)
-
 IDS = [f"synth_{i:03d}" for i in range(6)]
 
 

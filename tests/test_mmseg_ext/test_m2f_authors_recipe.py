@@ -122,12 +122,15 @@ def test_coco_val_loader_reads_the_ids_of_val_5000(tmp_path):
     """The config's ``indices`` select exactly the ids tools/prepare_coco.py lists."""
     import json
 
+    from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
     from PIL import Image
 
     import fma.mmseg_ext  # noqa: F401  (registers COCOObjectDataset)
     from fma.datasets.layout import read_split_file
     from fma.datasets.prepare_coco import prepare_coco, val_subset_ids
+
+    init_default_scope("mmseg")
 
     rng = np.random.default_rng(3)
     numbers = rng.choice(600000, size=7, replace=False)

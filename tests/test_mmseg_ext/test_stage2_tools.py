@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from stage2_helpers import TINY, assert_same_weights, run_tool, state_dict, train_options
+from tool_modules import scaled_timeout
 
 pytest.importorskip("mmseg", reason="stage II needs mmsegmentation (pip install fma[seg])")
 
@@ -166,7 +167,7 @@ def test_readme_cpu_smoke_run_as_written(tmp_path):
     env["PYTHONPATH"] = str(REPO)
     proc = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=scaled_timeout(900),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     work = tmp_path / "work_dirs" / "deeplabv3plus_r18-tiny_1xb2-cpu_voc12-seed-64x64"

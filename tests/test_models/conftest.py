@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fma  # noqa: F401  (torchvision compatibility hooks before open_clip)
-
 TINY_JSON = Path(__file__).resolve().parents[1] / "data" / "tiny_clip.json"
 
 

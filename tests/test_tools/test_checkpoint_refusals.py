@@ -14,7 +14,6 @@ import torch
 from stage1_tiny import REPO, VOC_CLS, labelled_synthetic_voc, voc_options
 from tool_modules import load_tool
 
-import fma  # noqa: F401  (compatibility hooks before open_clip)
 from fma.engine.checkpoints import CheckpointError, check_checkpoint_file, check_state_dict_fit
 
 

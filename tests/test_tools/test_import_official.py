@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from tool_modules import load_tool
 
-import fma  # noqa: F401  (compatibility hooks before torch / open_clip)
 from fma.io import read_label_map, read_manifest
 from fma.io.cams import load_cam
 from fma.io.masks.npz import read_npz_arrays

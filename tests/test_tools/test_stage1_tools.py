@@ -15,7 +15,6 @@ from PIL import Image
 from stage1_tiny import REPO, TINY_OPTIONS, VOC_CLS, labelled_synthetic_voc, voc_options
 from tool_modules import load_tool
 
-import fma  # noqa: F401  (torchvision compatibility hooks before open_clip)
 from fma.io import read_manifest
 
 COCO_CLS = REPO / "configs" / "stage1" / "fma-cls_prompt-clip-vit-b16_1xb16-20500it_coco14.py"

@@ -15,8 +15,6 @@ import pytest
 from stage1_tiny import REPO, VOC_CLS, labelled_synthetic_voc, voc_options
 from tool_modules import free_port
 
-import fma  # noqa: F401  (compatibility hooks before open_clip)
-
 # Holds the folder's lock (as a running training would) until it is killed.
 _HOLDER = (
     "import sys, time\n"
