@@ -32,6 +32,7 @@ import argparse
 import logging
 import multiprocessing as mp
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -71,13 +72,17 @@ def _reset_peak_rss() -> float:
 
 
 def _run(cfg: dict, queue: mp.Queue) -> None:
-    import fma  # noqa: F401, I001  (first: makes torchvision, hence open_clip, importable)
+    import fma
 
+    fma.setup()  # first: makes torchvision, hence open_clip, importable
     import open_clip
     import torch
     import torch.nn.functional as F
 
-    from fma.cam import softmax_gradcam, softmax_gradcam_loop
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from oracle_gradcam import softmax_gradcam_loop
+
+    from fma.cam import softmax_gradcam
     from fma.clip import CLIPImageEncoder, PromptLearner, TextEncoder, load_clip
 
     logging.getLogger().setLevel(logging.ERROR)  # "no pretrained weights" is intended here

@@ -14,7 +14,6 @@ from fma.cam.gradcam import (
     masked_softmax,
     positive_pairs,
     softmax_gradcam,
-    softmax_gradcam_loop,
 )
 from fma.cam.postprocess import (
     align_size,
@@ -47,5 +46,4 @@ __all__ = [
     "resize_cams",
     "scaled_aligned_size",
     "softmax_gradcam",
-    "softmax_gradcam_loop",
 ]

@@ -38,7 +38,8 @@ Batching strategies (``batching=``), all equal to the per-pair loop up to float 
   original code does; PyTorch's legacy vmap has no batching rule for layer-norm / softmax
   backward and loops internally.
 
-:func:`softmax_gradcam_loop` is the per-pair reference used in tests and benchmarks.
+:func:`oracle_gradcam.softmax_gradcam_loop` (``tests/oracle_gradcam.py``) is the per-pair
+reference used in tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ __all__ = [
     "masked_softmax",
     "positive_pairs",
     "softmax_gradcam",
-    "softmax_gradcam_loop",
 ]
 
 #: ``head(act_rows, img_rows) -> logits``: (M, L, D) activations of images ``img_rows`` (M,)
@@ -268,32 +268,3 @@ def _empty(
     empty = torch.zeros(0, dtype=torch.long, device=base.device)
     cam = base.new_zeros((0, grid[0], grid[1]))
     return GradCAMOutput(cam=cam, img_idx=empty, fg_idx=empty.clone(), logits=logits, probs=probs)
-
-
-def softmax_gradcam_loop(
-    act: torch.Tensor,
-    head: HeadFn,
-    labels: torch.Tensor,
-    grid_size: tuple[int, int],
-    *,
-    create_graph: bool = False,
-    eps: float = 1e-5,
-) -> GradCAMOutput:
-    """Reference implementation of :func:`softmax_gradcam`: one backward call per positive pair.
-
-    Same arguments and result as :func:`softmax_gradcam`; slower, used to check it.
-    """
-    grid = _check(act, labels, grid_size)
-    n = act.shape[0]
-    leaf = act.detach().clone().requires_grad_(True)
-    logits = _head_logits(head, leaf, torch.arange(n, device=act.device))
-    probs = masked_softmax(logits, labels, eps)
-    img_idx, fg_idx = positive_pairs(labels)
-    if img_idx.numel() == 0:
-        return _empty(leaf.detach(), logits, probs, grid)
-    grads = []
-    for i, c in zip(img_idx.tolist(), fg_idx.tolist(), strict=True):
-        (g,) = torch.autograd.grad(probs[i, c], leaf, create_graph=create_graph, retain_graph=True)
-        grads.append(g[i])
-    cam = _cam_from_grads(leaf, torch.stack(grads), img_idx, grid)
-    return GradCAMOutput(cam=cam, img_idx=img_idx, fg_idx=fg_idx, logits=logits, probs=probs)

@@ -29,7 +29,11 @@ checks derive (e.g. ``seed_eval`` switches evaluation steps off without ground t
 ``{name}`` in any string of a step (and in var values) is replaced by the var of that name or by
 ``work_dir``; ``{{`` and ``}}`` stand for literal braces; an unknown name is an error. A var
 whose value is ``None`` must be given on the command line (``--set name=VALUE``) before a step
-that uses it can run. Commands run with the repository root as the current directory, so
+that uses it can run. A var whose value is a list (a *list var*, e.g. the ``--cfg-options``
+that one dataset needs and another does not) stands alone as an item of ``args``, ``inputs`` or
+``outputs``: ``"{name}"`` becomes its items (none for ``[]``), each substituted in turn; inside
+a longer string it is an error. ``--set name="a b"`` sets a list var to the shell words of the
+value. Commands run with the repository root as the current directory, so
 relative paths are relative to it. An argument with ``*`` (e.g. the best checkpoint
 ``{work_dir}/stage2/best_mIoU_iter_*.pth``) is a glob resolved when the step starts.
 """
@@ -39,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -99,7 +104,7 @@ class Pipeline:
     path: Path
     root: Path  # the commands' working directory (the repository root)
     work_dir: str
-    vars: dict[str, Any]
+    vars: dict[str, Any]  # a str, a list of str (list vars), or None (unset)
     steps: list[Step]
     notes: list[str] = dataclasses.field(default_factory=list)  # what the checks reported
     problems: list[str] = dataclasses.field(default_factory=list)  # what the checks found
@@ -155,6 +160,11 @@ class _Vars:
             raise PipelineError(
                 f"vars.{name} is not set: pass --set {name}=VALUE (pipeline {self.where})"
             )
+        if isinstance(value, (list, tuple)):
+            raise PipelineError(
+                f"{self.where}: vars.{name} is a list: it stands alone as an item of args, "
+                f"inputs or outputs ('{{{name}}}'), never inside a longer string"
+            )
         if isinstance(value, bool):
             value = "true" if value else "false"
         text = self.sub(str(value), (*stack, name))
@@ -168,6 +178,18 @@ class _Vars:
             return self.get(m.group(1), stack)
 
         return _PLACEHOLDER.sub(rep, text)
+
+    def items(self, name: str) -> list[str]:
+        """The substituted items of the list var ``name``."""
+        return [self.sub(str(item), (name,)) for item in self.raw[name]]
+
+    def expand(self, text: str) -> list[str]:
+        """``text`` substituted: the items of a list var when ``text`` is exactly ``{name}`` of
+        one, else one string."""
+        whole = _PLACEHOLDER.fullmatch(text)
+        if whole and whole.group(1) and isinstance(self.raw.get(whole.group(1)), (list, tuple)):
+            return self.items(whole.group(1))
+        return [self.sub(text)]
 
 
 def _str_list(value: Any, key: str, where: str) -> list[str]:
@@ -208,20 +230,27 @@ def _resolve_step(raw: Mapping[str, Any], index: int, values: _Vars, where: str)
     step.enabled = bool(enabled)
     errors: list[str] = []
 
-    def sub(text: str) -> str:  # an unset var marks the step, the other fields still resolve
+    def resolve(text: str, many: bool) -> list[str]:
+        # An unset var marks the step; the other fields still resolve.
         try:
-            return values.sub(text)
+            return values.expand(text) if many else [values.sub(text)]
         except PipelineError as exc:
             if "is not set" not in str(exc):
                 raise PipelineError(f"{at}: {exc}") from None
             errors.append(str(exc))
-            return text
+            return [text]
+
+    def sub(text: str) -> str:
+        return resolve(text, False)[0]
+
+    def expand(items: list[str]) -> list[str]:
+        return [got for item in items for got in resolve(item, True)]
 
     step.label = sub(step.label)
     step.tool = sub(step.tool) if step.tool is not None else None
-    step.args = [sub(a) for a in args]
-    step.inputs = [sub(a) for a in inputs]
-    step.outputs = [sub(a) for a in outputs]
+    step.args = expand(args)
+    step.inputs = expand(inputs)
+    step.outputs = expand(outputs)
     step.metrics = sub(str(step.metrics)) if step.metrics else None
     step.error = errors[0] if errors else None
     return step
@@ -267,6 +296,8 @@ def load_pipeline(
         if key not in raw_vars:
             known = ", ".join(sorted(raw_vars)) or "none"
             raise PipelineError(f"{path}: the pipeline has no var {key!r} (its vars: {known})")
+        if isinstance(raw_vars[key], (list, tuple)) and isinstance(value, str):
+            value = shlex.split(value)  # a list var from the command line: its shell words
         raw_vars[key] = value
     if "work_dir" in raw_vars:
         raise PipelineError(f"{path}: 'work_dir' is not a var; set the top-level work_dir")
@@ -283,9 +314,10 @@ def load_pipeline(
             raise PipelineError(f"{path}: two steps are called {step.name!r}")
         seen.add(step.name)
     shown_vars = {}
-    for key in raw_vars:
+    for key, raw in raw_vars.items():
         try:
-            shown_vars[key] = values.get(key)
+            listed = isinstance(raw, (list, tuple))
+            shown_vars[key] = values.items(key) if listed else values.get(key)
         except PipelineError:
             shown_vars[key] = None
     return Pipeline(
@@ -349,7 +381,8 @@ def check_wiring(pipeline: Pipeline) -> list[str]:
     """
     problems = []
     produced: list[tuple[str, str]] = []
-    var_paths = [v for k, v in pipeline.vars.items() if v and k != "work_dir"]
+    var_paths = [v for k, v in pipeline.vars.items()
+                 if isinstance(v, str) and v and k != "work_dir"]  # fmt: skip
     for step in pipeline.steps:
         if not step.enabled:
             continue

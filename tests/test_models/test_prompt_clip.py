@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.structures import BaseDataElement
+from oracle_gradcam import softmax_gradcam_loop
 
-from fma.cam import caa_refine, softmax_gradcam_loop
+from fma.cam import caa_refine
 from fma.models import PromptCLIP
 from fma.models.losses import multilabel_contrastive_loss
 from fma.models.prompt_clip import tta_settings

@@ -148,6 +148,62 @@ def test_unknown_step_and_var_are_clear_errors(toy):
         load_pipeline(toy / "bad.py", root=toy)
 
 
+LIST_VARS = """
+pipeline = dict(name="lists", description="list vars")
+work_dir = "wd"
+vars = dict(root="data", opts=["x.root={root}", "x.size=2"], none=[], extra=["{root}/b"])
+steps = [
+    dict(name="a", tool="toy.py", args=["a", "{opts}", "--", "{none}", "end"],
+         inputs=["{root}/a", "{extra}"], outputs=["{work_dir}/a"]),
+]
+"""
+
+
+def test_a_list_var_stands_for_its_items(tmp_path):
+    (tmp_path / "pipe.py").write_text(LIST_VARS)
+    step = load_pipeline(tmp_path / "pipe.py", root=tmp_path).steps[0]
+    assert step.args == ["a", "x.root=data", "x.size=2", "--", "end"]
+    assert step.inputs == ["data/a", "data/b"]
+    pipe = load_pipeline(tmp_path / "pipe.py", root=tmp_path,
+                         overrides={"none": "y.z=1 'y.w=a b'", "root": "r"})  # fmt: skip
+    assert pipe.steps[0].args == ["a", "x.root=r", "x.size=2", "--", "y.z=1", "y.w=a b", "end"]
+    assert pipe.vars["opts"] == ["x.root=r", "x.size=2"] and pipe.vars["root"] == "r"
+    (tmp_path / "bad.py").write_text(LIST_VARS.replace('"{opts}"', '"--opts={opts}"'))
+    with pytest.raises(
+        PipelineError, match=r"step 1 \(a\): .*vars.opts is a list: it stands alone"
+    ):
+        load_pipeline(tmp_path / "bad.py", root=tmp_path)
+
+
+def test_shipped_method_pipelines_share_one_step_list():
+    """fma_voc12, fma_coco14 and fma_custom are the step list of configs/pipelines/_base_/fma.py
+    with their vars: the same steps, and VOC's commands as written out before the base existed."""
+    repo = Path(__file__).resolve().parents[2]
+    names = {}
+    for name in ("fma_voc12", "fma_coco14", "fma_custom"):
+        pipe = load_pipeline(repo / f"configs/pipelines/{name}.py", root=repo,
+                             overrides={"data_root": "/d"})  # fmt: skip
+        names[name] = [s.name for s in pipe.steps]
+    assert names["fma_voc12"] == names["fma_coco14"] == names["fma_custom"]
+    voc = load_pipeline(repo / "configs/pipelines/fma_voc12.py", root=repo,
+                        overrides={"data_root": "/d"})  # fmt: skip
+    seg = voc.step("seg_prompts")
+    assert seg.args == [
+        "configs/stage1/fma-seg_prompt-clip-vit-b16_1xb16-17k_voc12.py", "--work-dir",
+        "work_dirs/pipelines/fma_voc12/seg_prompts", "--resume", "--cfg-options",
+        "train_dataloader.dataset.data_root=/d",
+        "train_dataloader.dataset.seed_dir=work_dirs/pipelines/fma_voc12/coarse_seeds/seeds/train_aug",
+        "model.clip.pretrained=pretrains/ViT-B-16.pt",
+    ]  # fmt: skip
+    assert seg.inputs == [
+        "/d/ImageSets/Segmentation/train_aug.txt", "/d/cls_labels/train_aug.json",
+        "work_dirs/pipelines/fma_voc12/coarse_seeds/seeds/train_aug", "pretrains/ViT-B-16.pt",
+    ]  # fmt: skip
+    assert voc.step("fine_seeds_eval").metrics == (
+        "work_dirs/pipelines/fma_voc12/eval/fine_seeds_train_aug.json"
+    )
+
+
 def test_dry_run_runs_nothing_and_prints_the_commands(toy):
     code, calls, text = _run(toy, dry_run=True)
     assert code == 0 and calls == []

@@ -1,8 +1,11 @@
 # Stage I data on COCO14 (tools/train.py, tools/test.py). Consumes the COCO folder written by
 # tools/prepare_coco.py (train2014 images, cls_labels/train.json). Training: random crops of
-# train; inference: full train images rounded up to multiples of 16, CAM mIoU against the GT.
+# train; inference: full train images rounded up to multiples of 16, CAM mIoU against the GT
+# (the pipelines and loaders: configs/_base_/datasets/cls_224.py).
+_base_ = ["./cls_224.py"]
 dataset_type = "COCOClsDataset"
 data_root = "data/coco2014"
+# The authors' COCO rescale range (docs/method-fma.md, the stage I recipe table).
 train_pipeline = [
     dict(type="LoadImage"),
     dict(type="RandomColorJitter"),
@@ -11,43 +14,8 @@ train_pipeline = [
     dict(type="RandomFlip", prob=0.5),
     dict(type="PackClsInputs"),
 ]
-test_pipeline = [
-    dict(type="LoadImage"),
-    dict(type="ResizeToMultiple", divisor=16),
-    dict(type="PackClsInputs"),
-]
-# Total batch of the recipe (one GPU x 16 images, as the original): tools/train.py holds it on any
-# number of processes (per-process batch or gradient accumulation, fma/engine/total_batch.py).
-total_batch = 16
-# Loaders sized for a GPU step of 26-42 ms per batch of 16 (docs/benchmarks.md, "GPU"): the
-# training pipeline costs about 40-55 ms per image on one CPU core (colour jitter of the whole
-# image most of it), so a batch of 16 takes 10 workers to keep the Runner loop within 1.5x of
-# the model step; fewer cores than workers only share them. pin_memory speeds the host-to-GPU
-# copy and does nothing without CUDA. The worker count draws the augmentations (per-worker RNG
-# seeds): runs with another --cfg-options train_dataloader.num_workers=N are not bit-identical.
 train_dataloader = dict(
-    batch_size=16,
-    num_workers=10,
-    persistent_workers=True,
-    pin_memory=True,
-    sampler=dict(type="InfiniteSampler", shuffle=True, seed=0),
-    dataset=dict(type=dataset_type, data_root=data_root, split="train", pipeline=train_pipeline),
+    dataset=dict(type=dataset_type, data_root=data_root, split="train", pipeline=train_pipeline)
 )
-test_dataloader = dict(
-    batch_size=1,
-    num_workers=4,
-    persistent_workers=False,
-    pin_memory=True,
-    sampler=dict(type="DefaultSampler", shuffle=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split="train",
-        with_gt=True,
-        test_mode=True,
-        pipeline=test_pipeline,
-    ),
-)
-# cam float32 as the original; cam_dtype="float16" makes the files smaller (README, Stage I).
-test_evaluator = dict(type="CAMMetric", dataset="coco14", cam_dtype="float32")
-test_cfg = dict(type="TestLoop")
+test_dataloader = dict(dataset=dict(type=dataset_type, data_root=data_root, split="train"))
+test_evaluator = dict(dataset="coco14")
