@@ -138,7 +138,7 @@ def stage1_rows(args: argparse.Namespace, voc: Path, seeds: Path) -> list[dict[s
 
 def stage2_rows(args: argparse.Namespace, voc: Path, seeds: Path) -> list[dict[str, Any]]:
     """DeepLabV3+ and Mask2Former s/iter and peak memory, fp32 and bf16 AMP."""
-    from fma.apis.stage2 import check_cuda_ops
+    from fma.engine.stage2 import check_cuda_ops
 
     rows, n = [], args.warmup + args.iters
     for net in ("deeplabv3plus", "mask2former"):

@@ -29,7 +29,7 @@ from mmengine.runner import Runner
 from fma._compat import mmengine_checkpoint_globals
 from fma.engine.config import CfgOptionsAction, tool_work_dir
 from fma.engine.dist import close_dist, prepare_cpu_dist
-from fma.apis.stage2 import apply_export_options, check_cuda_ops, make_server_archive
+from fma.engine.stage2 import apply_export_options, check_cuda_ops, make_server_archive
 from fma.datasets.layout import DatasetLayout
 
 

@@ -56,7 +56,7 @@ from fma.engine.config import (
     tool_work_dir,
 )
 from fma.engine.dist import close_dist, prepare_cpu_dist
-from fma.apis.stage2 import (
+from fma.engine.stage2 import (
     adapt_to_custom_dataset,
     apply_test_options,
     check_cuda_ops,

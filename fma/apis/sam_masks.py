@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as _dt
 import functools
 import os
 import warnings
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from fma.datasets.layout import IMAGE_SUFFIXES, DatasetLayout
+from fma.engine.dist import gather_failures, init_launcher_dist
 from fma.io.manifest import (
     Manifest,
     ManifestError,
@@ -101,49 +101,6 @@ class SamRunResult:
 def masks_dir(work_dir: str | os.PathLike, split: str) -> Path:
     """``<work_dir>/masks/<split>``: where the mask files of a split go."""
     return Path(work_dir) / "masks" / split
-
-
-# ----------------------------------------------------------------------------------------
-# distributed helpers
-# ----------------------------------------------------------------------------------------
-def _init_dist(launcher: str, timeout_s: float) -> tuple[int, int, int, bool]:
-    """(rank, world_size, local_rank, created); for 'pytorch', joins the existing process group
-    or creates one (gloo on CPU, nccl with CUDA) from torchrun's environment."""
-    if launcher == "none":
-        return 0, 1, 0, False
-    if launcher != "pytorch":
-        raise ValueError(f"launcher must be 'none' or 'pytorch', got {launcher!r}")
-    import torch
-    import torch.distributed as dist
-
-    missing = [
-        k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ
-    ]
-    if missing:
-        raise ValueError(
-            f"launcher='pytorch' needs torchrun's environment ({', '.join(missing)} unset); "
-            "start with: torchrun --nproc_per_node N tools/gen_sam_masks.py CONFIG "
-            "--launcher pytorch"
-        )
-    created = not dist.is_initialized()
-    if created:
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend, timeout=_dt.timedelta(seconds=timeout_s))
-    local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    return dist.get_rank(), dist.get_world_size(), local_rank, created
-
-
-def _gather_failures(failed: dict[str, str], world_size: int) -> dict[str, str]:
-    if world_size == 1:
-        return dict(failed)
-    import torch.distributed as dist
-
-    parts: list[Any] = [None] * world_size
-    dist.all_gather_object(parts, failed)
-    merged: dict[str, str] = {}
-    for part in parts:
-        merged.update(part or {})
-    return merged
 
 
 # ----------------------------------------------------------------------------------------
@@ -362,7 +319,9 @@ def _make_plan(
 ) -> _Plan:
     """Join the process group, pick this process's ids and the manifest params."""
     shard_index, shard_count = s.shard_pair
-    rank, world, local_rank, own_group = _init_dist(s.launcher, s.dist_timeout_s)
+    rank, world, local_rank, own_group = init_launcher_dist(
+        s.launcher, s.dist_timeout_s, "tools/gen_sam_masks.py CONFIG"
+    )
     ids = shard_ids(shard_ids(images.ids, shard_index, shard_count), rank, world)
     suffix = mask_suffix(s.file_format)
     ckpt_path: Path | None = None
@@ -431,7 +390,7 @@ def _generate(plan: _Plan, spec: _GeneratorSpec) -> StageReport:
 def _finish(plan: _Plan, report: StageReport) -> None:
     """Gather failures, write the final manifest (rank 0), panels, leave the process group."""
     s = plan.settings
-    report.failed = _gather_failures(report.failed, plan.world)
+    report.failed = gather_failures(report.failed, plan.world)
     if plan.world > 1:
         import torch.distributed as dist
 

@@ -1,6 +1,6 @@
 """The class count of a stage II dataset, read from its config, and a model sized for it.
 
-The tools call these (through :func:`fma.apis.stage2.adapt_to_dataset`) before the Runner is
+The tools call these (through :func:`fma.engine.stage2.adapt_to_dataset`) before the Runner is
 built, so that a config's network always has the classes of the data it reads: VOC's 21, COCO's
 81, a custom folder's ``classes.txt`` plus background, whatever count the config inherited.
 """

@@ -15,7 +15,7 @@ from stage2_helpers import STAGE2, TINY, assert_same_weights, run_tool, state_di
 
 pytest.importorskip("mmseg", reason="stage II needs mmsegmentation (pip install fma[seg])")
 
-from fma.apis.stage2 import adapt_to_custom_dataset
+from fma.engine.stage2 import adapt_to_custom_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ from stage2_helpers import STAGE2, TINY
 
 pytest.importorskip("mmseg", reason="stage II needs mmsegmentation (pip install fma[seg])")
 
-from fma.apis.stage2 import adapt_to_custom_dataset, adapt_to_dataset
 from fma.datasets.meta import COCO14
+from fma.engine.stage2 import adapt_to_custom_dataset, adapt_to_dataset
 from fma.mmseg_ext import COCOObjectDataset, SegMetric, VOCSeedDataset
 from fma.mmseg_ext.classes import DatasetClassesError, dataset_classes, fit_num_classes
 

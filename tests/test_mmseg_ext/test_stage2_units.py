@@ -15,7 +15,7 @@ pytest.importorskip("mmseg", reason="stage II needs mmsegmentation (pip install 
 
 from mmengine.config import Config
 
-from fma.apis import stage2
+from fma.engine import stage2
 from fma.io import file_sha256
 from fma.mmseg_ext import (
     COCOObjectDataset,
