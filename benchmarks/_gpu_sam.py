@@ -6,7 +6,7 @@ unless a checkpoint is given; ``smoke``: the tiny SAM of :mod:`fma.sam.tiny`), a
 * ``sam_encoder``: one image-embedding pass (:func:`fma.sam.throughput.encode_images`, the
   resize/normalise/pad of ``SamPredictor.set_image``), 1024x1024 for ViT-H;
 * ``sam_fma_preset``: the mask stage's per-image work as ``tools/gen_sam_masks.py`` does it
-  (read the image, :func:`fma.sam.throughput.mask_generator` with the preset of
+  (read the image, :func:`fma.sam.builder.mask_generator` with the preset of
   ``configs/sam/sam_vit-h_amg-fma_voc12.py``, write the ``.npz`` mask file), points per batch and
   crop batching chosen as the tool chooses them.
 
@@ -88,8 +88,9 @@ def _precision_rows(
 ) -> list[dict[str, Any]]:  # fmt: skip
 
     from fma.io.masks.records import save_sam_masks
+    from fma.sam.builder import mask_generator
     from fma.sam.show import read_image_rgb
-    from fma.sam.throughput import encode_images, mask_generator
+    from fma.sam.throughput import encode_images
 
     sam = _build(smoke, checkpoint, device)
     generator = mask_generator(sam, _preset(smoke), precision=precision)

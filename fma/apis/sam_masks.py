@@ -506,8 +506,7 @@ def _make_generator(spec: _GeneratorSpec) -> Any:
         from fma.sam.superpixels import SuperpixelGenerator
 
         return SuperpixelGenerator.from_preset(spec.preset)
-    from fma.sam.builder import build_sam
-    from fma.sam.throughput import mask_generator
+    from fma.sam.builder import build_sam, mask_generator
 
     sam = build_sam(spec.model_type, spec.ckpt_path, device=spec.device, tiny_seed=spec.tiny_seed)
     return mask_generator(

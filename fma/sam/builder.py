@@ -31,6 +31,7 @@ __all__ = [
     "build_sam",
     "build_tiny_sam",
     "download_checkpoint",
+    "mask_generator",
     "resolve_checkpoint",
     "verify_checkpoint",
 ]
@@ -238,3 +239,44 @@ def build_sam(
     path = resolve_checkpoint(model_type, checkpoint, download=download)
     sam = registry[model_type](checkpoint=str(path))
     return sam.to(device).eval()
+
+
+def mask_generator(
+    sam: Any,
+    preset: Any,
+    *,
+    precision: str = "fp32",
+    crop_batch: int | None = None,
+    auto_batch: bool = True,
+) -> Any:
+    """The mask stage's generator for a built SAM (the one ``tools/gen_sam_masks.py`` runs).
+
+    Args:
+        sam: ``segment_anything.modeling.Sam`` on its device (prepared by
+            :func:`fma.sam.throughput.prepare_sam` here).
+        preset: :class:`fma.sam.presets.AmgPreset`.
+        precision: a key of :data:`fma.sam.throughput.PRECISIONS`.
+        crop_batch: crops per encoder call; None: :func:`fma.sam.throughput.auto_crop_batch`.
+        auto_batch: choose ``points_per_batch`` with
+            :func:`fma.sam.throughput.auto_points_per_batch` (CUDA only;
+            False keeps the preset's value).
+
+    Returns:
+        :class:`fma.sam.level_masks.FmaMaskGenerator`.
+    """
+    from fma.sam.level_masks import FmaMaskGenerator
+    from fma.sam.throughput import (
+        auto_crop_batch,
+        auto_points_per_batch,
+        prepare_sam,
+    )
+
+    device = next(sam.parameters()).device
+    prepare_sam(sam, precision)
+    kwargs = preset.generator_kwargs()
+    if auto_batch:
+        kwargs["points_per_batch"] = auto_points_per_batch(device, kwargs["points_per_batch"])
+    if crop_batch is None:
+        n_crops = sum(4**i for i in range(kwargs["crop_n_layers"] + 1))  # 1 + 4 + 16 ...
+        crop_batch = auto_crop_batch(device, precision, n_crops)
+    return FmaMaskGenerator(sam, precision=precision, crop_batch=crop_batch, **kwargs)

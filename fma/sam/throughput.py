@@ -36,7 +36,6 @@ __all__ = [
     "autocast",
     "check_precision",
     "encode_images",
-    "mask_generator",
     "prepare_sam",
     "set_features",
     "use_sdpa_attention",
@@ -223,38 +222,3 @@ def auto_crop_batch(
         return 1
     free = _free_cuda_bytes(dev) if free_bytes is None else free_bytes
     return int(max(1, min(n_crops, free // 2 // BYTES_PER_CROP)))
-
-
-def mask_generator(
-    sam: Any,
-    preset: Any,
-    *,
-    precision: str = "fp32",
-    crop_batch: int | None = None,
-    auto_batch: bool = True,
-) -> Any:
-    """The mask stage's generator for a built SAM (the one ``tools/gen_sam_masks.py`` runs).
-
-    Args:
-        sam: ``segment_anything.modeling.Sam`` on its device (prepared by :func:`prepare_sam`
-            here).
-        preset: :class:`fma.sam.presets.AmgPreset`.
-        precision: a key of :data:`PRECISIONS`.
-        crop_batch: crops per encoder call; None: :func:`auto_crop_batch`.
-        auto_batch: choose ``points_per_batch`` with :func:`auto_points_per_batch` (CUDA only;
-            False keeps the preset's value).
-
-    Returns:
-        :class:`fma.sam.level_masks.FmaMaskGenerator`.
-    """
-    from fma.sam.level_masks import FmaMaskGenerator
-
-    device = next(sam.parameters()).device
-    prepare_sam(sam, precision)
-    kwargs = preset.generator_kwargs()
-    if auto_batch:
-        kwargs["points_per_batch"] = auto_points_per_batch(device, kwargs["points_per_batch"])
-    if crop_batch is None:
-        n_crops = sum(4**i for i in range(kwargs["crop_n_layers"] + 1))  # 1 + 4 + 16 ...
-        crop_batch = auto_crop_batch(device, precision, n_crops)
-    return FmaMaskGenerator(sam, precision=precision, crop_batch=crop_batch, **kwargs)
