@@ -110,14 +110,22 @@ def voc_mini() -> Path:
     return root
 
 
+#: torch.distributed's variables that tools set for themselves (``tools/train.py`` and friends,
+#: run in-process by tests, set ``LOCAL_RANK`` as torchrun would) and the session did not have.
+_DIST_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK")
+_SESSION_ENV = {k: os.environ[k] for k in _DIST_VARS if k in os.environ}
+
+
 @pytest.fixture(autouse=True)
 def _restore_environ():
-    """Undo what a test left in ``os.environ``.
-
-    Tools run in-process by tests (``tool_modules.load_tool``) set variables such as
-    ``LOCAL_RANK``, as they do in their own process; a later test's subprocesses must not
-    inherit them.
-    """
+    """Undo what a test left in ``os.environ``, and start each test without the distributed
+    variables an earlier test (or a module fixture) set: a later test's subprocesses (a
+    pipeline's step, a tool) must not inherit a ``LOCAL_RANK`` the session never had."""
+    for key in _DIST_VARS:
+        if key in _SESSION_ENV:
+            os.environ[key] = _SESSION_ENV[key]
+        else:
+            os.environ.pop(key, None)
     saved = dict(os.environ)
     yield
     if os.environ != saved:
