@@ -15,7 +15,7 @@ from tool_modules import load_tool
 from fma.datasets.labels import save_image_labels
 from fma.datasets.meta import VOC12
 from fma.pipeline.checks import check_dataset
-from fma.pipeline.config import load_pipeline
+from fma.pipeline.config import check_wiring, load_pipeline
 from fma.pipeline.fingerprint import HashCache
 from fma.pipeline.preflight import format_plan, preflight
 from fma.pipeline.runner import Launcher, run_pipeline
@@ -200,6 +200,27 @@ def test_from_a_later_step_needs_the_earlier_outputs_and_a_tag_is_a_note(tmp_pat
     assert any(n.startswith("clip='openai' is a tag, not a file") for n in report.notes)
     (tmp_path / "w" / "coarse_seeds" / "seeds" / "train_aug").mkdir(parents=True)
     assert preflight(pipe, {"seg_prompts"}).problems == []
+
+
+def test_a_step_runs_on_imported_inputs_given_by_vars(tmp_path):
+    """--set masks=... seg_cams=... --only fine_seeds: the seeding step reads the given folders
+    (e.g. the authors' masks and CAMs from tools/import_official.py), and the preflight asks for
+    nothing the skipped steps would have written."""
+    root = _voc_root(tmp_path / "VOC2012", ["a"], ["c"], ["a"])
+    masks, cams = tmp_path / "official" / "masks", tmp_path / "official" / "cams"
+    pipe = _load({"data_root": str(root), "clip": "openai", "sam": "x.pth",
+                  "masks": str(masks), "seg_cams": str(cams)}, tmp_path / "w")  # fmt: skip
+    step = pipe.step("fine_seeds")
+    assert f"seeding.mask_dir={masks}" in step.args and f"seeding.cam_dir={cams}" in step.args
+    assert step.inputs == [str(cams), str(masks)]
+    assert check_wiring(pipe) == []
+    assert [p.split(":")[0] for p in preflight(pipe, {"fine_seeds"}).problems] == [
+        str(cams), str(masks)
+    ]  # fmt: skip
+    masks.mkdir(parents=True)
+    cams.mkdir(parents=True)
+    assert preflight(pipe, {"fine_seeds"}).problems == []
+    assert pipe.step("coarse_seeds").inputs[1] == str(masks)  # every reader of the masks
 
 
 def test_known_weights_file_with_another_hash_is_refused(tmp_path):

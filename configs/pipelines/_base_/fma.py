@@ -24,7 +24,17 @@ vars = dict(
     coarse_config=None,  # configs/seeding/sams-coarse_*.py
     fine_config=None,  # configs/seeding/sams-fine_*.py
     stage2=None,
-    stage2_seeds="{work_dir}/fine_seeds/seeds/{train_split}",  # what stage II trains on
+    # What each step reads from the one before: by default that step's output; --set one to
+    # start later in the chain on other inputs (e.g. the authors' released masks and CAMs
+    # imported by tools/import_official.py, with --from coarse_seeds).
+    masks="{work_dir}/sam/masks/{train_split}",
+    cls_checkpoint="{work_dir}/cls_prompts/iter_{cls_iters}.pth",
+    cls_cams="{work_dir}/cls_cams/{train_split}",
+    coarse_seeds="{work_dir}/coarse_seeds/seeds/{train_split}",
+    seg_checkpoint="{work_dir}/seg_prompts/iter_{seg_iters}.pth",
+    seg_cams="{work_dir}/seg_cams/{train_split}",
+    fine_seeds="{work_dir}/fine_seeds/seeds/{train_split}",
+    stage2_seeds="{fine_seeds}",  # what stage II trains on
     stage2_checkpoint="{work_dir}/stage2/best_mIoU_iter_*.pth",  # what stage2_eval tests
     # Seeds are scored on seed_eval_split against its ground truth; "false" switches it off.
     seed_eval_split="{train_split}",
@@ -44,14 +54,7 @@ vars = dict(
     cls_options=[],  # e.g. COCO: stop the schedule early (train_cfg.max_iters=6150)
     seg_options=[],
 )
-_cams = "{work_dir}/cls_cams/{train_split}"
-_seg_cams = "{work_dir}/seg_cams/{train_split}"
-_masks = "{work_dir}/sam/masks/{train_split}"
-_coarse = "{work_dir}/coarse_seeds/seeds/{train_split}"
-_fine = "{work_dir}/fine_seeds/seeds/{train_split}"
 _sepl = "{work_dir}/sepl_seeds/{train_split}"
-_cls_ckpt = "{work_dir}/cls_prompts/iter_{cls_iters}.pth"
-_seg_ckpt = "{work_dir}/seg_prompts/iter_{seg_iters}.pth"
 
 
 # fmt: off
@@ -95,9 +98,10 @@ steps = [
         name="cls_cams",
         label="CAMs (cls prompts)",
         tool="tools/test.py",
-        args=["{cls_config}", _cls_ckpt, "--work-dir", "{work_dir}/cls_cams", "--out", _cams,
-              "--cfg-options", "{cam_data}", "model.clip.pretrained={clip}"],
-        inputs=[_cls_ckpt, "{label_inputs}", "{clip}"],
+        args=["{cls_config}", "{cls_checkpoint}", "--work-dir", "{work_dir}/cls_cams",
+              "--out", "{work_dir}/cls_cams/{train_split}", "--cfg-options", "{cam_data}",
+              "model.clip.pretrained={clip}"],
+        inputs=["{cls_checkpoint}", "{label_inputs}", "{clip}"],
         outputs=["{work_dir}/cls_cams"],
         distributed=True,
     ),
@@ -106,29 +110,31 @@ steps = [
         label="coarse seeds (SAMS)",
         tool="tools/make_seeds.py",
         args=["{coarse_config}", "--work-dir", "{work_dir}/coarse_seeds", "--cfg-options",
-              "{seeding_data}", f"seeding.cam_dir={_cams}", f"seeding.mask_dir={_masks}",
+              "{seeding_data}", "seeding.cam_dir={cls_cams}", "seeding.mask_dir={masks}",
               "seeding.data_root={data_root}"],
-        inputs=[_cams, _masks],
+        inputs=["{cls_cams}", "{masks}"],
         outputs=["{work_dir}/coarse_seeds"],
     ),
-    _eval("coarse_seeds_eval", "coarse_seeds", _coarse, "{seed_eval}"),
+    _eval("coarse_seeds_eval", "coarse_seeds", "{coarse_seeds}", "{seed_eval}"),
     dict(
         name="seg_prompts",
         label="segmentation prompts (to iter {seg_iters}, L_act vs coarse seeds)",
         tool="tools/train.py",
         args=["{seg_config}", "--work-dir", "{work_dir}/seg_prompts", "--resume",
-              "--cfg-options", "{stage1_data}", f"train_dataloader.dataset.seed_dir={_coarse}",
-              "model.clip.pretrained={clip}", "{seg_options}"],
-        inputs=["{label_inputs}", _coarse, "{clip}"],
+              "--cfg-options", "{stage1_data}",
+              "train_dataloader.dataset.seed_dir={coarse_seeds}", "model.clip.pretrained={clip}",
+              "{seg_options}"],
+        inputs=["{label_inputs}", "{coarse_seeds}", "{clip}"],
         outputs=["{work_dir}/seg_prompts"],
     ),
     dict(
         name="seg_cams",
         label="CAMs (seg prompts)",
         tool="tools/test.py",
-        args=["{seg_config}", _seg_ckpt, "--work-dir", "{work_dir}/seg_cams", "--out", _seg_cams,
-              "--cfg-options", "{cam_data}", "model.clip.pretrained={clip}"],
-        inputs=[_seg_ckpt, "{label_inputs}", "{clip}"],
+        args=["{seg_config}", "{seg_checkpoint}", "--work-dir", "{work_dir}/seg_cams",
+              "--out", "{work_dir}/seg_cams/{train_split}", "--cfg-options", "{cam_data}",
+              "model.clip.pretrained={clip}"],
+        inputs=["{seg_checkpoint}", "{label_inputs}", "{clip}"],
         outputs=["{work_dir}/seg_cams"],
         distributed=True,
     ),
@@ -137,20 +143,20 @@ steps = [
         label="fine seeds (SAMS)",
         tool="tools/make_seeds.py",
         args=["{fine_config}", "--work-dir", "{work_dir}/fine_seeds", "--cfg-options",
-              "{seeding_data}", f"seeding.cam_dir={_seg_cams}", f"seeding.mask_dir={_masks}",
+              "{seeding_data}", "seeding.cam_dir={seg_cams}", "seeding.mask_dir={masks}",
               "seeding.data_root={data_root}"],
-        inputs=[_seg_cams, _masks],
+        inputs=["{seg_cams}", "{masks}"],
         outputs=["{work_dir}/fine_seeds"],
     ),
-    _eval("fine_seeds_eval", "fine_seeds", _fine, "{seed_eval}"),
+    _eval("fine_seeds_eval", "fine_seeds", "{fine_seeds}", "{seed_eval}"),
     dict(
         name="sepl_refine",
         label="fine seeds refined by SEPL (optional)",
         tool="tools/refine_labels.py",
-        args=["--labels", _fine, "--masks", _masks, "--out", _sepl, "--dataset", "{dataset}",
-              "--method", "{sepl_method}", "--workers", "4", "--image-list", "{split_file}",
-              "--no-progress"],
-        inputs=[_fine, _masks, "{split_file}"],
+        args=["--labels", "{fine_seeds}", "--masks", "{masks}", "--out", _sepl,
+              "--dataset", "{dataset}", "--method", "{sepl_method}", "--workers", "4",
+              "--image-list", "{split_file}", "--no-progress"],
+        inputs=["{fine_seeds}", "{masks}", "{split_file}"],
         outputs=["{work_dir}/sepl_seeds"],
         enabled="{sepl}",
     ),
