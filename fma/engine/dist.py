@@ -3,6 +3,7 @@ mmengine tools, the process group of a tool without a Runner (the SAM mask stage
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from typing import Any
@@ -41,6 +42,10 @@ def close_dist() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        # Every rank first waits for the others: a rank that tears its group down while another
+        # still has messages in flight to it can abort the same way.
+        with contextlib.suppress(RuntimeError):
+            dist.barrier()
         dist.destroy_process_group()
 
 
