@@ -34,13 +34,18 @@ vars = dict(
     masks_config="configs/demo/masks_superpixels_demo.py",
     stage2_config="configs/demo/deeplabv3plus_r18-tiny_1xb8-90it_demo.py",
     # Sizes of the synthetic set and of the tiny CLIP pretraining (the 3-minute budget);
-    # clip_crop_min < 1 pretrains on random crops captioned with the classes they keep.
+    # clip_crop_min < 1 pretrains on random crops captioned with the classes they keep;
+    # clip_logit_scale is the temperature stored in the tiny CLIP (fma.demo.tiny_clip.LOGIT_SCALE).
     num_train="96",
     num_val="48",
     clip_steps="400",
     clip_corpus="1024",
     clip_crop_min="1.0",
+    clip_logit_scale="2.0",
 )
+CLS_ITERS = 60  # max_iters of the demo stage I configs (their last checkpoint)
+SEG_ITERS = 300
+STAGE2_ITERS = 240  # max_iters of the demo stage II config
 _clip = [
     "model.clip.pretrained={clip}",
     "model.clip.model_name={clip_model}",
@@ -50,14 +55,14 @@ _train_root = ["train_dataloader.dataset.data_root={data_root}"]
 _test_root = ["test_dataloader.dataset.data_root={data_root}"]
 
 
-def _cams(name, config, label):
+def _cams(name, config, label, iters):
     """tools/test.py on the train split: CAMs + CAA of the step's prompts."""
     return dict(
         name=f"{name}_cams",
         tool="tools/test.py",
         args=[
             config,
-            "{work_dir}/" + name + "/iter_60.pth",
+            "{work_dir}/" + name + f"/iter_{iters}.pth",
             "--work-dir",
             "{work_dir}/" + name,
             "--out",
@@ -67,7 +72,7 @@ def _cams(name, config, label):
             *_clip,
         ],
         inputs=[
-            "{work_dir}/" + name + "/iter_60.pth",
+            "{work_dir}/" + name + f"/iter_{iters}.pth",
             "{data_root}/ImageSets/Segmentation/train.txt",
         ],
         outputs=["{work_dir}/" + name + "/cams/train"],
@@ -154,6 +159,8 @@ steps = [
             "{clip_corpus}",
             "--crop-min",
             "{clip_crop_min}",
+            "--logit-scale",
+            "{clip_logit_scale}",
         ],
         outputs=["{clip}"],
         label="tiny CLIP pretrained on synthetic captions",
@@ -189,10 +196,10 @@ steps = [
             *_clip,
         ],
         inputs=["{data_root}/cls_labels/train.json", "{clip}"],
-        outputs=["{work_dir}/stage1_cls/iter_60.pth"],
+        outputs=["{work_dir}/stage1_cls/iter_" + str(CLS_ITERS) + ".pth"],
         label="classification prompts (L_cls)",
     ),
-    _cams("stage1_cls", "{cls_config}", "CAMs + CAA (classification prompts)"),
+    _cams("stage1_cls", "{cls_config}", "CAMs + CAA (classification prompts)", CLS_ITERS),
     dict(
         name="eval_cams",
         module="fma.demo.cam_eval",
@@ -238,10 +245,10 @@ steps = [
             "train_dataloader.dataset.seed_dir={work_dir}/seeds_coarse/seeds/train",
         ],
         inputs=["{work_dir}/seeds_coarse/seeds/train", "{clip}"],
-        outputs=["{work_dir}/stage1_seg/iter_60.pth"],
+        outputs=["{work_dir}/stage1_seg/iter_" + str(SEG_ITERS) + ".pth"],
         label="segmentation prompts (L_act vs the coarse seeds)",
     ),
-    _cams("stage1_seg", "{seg_config}", "CAMs + CAA (segmentation prompts)"),
+    _cams("stage1_seg", "{seg_config}", "CAMs + CAA (segmentation prompts)", SEG_ITERS),
     _seeds(
         "seeds_fine",
         "configs/demo/sams-fine_demo.py",
@@ -268,7 +275,7 @@ steps = [
             "test_dataloader.dataset.data_root={data_root}",
         ],
         inputs=["{work_dir}/seeds_fine/seeds/train"],
-        outputs=["{work_dir}/stage2/iter_90.pth"],
+        outputs=["{work_dir}/stage2/iter_" + str(STAGE2_ITERS) + ".pth"],
         label="stage II network trained on the fine seeds",
     ),
     dict(
@@ -276,7 +283,7 @@ steps = [
         tool="tools/test.py",
         args=[
             "{stage2_config}",
-            "{work_dir}/stage2/iter_90.pth",
+            "{work_dir}/stage2/iter_" + str(STAGE2_ITERS) + ".pth",
             "--work-dir",
             "{work_dir}/stage2",
             "--out",
@@ -287,7 +294,7 @@ steps = [
             "val_dataloader.dataset.data_root={data_root}",
             "test_dataloader.dataset.data_root={data_root}",
         ],
-        inputs=["{work_dir}/stage2/iter_90.pth"],
+        inputs=["{work_dir}/stage2/iter_" + str(STAGE2_ITERS) + ".pth"],
         outputs=["{work_dir}/stage2/metrics_val.json", "{work_dir}/stage2/pred/val"],
         metrics="{work_dir}/stage2/metrics_val.json",
         label="stage II prediction vs val ground truth",

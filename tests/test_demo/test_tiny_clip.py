@@ -12,7 +12,14 @@ import torch
 
 from fma.clip import load_clip
 from fma.clip.pretrain import contrastive_loss
-from fma.demo.tiny_clip import MODEL_NAME, main, pretrain_tiny_clip, zero_shot_segmentation
+from fma.demo.tiny_clip import (
+    LOGIT_SCALE,
+    MODEL_NAME,
+    TINY_CLIP_CONFIG,
+    main,
+    pretrain_tiny_clip,
+    zero_shot_segmentation,
+)
 
 
 def test_contrastive_loss_known_answer():
@@ -29,7 +36,9 @@ def test_contrastive_loss_known_answer():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("clip")
-    metrics = pretrain_tiny_clip(out, steps=30, batch_size=16, corpus=64, threads=1, log_every=0)
+    metrics = pretrain_tiny_clip(
+        out, steps=30, batch_size=16, corpus=64, threads=1, log_every=0, logit_scale=LOGIT_SCALE
+    )
     return out, metrics
 
 
@@ -37,10 +46,13 @@ def test_short_pretraining_lowers_the_loss(trained):
     out, m = trained
     assert m["loss_last"] < m["loss_first"] - 0.3
     assert 0 <= m["zero_shot_seg_miou"] <= 100
+    assert 0 <= m["zero_shot_gradcam_miou"] <= 100
+    assert abs(m["logit_scale"] - LOGIT_SCALE) < 1e-4 and m["logit_scale_learned"] > 0
     assert json.loads((out / "metrics.json").read_text()) == m
     # a rerun with the same settings keeps the checkpoint (no training)
     mtime = (out / f"{MODEL_NAME}.pt").stat().st_mtime_ns
-    assert pretrain_tiny_clip(out, steps=30, batch_size=16, corpus=64, threads=1) == m
+    kw = dict(steps=30, batch_size=16, corpus=64, threads=1, logit_scale=LOGIT_SCALE)
+    assert pretrain_tiny_clip(out, **kw) == m
     assert (out / f"{MODEL_NAME}.pt").stat().st_mtime_ns == mtime
     with pytest.raises(ValueError, match="other settings"):
         pretrain_tiny_clip(out, steps=31, batch_size=16, corpus=64, threads=1)
@@ -57,6 +69,33 @@ def test_checkpoint_loads_through_open_clip_and_stage_one(trained):
         assert torch.equal(value, state[name]), name
     assert not any(p.requires_grad for p in frozen.parameters())
     assert frozen.visual.grid_size == (12, 12)
+    # the stored temperature is the configured one, not the learned one
+    assert torch.isclose(frozen.logit_scale.exp(), torch.tensor(LOGIT_SCALE))
+
+
+def test_demo_configs_fit_the_tiny_clip():
+    """One vision block (Softmax-GradCAM then differentiates the patch embedding); the demo's
+    stage I configs average the attention of at most that many blocks; the pipeline stores the
+    logit scale of :data:`LOGIT_SCALE` and reads the checkpoints the configs write."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    repo = Path(__file__).resolve().parents[2]
+    layers = TINY_CLIP_CONFIG["vision_cfg"]["layers"]
+    assert layers == 1
+    for name in ("fma-cls_prompt-tiny-clip_1xb8-60it_demo.py",
+                 "fma-seg_prompt-tiny-clip_1xb8-60it_demo.py"):  # fmt: skip
+        assert Config.fromfile(repo / "configs/demo" / name).model.att_layers == layers
+    pipe = Config.fromfile(repo / "configs/pipelines/demo.py")
+    assert float(pipe.vars["clip_logit_scale"]) == LOGIT_SCALE
+    iters = {
+        "cls_config": pipe.CLS_ITERS, "seg_config": pipe.SEG_ITERS,
+        "stage2_config": pipe.STAGE2_ITERS,
+    }  # fmt: skip
+    for var, n in iters.items():
+        cfg = Config.fromfile(repo / pipe.vars[var])
+        assert cfg.train_cfg.max_iters == n and cfg.default_hooks.checkpoint.interval == n
 
 
 def test_real_weights_train_nothing(tmp_path, capsys):
