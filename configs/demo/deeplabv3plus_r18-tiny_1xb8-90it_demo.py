@@ -1,8 +1,8 @@
 # Demo (configs/pipelines/demo.py), stage II: the tiny random-weight DeepLabV3+ (ResNet-18-V1c,
 # 8 base channels) of configs/stage2/deeplabv3plus_r18-tiny_1xb2-cpu_voc12-seed-64x64.py, trained
-# for 240 iterations (the file name keeps "90it") of 8 crops (64x64 from the 96-pixel demo
+# for 480 iterations (the file name keeps "90it") of 8 crops (64x64 from the 96-pixel demo
 # images) on the fine seeds and evaluated on val by tools/test.py (no validation during
-# training). Consumes <data_root> and seed_dir; produces iter_240.pth, then metrics_val.json
+# training). Consumes <data_root> and seed_dir; produces iter_480.pth, then metrics_val.json
 # and prediction PNGs.
 _base_ = ["../stage2/deeplabv3plus_r18-tiny_1xb2-cpu_voc12-seed-64x64.py"]
 data_root = "work_dirs/demo/data/VOC2012"
@@ -33,8 +33,8 @@ train_dataloader = dict(
 val_dataloader = dict(dataset=dict(data_root=data_root, split="val", pipeline=test_pipeline))
 test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=0.05))
-param_scheduler = [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=240, by_epoch=False)]
-train_cfg = dict(max_iters=240, val_interval=10**9, val_begin=10**9)
+param_scheduler = [dict(type="PolyLR", eta_min=1e-4, power=0.9, begin=0, end=480, by_epoch=False)]
+train_cfg = dict(max_iters=480, val_interval=10**9, val_begin=10**9)
 default_hooks = dict(
-    checkpoint=dict(interval=240, save_best=None, max_keep_ckpts=1), logger=dict(interval=30)
+    checkpoint=dict(interval=480, save_best=None, max_keep_ckpts=1), logger=dict(interval=30)
 )

@@ -1,11 +1,11 @@
 # Demo (configs/pipelines/demo.py), stage I segmentation prompts: the VOC recipe (L_act against
 # the coarse seeds, class-specific contexts, class token in front, 25 empty background prompts;
-# CAA on the raw CAM, tau 0.5) on the demo's tiny CLIP, 96-pixel crops, 300 iterations of 8
-# images with AdamW (lr 0.01; the raw CAMs of the tiny CLIP are about 1e-3, so L_act's
-# gradients are too small for SGD in a few hundred steps) and no colour jitter. The file name
-# keeps "60it" for the pipeline's paths. Consumes <data_root>, the tiny CLIP and the coarse
-# seeds (seed_dir); produces prompt checkpoints, then (tools/test.py) the CAMs of the fine
-# seeds. Paths come from the pipeline.
+# CAA on the raw CAM, tau 0.5) on the demo's tiny CLIP, whole 96-pixel images (flips only),
+# 300 iterations of 8 images with AdamW (lr 0.03; the raw CAMs of the tiny CLIP are about
+# 1e-3, so L_act's gradients are too small for SGD in a few hundred steps); no colour jitter,
+# rescale or crop. The file name keeps "60it" for the pipeline's paths. Consumes <data_root>,
+# the tiny CLIP and the coarse seeds (seed_dir); produces prompt checkpoints, then
+# (tools/test.py) the CAMs of the fine seeds. Paths come from the pipeline.
 _base_ = ["../stage1/fma-seg_prompt-clip-vit-b16_1xb16-17k_voc12.py"]
 data_root = "work_dirs/demo/data/VOC2012"
 clip_dir = "work_dirs/demo/tiny_clip"
@@ -17,7 +17,6 @@ model = dict(
     n_ctx=8,
     att_layers=1,
 )  # fmt: skip
-crop = 96
 # Total batch of the demo: its batch_size on one process.
 total_batch = 8
 train_dataloader = dict(
@@ -31,15 +30,13 @@ train_dataloader = dict(
         pipeline=[
             dict(type="LoadImage"),
             dict(type="LoadSeed"),
-            dict(type="RandomRescale", low=crop, high=crop * 5 // 4, short_min=crop),
-            dict(type="RandomCrop", size=crop),
             dict(type="RandomFlip", prob=0.5),
             dict(type="PackClsInputs"),
         ],
     ),
 )
 test_dataloader = dict(num_workers=0, dataset=dict(data_root=data_root, split="train"))
-optim_wrapper = dict(optimizer=dict(_delete_=True, type="AdamW", lr=0.01, weight_decay=0.0))
+optim_wrapper = dict(optimizer=dict(_delete_=True, type="AdamW", lr=0.03, weight_decay=0.0))
 param_scheduler = [
     dict(type="ConstantLR", factor=0.1, begin=0, end=5, by_epoch=False),
     dict(type="CosineAnnealingLR", T_max=295, eta_min=0.0, begin=5, end=300, by_epoch=False),

@@ -45,7 +45,7 @@ vars = dict(
 )
 CLS_ITERS = 60  # max_iters of the demo stage I configs (their last checkpoint)
 SEG_ITERS = 300
-STAGE2_ITERS = 240  # max_iters of the demo stage II config
+STAGE2_ITERS = 480  # max_iters of the demo stage II config
 _clip = [
     "model.clip.pretrained={clip}",
     "model.clip.model_name={clip_model}",
