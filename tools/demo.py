@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 PIPELINE = "configs/pipelines/demo.py"
 NOTICE = (
     "NOTE: this ran the machinery of the method on synthetic data with tiny models (a tiny CLIP "
-    "pretrained for seconds, superpixels instead of SAM, a tiny stage II network); the numbers "
+    "pretrained for a minute, superpixels instead of SAM, a tiny stage II network); the numbers "
     "are not a result."
 )
 

@@ -30,9 +30,9 @@ vars = dict(
     clip_model="demo_tiny_clip",
     clip_config="{work_dir}/tiny_clip/demo_tiny_clip.json",
     cls_config="configs/demo/fma-cls_prompt-tiny-clip_1xb8-60it_demo.py",
-    seg_config="configs/demo/fma-seg_prompt-tiny-clip_1xb8-60it_demo.py",
+    seg_config="configs/demo/fma-seg_prompt-tiny-clip_1xb8-300it_demo.py",
     masks_config="configs/demo/masks_superpixels_demo.py",
-    stage2_config="configs/demo/deeplabv3plus_r18-tiny_1xb8-90it_demo.py",
+    stage2_config="configs/demo/deeplabv3plus_r18-tiny_1xb8-480it_demo.py",
     # Sizes of the synthetic set and of the tiny CLIP pretraining (the 3-minute budget);
     # clip_crop_min < 1 pretrains on random crops captioned with the classes they keep;
     # clip_logit_scale is the temperature stored in the tiny CLIP (fma.demo.tiny_clip.LOGIT_SCALE).

@@ -56,7 +56,7 @@ __all__ = ["NOT_A_RESULT", "chance_miou", "image_miou", "summary_line", "write_r
 
 NOT_A_RESULT = (
     "This demo runs the machinery of the method on synthetic data with tiny models "
-    "(a tiny CLIP pretrained for seconds, superpixels instead of SAM, a tiny stage II network). "
+    "(a tiny CLIP pretrained for a minute, superpixels instead of SAM, a tiny stage II network). "
     "Its numbers show that the stages connect and learn something; they are not a result."
 )
 _ZOOM = 2  # the 96-pixel demo images are drawn twice as large

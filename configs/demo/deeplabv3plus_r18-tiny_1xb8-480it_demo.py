@@ -1,6 +1,6 @@
 # Demo (configs/pipelines/demo.py), stage II: the tiny random-weight DeepLabV3+ (ResNet-18-V1c,
 # 8 base channels) of configs/stage2/deeplabv3plus_r18-tiny_1xb2-cpu_voc12-seed-64x64.py, trained
-# for 480 iterations (the file name keeps "90it") of 8 crops (64x64 from the 96-pixel demo
+# for 480 iterations of 8 crops (64x64 from the 96-pixel demo
 # images) on the fine seeds and evaluated on val by tools/test.py (no validation during
 # training). Consumes <data_root> and seed_dir; produces iter_480.pth, then metrics_val.json
 # and prediction PNGs.

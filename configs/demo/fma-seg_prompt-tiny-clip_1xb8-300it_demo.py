@@ -3,7 +3,7 @@
 # CAA on the raw CAM, tau 0.5) on the demo's tiny CLIP, whole 96-pixel images (flips only),
 # 300 iterations of 8 images with AdamW (lr 0.03; the raw CAMs of the tiny CLIP are about
 # 1e-3, so L_act's gradients are too small for SGD in a few hundred steps); no colour jitter,
-# rescale or crop. The file name keeps "60it" for the pipeline's paths. Consumes <data_root>,
+# rescale or crop. Consumes <data_root>,
 # the tiny CLIP and the coarse seeds (seed_dir); produces prompt checkpoints, then
 # (tools/test.py) the CAMs of the fine seeds. Paths come from the pipeline.
 _base_ = ["../stage1/fma-seg_prompt-clip-vit-b16_1xb16-17k_voc12.py"]
