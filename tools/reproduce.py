@@ -57,8 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where a config's total_batch cannot be split over the processes, "
                    "train with the total they give (batch_size x processes), not stop")  # fmt: skip
     p.add_argument("--quiet", action="store_true",
-                   help="steps log to <work_dir>/pipeline/logs/ only (the end of a failed one "
-                   "is shown)")  # fmt: skip
+                   help="steps log to <work_dir>/pipeline/logs/ only (on a terminal one "
+                   "updating line shows each step's progress; the end of a failed one is "
+                   "shown)")  # fmt: skip
     p.add_argument("--summary", action="store_true", help="print the table from the records")
     p.add_argument("--verify", action="store_true", help="check the metrics against the metafile")
     p.add_argument("--metafile", type=Path, default=REPO / "configs" / "metafile.yml")

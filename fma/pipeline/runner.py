@@ -70,7 +70,7 @@ from fma.pipeline.records import (
     records_summary,
 )
 from fma.pipeline.stage_config import StageConfigs
-from fma.pipeline.step_process import Launcher, execute_step, step_command
+from fma.pipeline.step_process import Launcher, StatusLine, execute_step, step_command
 
 __all__ = [
     "Decision",
@@ -144,6 +144,13 @@ def _failure(status: int, stopped: int | None) -> tuple[str, int]:
     return f"failed (exit {status})", status
 
 
+def _isatty(out: TextIO) -> bool:
+    try:
+        return out.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def execute_planned(inv: Invocation, d: Decision) -> StepResult:
     """Run a step that :func:`plan_step` decided to run: delete its old record, run its command
     (:func:`fma.pipeline.step_process.execute_step`, logged to
@@ -153,8 +160,10 @@ def execute_planned(inv: Invocation, d: Decision) -> StepResult:
         record_path(inv.pipeline, d.step).unlink(missing_ok=True)
     log_path = inv.pipeline.records_dir / "logs" / f"{d.step.name}.log"
     started, t0 = now(), time.monotonic()
+    # Quiet on a terminal: one updating line (elapsed time, the step's last output line).
+    line = StatusLine(inv.out) if inv.quiet and _isatty(inv.out) else None
     status, stopped = execute_step(d.command, inv.pipeline.root, log_path,
-                                   None if inv.quiet else inv.out)  # fmt: skip
+                                   None if inv.quiet else inv.out, line)  # fmt: skip
     seconds = time.monotonic() - t0
     if status == 0:
         return StepResult(d.step, "ran", d.reason, seconds, record_step(inv, d, started, seconds))

@@ -14,8 +14,10 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import os
+import re
 import select
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +29,7 @@ from typing import TextIO
 from fma.pipeline.config import Step
 from fma.stage_workers import die_with_parent, stop_signals
 
-__all__ = ["STEP_STOP_S", "Launcher", "execute_step", "step_command"]
+__all__ = ["STEP_STOP_S", "Launcher", "StatusLine", "execute_step", "step_command"]
 
 
 #: Seconds a step gets to stop after the runner passed it SIGINT/SIGTERM (torchrun passes the
@@ -93,10 +95,63 @@ def _stop_step(proc: subprocess.Popen, signum: int, fd: int, copy: Callable[[byt
     proc.wait()
 
 
+class StatusLine:
+    """One updating terminal line for a step whose output is not shown (``--quiet``): the time
+    since the step started and the last line it printed (a progress bar's latest state), cut to
+    the terminal's width; :meth:`close` clears it.
+
+    Args:
+        out: the terminal.
+        width: columns (default: the terminal's).
+        every_s: the least time between two redraws.
+    """
+
+    def __init__(self, out: TextIO, width: int | None = None, every_s: float = 0.2) -> None:
+        self.out = out
+        self.width = width or shutil.get_terminal_size((100, 24)).columns
+        self.every_s = every_s
+        self.t0 = time.monotonic()
+        self.drawn_at = -every_s
+        self.last = ""
+        self.partial = ""
+        self.shown = 0
+
+    def feed(self, text: str) -> None:
+        """Take more of the step's output and redraw (at most every ``every_s`` seconds)."""
+        parts = re.split(r"[\r\n]", self.partial + text)
+        self.partial = parts[-1]
+        done = [p.strip() for p in parts[:-1] if p.strip()]
+        if self.partial.strip():
+            self.last = self.partial.strip()
+        elif done:
+            self.last = done[-1]
+        if time.monotonic() - self.drawn_at >= self.every_s:
+            self.draw()
+
+    def draw(self) -> None:
+        self.drawn_at = time.monotonic()
+        seconds = int(self.drawn_at - self.t0)
+        text = f"  [{seconds // 60}m{seconds % 60:02d}s] {self.last}"[: max(self.width - 1, 10)]
+        self.out.write("\r" + text.ljust(self.shown))
+        self.out.flush()
+        self.shown = len(text)
+
+    def close(self) -> None:
+        if self.shown:
+            self.out.write("\r" + " " * self.shown + "\r")
+            self.out.flush()
+            self.shown = 0
+
+
 def execute_step(
-    cmd: list[str], cwd: Path, log_path: Path, out: TextIO | None
+    cmd: list[str],
+    cwd: Path,
+    log_path: Path,
+    out: TextIO | None,
+    status: StatusLine | None = None,
 ) -> tuple[int, int | None]:
-    """Run ``cmd``, streaming its merged stdout/stderr to the log (and to ``out`` unless None).
+    """Run ``cmd``, streaming its merged stdout/stderr to the log (and to ``out`` unless None;
+    to ``status``, one updating line, when given).
 
     The step runs in a session (process group) of its own, and the kernel sends it SIGTERM when
     the runner dies, even by SIGKILL (torchrun passes it on to its workers). SIGINT or SIGTERM
@@ -115,9 +170,13 @@ def execute_step(
         def copy(chunk: bytes) -> None:
             log.write(chunk)
             log.flush()  # `tail -f` of the step log follows a quiet run as it goes
-            if out is not None:
-                out.write(decoder.decode(chunk))
-                out.flush()
+            if out is not None or status is not None:
+                text = decoder.decode(chunk)
+                if out is not None:
+                    out.write(text)
+                    out.flush()
+                if status is not None:
+                    status.feed(text)
 
         arm = die_with_parent(os.getpid(), signal.SIGTERM)
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
@@ -135,3 +194,5 @@ def execute_step(
             return 128 + signum, signum
         finally:
             proc.stdout.close()
+            if status is not None:
+                status.close()
