@@ -74,6 +74,50 @@ def _eval(step, what, seeds, enabled):
     )
 
 
+def _prompts(task, label, args, inputs):
+    """tools/train.py of one prompt set (task "cls" or "seg"): its config, its options."""
+    return dict(
+        name=task + "_prompts",
+        label=label,
+        tool="tools/train.py",
+        args=["{" + task + "_config}", "--work-dir", "{work_dir}/" + task + "_prompts", "--resume",
+              "--cfg-options", "{stage1_data}", *args, "model.clip.pretrained={clip}",
+              "{" + task + "_options}"],
+        inputs=["{label_inputs}", *inputs, "{clip}"],
+        outputs=["{work_dir}/" + task + "_prompts"],
+    )
+
+
+def _cams(task, label):
+    """tools/test.py: the CAMs of one prompt set's checkpoint on the training split."""
+    return dict(
+        name=task + "_cams",
+        label=label,
+        tool="tools/test.py",
+        args=["{" + task + "_config}", "{" + task + "_checkpoint}",
+              "--work-dir", "{work_dir}/" + task + "_cams",
+              "--out", "{work_dir}/" + task + "_cams/{train_split}", "--cfg-options", "{cam_data}",
+              "model.clip.pretrained={clip}"],
+        inputs=["{" + task + "_checkpoint}", "{label_inputs}", "{clip}"],
+        outputs=["{work_dir}/" + task + "_cams"],
+        distributed=True,
+    )
+
+
+def _seeds(kind, cams):
+    """tools/make_seeds.py: SAMS seeds ("coarse" or "fine") from CAMs and the SAM masks."""
+    return dict(
+        name=kind + "_seeds",
+        label=kind + " seeds (SAMS)",
+        tool="tools/make_seeds.py",
+        args=["{" + kind + "_config}", "--work-dir", "{work_dir}/" + kind + "_seeds",
+              "--cfg-options", "{seeding_data}", "seeding.cam_dir=" + cams,
+              "seeding.mask_dir={masks}", "seeding.data_root={data_root}"],
+        inputs=[cams, "{masks}"],
+        outputs=["{work_dir}/" + kind + "_seeds"],
+    )
+
+
 steps = [
     dict(
         name="sam_masks",
@@ -85,69 +129,14 @@ steps = [
         outputs=["{work_dir}/sam"],
         distributed=True,
     ),
-    dict(
-        name="cls_prompts",
-        label="classification prompts (to iter {cls_iters})",
-        tool="tools/train.py",
-        args=["{cls_config}", "--work-dir", "{work_dir}/cls_prompts", "--resume",
-              "--cfg-options", "{stage1_data}", "model.clip.pretrained={clip}", "{cls_options}"],
-        inputs=["{label_inputs}", "{clip}"],
-        outputs=["{work_dir}/cls_prompts"],
-    ),
-    dict(
-        name="cls_cams",
-        label="CAMs (cls prompts)",
-        tool="tools/test.py",
-        args=["{cls_config}", "{cls_checkpoint}", "--work-dir", "{work_dir}/cls_cams",
-              "--out", "{work_dir}/cls_cams/{train_split}", "--cfg-options", "{cam_data}",
-              "model.clip.pretrained={clip}"],
-        inputs=["{cls_checkpoint}", "{label_inputs}", "{clip}"],
-        outputs=["{work_dir}/cls_cams"],
-        distributed=True,
-    ),
-    dict(
-        name="coarse_seeds",
-        label="coarse seeds (SAMS)",
-        tool="tools/make_seeds.py",
-        args=["{coarse_config}", "--work-dir", "{work_dir}/coarse_seeds", "--cfg-options",
-              "{seeding_data}", "seeding.cam_dir={cls_cams}", "seeding.mask_dir={masks}",
-              "seeding.data_root={data_root}"],
-        inputs=["{cls_cams}", "{masks}"],
-        outputs=["{work_dir}/coarse_seeds"],
-    ),
+    _prompts("cls", "classification prompts (to iter {cls_iters})", [], []),
+    _cams("cls", "CAMs (cls prompts)"),
+    _seeds("coarse", "{cls_cams}"),
     _eval("coarse_seeds_eval", "coarse_seeds", "{coarse_seeds}", "{seed_eval}"),
-    dict(
-        name="seg_prompts",
-        label="segmentation prompts (to iter {seg_iters}, L_act vs coarse seeds)",
-        tool="tools/train.py",
-        args=["{seg_config}", "--work-dir", "{work_dir}/seg_prompts", "--resume",
-              "--cfg-options", "{stage1_data}",
-              "train_dataloader.dataset.seed_dir={coarse_seeds}", "model.clip.pretrained={clip}",
-              "{seg_options}"],
-        inputs=["{label_inputs}", "{coarse_seeds}", "{clip}"],
-        outputs=["{work_dir}/seg_prompts"],
-    ),
-    dict(
-        name="seg_cams",
-        label="CAMs (seg prompts)",
-        tool="tools/test.py",
-        args=["{seg_config}", "{seg_checkpoint}", "--work-dir", "{work_dir}/seg_cams",
-              "--out", "{work_dir}/seg_cams/{train_split}", "--cfg-options", "{cam_data}",
-              "model.clip.pretrained={clip}"],
-        inputs=["{seg_checkpoint}", "{label_inputs}", "{clip}"],
-        outputs=["{work_dir}/seg_cams"],
-        distributed=True,
-    ),
-    dict(
-        name="fine_seeds",
-        label="fine seeds (SAMS)",
-        tool="tools/make_seeds.py",
-        args=["{fine_config}", "--work-dir", "{work_dir}/fine_seeds", "--cfg-options",
-              "{seeding_data}", "seeding.cam_dir={seg_cams}", "seeding.mask_dir={masks}",
-              "seeding.data_root={data_root}"],
-        inputs=["{seg_cams}", "{masks}"],
-        outputs=["{work_dir}/fine_seeds"],
-    ),
+    _prompts("seg", "segmentation prompts (to iter {seg_iters}, L_act vs coarse seeds)",
+             ["train_dataloader.dataset.seed_dir={coarse_seeds}"], ["{coarse_seeds}"]),
+    _cams("seg", "CAMs (seg prompts)"),
+    _seeds("fine", "{seg_cams}"),
     _eval("fine_seeds_eval", "fine_seeds", "{fine_seeds}", "{seed_eval}"),
     dict(
         name="sepl_refine",
