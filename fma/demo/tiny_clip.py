@@ -58,6 +58,7 @@ from fma.clip.pretrain import (
 )
 from fma.datasets.meta import VOC12
 from fma.demo.data import DEMO_CLASSES, MIN_PIXELS, demo_caption, demo_sample
+from fma.evaluation.confusion import confusion_matrix
 from fma.io import (
     Manifest,
     file_sha256,
@@ -173,13 +174,7 @@ def zero_shot_segmentation(
     side = round(t**0.5)
     pred = score.argmax(dim=-1).reshape(n, side, side).numpy().astype(np.int64)
     pred = pred.repeat(gts.shape[1] // side, axis=1).repeat(gts.shape[2] // side, axis=2)
-    keep = gts != 255
-    conf = np.bincount(gts[keep].astype(np.int64) * 21 + pred[keep], minlength=21 * 21)
-    conf = conf.reshape(21, 21).astype(np.float64)
-    inter = np.diag(conf)
-    union = conf.sum(0) + conf.sum(1) - inter
-    present = conf.sum(1) > 0
-    return float(100 * np.mean(inter[present] / union[present]))
+    return _miou_of_gt_classes(confusion_matrix(pred, gts, 21))
 
 
 def zero_shot_gradcam(
@@ -210,15 +205,20 @@ def zero_shot_gradcam(
         return scale * torch.nn.functional.normalize(enc.pool(x_out), dim=-1) @ txt.T
 
     out = softmax_gradcam(feats.act, head, labels, feats.grid)
-    conf = np.zeros(21 * 21)
+    cm = np.zeros((21, 22), dtype=np.int64)
     for i, gt in enumerate(gts):
         sel = out.img_idx == i
         if not bool(sel.any()):
             continue
         pred = cam_to_label(out.cam[sel].detach(), out.fg_idx[sel] + 1, gt.shape).numpy()
-        keep = gt != 255
-        conf += np.bincount(gt[keep].astype(np.int64) * 21 + pred[keep], minlength=21 * 21)
-    conf = conf.reshape(21, 21)
+        cm += confusion_matrix(pred, gt, 21)
+    return _miou_of_gt_classes(cm)
+
+
+def _miou_of_gt_classes(cm: np.ndarray) -> float:
+    """mIoU (percent) over the classes the ground truth holds, of a (21, 22) confusion matrix
+    (:func:`fma.evaluation.confusion.confusion_matrix`; the predictions here never ignore)."""
+    conf = cm[:, :21].astype(np.float64)
     inter = np.diag(conf)
     union = conf.sum(0) + conf.sum(1) - inter
     present = conf.sum(1) > 0
