@@ -103,6 +103,25 @@ def thread_env(
     )
 
 
+def stale_demo(work_dir: str | Path) -> str | None:
+    """Why ``work_dir`` holds a demo made by an earlier version of the demo set, or None.
+
+    Its results would not be this version's, and its steps would refuse the old folders one
+    by one; one line naming the folder is clearer.
+    """
+    sys.path.insert(0, str(REPO))
+    from fma.demo.data import FORMAT, VERSION
+    from fma.io import read_manifest
+
+    old = read_manifest(Path(work_dir) / "data", required=False)
+    if old is None or old.format != FORMAT or old.version == VERSION:
+        return None
+    return (
+        f"{work_dir} holds a demo made with version {old.version} of the demo images (this is "
+        f"version {VERSION}); delete it (rm -rf {work_dir}) or choose another --work-dir"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.data_only:
@@ -114,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not (REPO / "tools" / "reproduce.py").is_file():
         print("error: tools/reproduce.py (the pipeline runner) is not installed", file=sys.stderr)
+        return 1
+    stale = None if args.data_root else stale_demo(args.work_dir)
+    if stale:
+        print(f"error: {stale}", file=sys.stderr)
         return 1
     cmd = reproduce_command(args)
     env, note = thread_env(dict(os.environ), args.threads, os.getloadavg()[0], os.cpu_count() or 1)
