@@ -304,6 +304,12 @@ def write_report(
                 if "zero_shot_seg_miou" in clip
                 else ""
             )
+            + (
+                f"; their zero-shot Softmax-GradCAMs (hand prompts, what stage I starts from) "
+                f"{clip['zero_shot_gradcam_miou']:.1f} mIoU"
+                if "zero_shot_gradcam_miou" in clip
+                else ""
+            )
             + ".</p>"
         )
     for split, n, row in (("train", num_train, _train_row), ("val", num_val, _val_row)):
