@@ -30,7 +30,7 @@ vars = dict(
     clip_model="demo_tiny_clip",
     clip_config="{work_dir}/tiny_clip/demo_tiny_clip.json",
     cls_config="configs/demo/fma-cls_prompt-tiny-clip_1xb8-60it_demo.py",
-    seg_config="configs/demo/fma-seg_prompt-tiny-clip_1xb8-300it_demo.py",
+    seg_config="configs/demo/fma-seg_prompt-tiny-clip_1xb8-100it_demo.py",
     masks_config="configs/demo/masks_superpixels_demo.py",
     stage2_config="configs/demo/deeplabv3plus_r18-tiny_1xb8-480it_demo.py",
     # Sizes of the synthetic set and of the tiny CLIP pretraining (the 3-minute budget);
@@ -44,7 +44,7 @@ vars = dict(
     clip_logit_scale="2.0",
 )
 CLS_ITERS = 60  # max_iters of the demo stage I configs (their last checkpoint)
-SEG_ITERS = 300
+SEG_ITERS = 100
 STAGE2_ITERS = 480  # max_iters of the demo stage II config
 _clip = [
     "model.clip.pretrained={clip}",

@@ -85,7 +85,7 @@ def test_demo_configs_fit_the_tiny_clip():
     layers = TINY_CLIP_CONFIG["vision_cfg"]["layers"]
     assert layers == 1
     for name in ("fma-cls_prompt-tiny-clip_1xb8-60it_demo.py",
-                 "fma-seg_prompt-tiny-clip_1xb8-300it_demo.py"):  # fmt: skip
+                 "fma-seg_prompt-tiny-clip_1xb8-100it_demo.py"):  # fmt: skip
         assert Config.fromfile(repo / "configs/demo" / name).model.att_layers == layers
     pipe = Config.fromfile(repo / "configs/pipelines/demo.py")
     assert float(pipe.vars["clip_logit_scale"]) == LOGIT_SCALE
