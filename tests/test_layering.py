@@ -19,11 +19,12 @@ PKG = Path(__file__).resolve().parents[1] / "fma"
 
 FRAMEWORKS = {"mmengine", "mmseg", "mmcv", "mmdet", "open_clip", "segment_anything", "torchvision"}
 # Pure core (architecture L0 and L1): no frameworks at all.
-PURE = ("io", "datasets/meta.py", "datasets/labels.py", "datasets/layout.py",
-        "evaluation/confusion.py", "cam", "seeding", "stage.py")  # fmt: skip
+PURE = ("io", "datasets/meta.py", "datasets/labels.py", "datasets/custom_labels.py",
+        "datasets/layout.py", "evaluation/confusion.py", "cam", "seeding", "stage.py")  # fmt: skip
 # L0: not even torch.
-NO_TORCH = ("io", "datasets/meta.py", "datasets/labels.py", "datasets/layout.py",
-            "evaluation/confusion.py", "stage.py", "__init__.py", "version.py")  # fmt: skip
+NO_TORCH = ("io", "datasets/meta.py", "datasets/labels.py", "datasets/custom_labels.py",
+            "datasets/layout.py", "evaluation/confusion.py", "stage.py", "__init__.py",
+            "version.py")  # fmt: skip
 # One owner per external dependency (the compatibility layer and env report are exempt).
 OWNERS = {
     "open_clip": ("clip",),

@@ -20,10 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from fma.datasets.checks import DatasetCheckError, read_class_names
-from fma.datasets.labels import (
-    ImageLabelsError,
-    read_image_labels_checked,
-)
+from fma.datasets.custom_labels import read_image_labels_checked
+from fma.datasets.labels import ImageLabelsError
 from fma.datasets.layout import IMAGE_SUFFIXES, read_split_file
 from fma.datasets.meta import VOC12, DatasetMeta, bitwise_palette
 

@@ -126,9 +126,10 @@ def check_custom_dataset(root: str) -> CheckResult:
 def _id_problems(folder: Path) -> list[str]:
     """Label rows without an image and images without a label row, by id only (used when the
     class list is broken, so that these problems are reported in the same run). The label file
-    is read by :func:`fma.datasets.labels.read_image_labels_checked` without classes: its tag
+    is read by :func:`fma.datasets.custom_labels.read_image_labels_checked` without classes: its tag
     problems are left to the run after ``classes.txt`` is fixed."""
-    from fma.datasets.labels import ImageLabelsError, read_image_labels_checked
+    from fma.datasets.custom_labels import read_image_labels_checked
+    from fma.datasets.labels import ImageLabelsError
     from fma.datasets.layout import IMAGE_SUFFIXES
 
     images = {p.stem for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}

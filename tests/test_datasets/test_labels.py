@@ -7,18 +7,20 @@ import json
 import numpy as np
 import pytest
 
+from fma.datasets.custom_labels import (
+    parse_class_tokens,
+    read_image_labels,
+    read_image_labels_csv,
+    read_image_labels_json,
+    split_label_field,
+)
 from fma.datasets.labels import (
     ImageLabelsError,
     image_labels_from_label_map,
     labels_to_multi_hot,
     load_image_labels,
     multi_hot_to_labels,
-    parse_class_tokens,
-    read_image_labels,
-    read_image_labels_csv,
-    read_image_labels_json,
     save_image_labels,
-    split_label_field,
 )
 
 NAMES = ("background", "cat", "dog", "dining table", "7")
