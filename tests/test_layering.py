@@ -32,7 +32,12 @@ OWNERS = {
     "mmseg": ("mmseg_ext",),
     "mmcv": ("mmseg_ext",),
     "mmdet": ("mmseg_ext",),
-    "pycocotools": ("io/masks/records.py", "io/masks/amg.py", "datasets/prepare_coco.py", "sam"),
+    "pycocotools": (
+        "io/masks/records.py",
+        "io/masks/amg.py",
+        "datasets/coco_annotations.py",
+        "sam",
+    ),
 }
 EXEMPT = ("_compat.py", "env.py")
 

@@ -15,15 +15,15 @@ from PIL import Image
 from tool_modules import load_tool
 
 from fma.datasets.checks import DatasetCheckError
+from fma.datasets.coco_annotations import (
+    coco_annotation_to_rle,
+    dropped_polygons,
+    render_coco_label_map,
+)
 from fma.datasets.labels import load_image_labels
 from fma.datasets.layout import DatasetLayout
 from fma.datasets.meta import COCO14
-from fma.datasets.prepare_coco import (
-    coco_annotation_to_rle,
-    dropped_polygons,
-    prepare_coco,
-    render_coco_label_map,
-)
+from fma.datasets.prepare_coco import prepare_coco
 from fma.io import read_manifest
 
 IMG1, IMG2, IMG3 = (

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fma.datasets.coco_annotations import coco_file_kind, coco_split_year
 from fma.datasets.labels import load_image_labels
-from fma.datasets.prepare_coco import coco_file_kind, coco_split_year, prepare_coco
+from fma.datasets.prepare_coco import prepare_coco
 from fma.io import read_manifest
 
 REPO = Path(__file__).resolve().parents[2]
