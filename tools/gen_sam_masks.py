@@ -33,7 +33,8 @@ from pathlib import Path
 from fma.engine.config import CfgOptionsAction
 from fma.engine.config import ConfigSectionError, load_section, tool_work_dir
 
-from fma.apis.sam_masks import SamRunSettings, parse_shard, run_sam_masks
+from fma.apis.sam_masks import run_sam_masks
+from fma.sam.run_settings import SamRunSettings, parse_shard
 from fma.io.masks.records import FILE_FORMATS
 from fma.stage import tool_exit
 

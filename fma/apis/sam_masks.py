@@ -1,6 +1,6 @@
 """Generate SAM (or superpixel) masks for a dataset split or a folder of images.
 
-Size (~570 lines): one stage run (SAM or superpixels, sharded, distributed, resumable).
+Size (~530 lines): one stage run (SAM or superpixels, sharded, distributed, resumable).
 
 :func:`run_sam_masks` is the library function behind ``tools/gen_sam_masks.py``; its settings
 are one :class:`fma.sam.run_settings.SamRunSettings` (the keys of a config's ``sam_masks``
@@ -62,22 +62,11 @@ from fma.io.masks.records import (
     save_sam_masks,
 )
 from fma.sam.presets import get_preset, get_superpixel_preset
-from fma.sam.run_settings import SOURCES, SamRunSettings, parse_shard
-from fma.sam.show import level_panel, read_image_rgb, write_level_panels
+from fma.sam.run_settings import SamRunSettings
+from fma.sam.show import read_image_rgb, write_level_panels
 from fma.stage import StageReport, run_per_image, shard_ids
 
-# level_panel, read_image_rgb and write_level_panels live in fma.sam.show (re-exported here).
-__all__ = [
-    "SOURCES",
-    "SamRunResult",
-    "SamRunSettings",
-    "level_panel",
-    "masks_dir",
-    "parse_shard",
-    "read_image_rgb",
-    "run_sam_masks",
-    "write_level_panels",
-]
+__all__ = ["SamRunResult", "masks_dir", "run_sam_masks"]
 
 TOOL = "tools/gen_sam_masks.py"
 _HINT = "use another --work-dir, or delete the folder to start over"

@@ -11,10 +11,11 @@ import pytest
 from PIL import Image
 from tool_modules import load_tool
 
-from fma.apis.sam_masks import parse_shard, run_sam_masks
+from fma.apis.sam_masks import run_sam_masks
 from fma.io import read_manifest
 from fma.io.manifest import LOCK_NAME
 from fma.io.masks.records import load_sam_masks, read_sam_records
+from fma.sam.run_settings import parse_shard
 from fma.sam.show import read_image_rgb
 
 REPO = Path(__file__).resolve().parents[2]
@@ -306,7 +307,7 @@ def test_sam_configs_load_and_name_run_settings():
 
     from mmengine.config import Config
 
-    from fma.apis.sam_masks import SamRunSettings
+    from fma.sam.run_settings import SamRunSettings
 
     params = {f.name for f in dataclasses.fields(SamRunSettings)}
     files = sorted((REPO / "configs" / "sam").glob("*.py"))

@@ -9,10 +9,11 @@ import pytest
 import torch
 from tool_modules import load_tool
 
-from fma.apis.sam_masks import SamRunSettings, run_sam_masks
+from fma.apis.sam_masks import run_sam_masks
 from fma.io import read_manifest
 from fma.sam.level_masks import FmaMaskGenerator
 from fma.sam.presets import get_preset
+from fma.sam.run_settings import SamRunSettings
 from fma.sam.throughput import (
     SdpaAttention,
     auto_crop_batch,
