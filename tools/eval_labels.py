@@ -32,7 +32,7 @@ from fma.apis.evaluate import (
     result_summary,
     write_show_panels,
 )
-from fma.datasets.meta import bitwise_palette
+from fma.io.label_maps import bitwise_palette
 from fma.evaluation import format_table
 from fma.io import write_json_atomic
 from fma.io.manifest import MANIFEST_NAME, file_sha256, producer_info, read_manifest

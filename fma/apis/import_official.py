@@ -278,7 +278,8 @@ def _prompt_one(name: str, src: str, out: str) -> None:
 
 # ------------------------------------------------------------------------------ per folder
 def _label_space(dataset: str | None) -> tuple[list[str] | None, Any]:
-    from fma.datasets.meta import bitwise_palette, get_dataset_meta
+    from fma.datasets.meta import get_dataset_meta
+    from fma.io.label_maps import bitwise_palette
 
     if dataset is None:
         return None, bitwise_palette()

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from fma.datasets.meta import bitwise_palette, get_dataset_meta
-from fma.io.label_maps import read_label_map, write_label_map
+from fma.datasets.meta import get_dataset_meta
+from fma.io.label_maps import bitwise_palette, read_label_map, write_label_map
 from fma.io.manifest import (
     Manifest,
     ManifestError,

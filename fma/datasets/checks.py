@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fma.datasets.layout import DatasetLayout
-from fma.datasets.meta import bitwise_palette, get_dataset_meta
+from fma.datasets.meta import get_dataset_meta
+from fma.io.label_maps import bitwise_palette
 
 __all__ = [
     "DatasetCheckError",

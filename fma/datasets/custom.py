@@ -23,7 +23,8 @@ from fma.datasets.checks import DatasetCheckError, read_class_names
 from fma.datasets.custom_labels import read_image_labels_checked
 from fma.datasets.labels import ImageLabelsError
 from fma.datasets.layout import IMAGE_SUFFIXES, read_split_file
-from fma.datasets.meta import VOC12, DatasetMeta, bitwise_palette
+from fma.datasets.meta import VOC12, DatasetMeta
+from fma.io.label_maps import bitwise_palette
 
 __all__ = ["CustomDataset", "custom_dataset_meta", "load_custom_dataset", "read_prompt_names"]
 

@@ -17,7 +17,7 @@ import dataclasses
 
 import numpy as np
 
-from fma.io.label_maps import bitwise_palette  # re-exported: the VOC colour map
+from fma.io.label_maps import bitwise_palette
 
 __all__ = [
     "COCO14",
@@ -28,7 +28,6 @@ __all__ = [
     "SPLIT_SIZES",
     "VOC12",
     "DatasetMeta",
-    "bitwise_palette",
     "get_dataset_meta",
 ]
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from fma.apis.evaluate import evaluate_dataset_split
-from fma.datasets.meta import bitwise_palette
 from fma.io import write_label_map
+from fma.io.label_maps import bitwise_palette
 
 REPO = Path(__file__).resolve().parents[2]
 TOOL = REPO / "tools" / "eval_labels.py"

@@ -17,9 +17,9 @@ from fma.apis.evaluate import (
     result_summary,
     write_show_panels,
 )
-from fma.datasets.meta import bitwise_palette
 from fma.evaluation import confusion_matrix
 from fma.io import write_label_map as _write_label_map
+from fma.io.label_maps import bitwise_palette
 from fma.visualization.panels import legend_layout, title_height
 
 PALETTE = bitwise_palette()

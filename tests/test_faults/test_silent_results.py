@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fma.datasets.meta import bitwise_palette
 from fma.io import LabelMapError, read_label_map, write_label_map
+from fma.io.label_maps import bitwise_palette
 
 LABEL = np.array([[0, 0, 1, 1], [15, 15, 255, 1], [0, 20, 20, 0]], np.uint8)
 

@@ -162,8 +162,7 @@ def test_label_png_bytes_equal_pil_with_a_palette_list():
 
     from PIL import Image
 
-    from fma.datasets.meta import bitwise_palette
-    from fma.io.label_maps import encode_label_png
+    from fma.io.label_maps import bitwise_palette, encode_label_png
 
     label = (np.arange(30 * 40).reshape(30, 40) // 37 % 21).astype(np.uint8)
     for palette in (None, bitwise_palette()[:21]):

@@ -14,8 +14,9 @@ from PIL import Image
 from tool_modules import load_tool
 
 from fma.apis.refine import refine_label_dir
-from fma.datasets.meta import VOC12, bitwise_palette
+from fma.datasets.meta import VOC12
 from fma.io import read_label_map, read_manifest, write_label_map
+from fma.io.label_maps import bitwise_palette
 from fma.io.manifest import Manifest, ManifestError, write_manifest
 from fma.io.masks.amg import write_amg_folder
 from fma.io.masks.records import encode_rle, make_record, save_sam_masks

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fma.datasets.meta import VOC12, bitwise_palette
+from fma.datasets.meta import VOC12
+from fma.io.label_maps import bitwise_palette
 from fma.visualization import (
     IGNORE_COLOR,
     add_legend,
