@@ -20,9 +20,9 @@ image-level labels are the classes with at least :data:`MIN_PIXELS` visible pixe
 Version 2 of the looks (version 1: black spots; stripes, windows and waves at 2.5 times the
 contrast; a grey wall): Felzenszwalb superpixels, the demo's stand-in for SAM, cut strong
 textures into fragments, so the coarse seeds held one stripe of a cat or the spots of a cow and
-the segmentation prompts trained on them learnt the fragments; and the CAMs of a white cow on
-the grey wall stayed blank. With the faint textures and the mauve wall the fine seeds improve on
-the coarse ones (the variants measured: docs/benchmarks.md#demo).
+the segmentation prompts trained on them learnt the fragments; and the seeds of a white cow on
+the grey wall stayed empty or covered the wall. With the faint textures and the mauve wall the
+fine seeds improve on the coarse ones (the variants measured: docs/benchmarks.md#demo).
 
 Layout written by :func:`make_demo_voc` (``ROOT`` = ``--out``)::
 
