@@ -110,14 +110,13 @@ def stale_demo(work_dir: str | Path) -> str | None:
     by one; one line naming the folder is clearer.
     """
     sys.path.insert(0, str(REPO))
-    from fma.demo.data import FORMAT, VERSION
-    from fma.io import read_manifest
+    from fma.demo.data import VERSION, earlier_version
 
-    old = read_manifest(Path(work_dir) / "data", required=False)
-    if old is None or old.format != FORMAT or old.version == VERSION:
+    earlier = earlier_version(Path(work_dir) / "data")
+    if earlier is None:
         return None
     return (
-        f"{work_dir} holds a demo made with version {old.version} of the demo images (this is "
+        f"{work_dir} holds a demo made with version {earlier} of the demo images (this is "
         f"version {VERSION}); delete it (rm -rf {work_dir}) or choose another --work-dir"
     )
 

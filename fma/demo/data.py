@@ -73,6 +73,7 @@ __all__ = [
     "MIN_PIXELS",
     "demo_caption",
     "demo_sample",
+    "earlier_version",
     "make_demo_voc",
 ]
 
@@ -219,6 +220,18 @@ def _params(num_train: int, num_val: int, size: int, seed: int) -> dict[str, int
     return {"num_train": num_train, "num_val": num_val, "size": size, "seed": seed}
 
 
+def earlier_version(root: str | os.PathLike) -> int | None:
+    """The version of the demo set in ``root`` when it is older than :data:`VERSION` (its images
+    look different); None for this version, another format or no set."""
+    return _earlier(read_manifest(root, required=False))
+
+
+def _earlier(old: Manifest | None) -> int | None:
+    if old is None or old.format != FORMAT or old.version == VERSION:
+        return None
+    return old.version
+
+
 def make_demo_voc(
     root: str | os.PathLike,
     num_train: int = 160,
@@ -238,12 +251,12 @@ def make_demo_voc(
     voc = root / "VOC2012"
     params = _params(num_train, num_val, size, seed)
     old = read_manifest(root, required=False)
+    if (earlier := _earlier(old)) is not None:
+        raise ValueError(
+            f"{root}: holds a demo set of an earlier version ({earlier}; this is {VERSION}: "
+            "other textures); delete the folder or choose another --out"
+        )
     if old is not None:
-        if old.format == FORMAT and old.version != VERSION:
-            raise ValueError(
-                f"{root}: holds a demo set of an earlier version ({old.version}; this is "
-                f"{VERSION}: other textures); delete the folder or choose another --out"
-            )
         if old.format != FORMAT or old.params != params:
             raise ValueError(
                 f"{root}: holds a demo set made with {old.params}, this run asks for {params}; "

@@ -58,7 +58,8 @@ from fma.clip.pretrain import (
 )
 from fma.datasets.meta import VOC12
 from fma.demo.data import DEMO_CLASSES, MIN_PIXELS, demo_caption, demo_sample
-from fma.evaluation.confusion import confusion_matrix
+from fma.demo.data import VERSION as IMAGES_VERSION
+from fma.evaluation.confusion import confusion_matrix, per_class_iou
 from fma.io import (
     Manifest,
     file_sha256,
@@ -94,7 +95,7 @@ TINY_CLIP_CONFIG: dict[str, Any] = {
     "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
 }
 FORMAT = "tiny_clip"
-VERSION = 2  # 2: pretrained on the version-2 demo images (fma.demo.data.VERSION)
+VERSION = 1
 EMPTY_EVERY = 6  # one pretraining image in six shows only its background
 #: Temperature written into the checkpoint after pretraining (``--logit-scale``): the
 #: pretraining learns its own (about 17), but Softmax-GradCAM saturates there (one class takes
@@ -219,11 +220,7 @@ def zero_shot_gradcam(
 def _miou_of_gt_classes(cm: np.ndarray) -> float:
     """mIoU (percent) over the classes the ground truth holds, of a (21, 22) confusion matrix
     (:func:`fma.evaluation.confusion.confusion_matrix`; the predictions here never ignore)."""
-    conf = cm[:, :21].astype(np.float64)
-    inter = np.diag(conf)
-    union = conf.sum(0) + conf.sum(1) - inter
-    present = conf.sum(1) > 0
-    return float(100 * np.mean(inter[present] / union[present]))
+    return float(np.mean(per_class_iou(cm)[cm.sum(axis=1) > 0]))
 
 
 def _random_crops(
@@ -302,6 +299,7 @@ def pretrain_tiny_clip(
     params = {
         "config": TINY_CLIP_CONFIG, "steps": steps, "batch_size": batch_size,
         "corpus": corpus, "lr": lr, "seed": seed, "crop_min": crop_min,
+        "images_version": IMAGES_VERSION,  # the corpus is drawn with fma.demo.data's looks
     }  # fmt: skip
     if logit_scale is not None:
         params["logit_scale"] = logit_scale
@@ -310,7 +308,7 @@ def pretrain_tiny_clip(
     old = read_manifest(out, required=False)
     if old is not None:
         same = {k: v for k, v in old.params.items() if k in params} == params
-        if old.format != FORMAT or old.version != VERSION or not same:
+        if old.format != FORMAT or not same:
             raise ValueError(
                 f"{out}: holds a tiny CLIP trained with other settings or on an earlier "
                 f"version of the demo images; delete it or choose another --out"

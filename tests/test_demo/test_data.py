@@ -11,9 +11,11 @@ from fma.datasets.labels import load_image_labels
 from fma.demo.data import (
     DEMO_CLASSES,
     MIN_PIXELS,
+    VERSION,
     check_voc_root,
     demo_caption,
     demo_sample,
+    earlier_version,
     make_demo_voc,
 )
 from fma.io import read_label_map
@@ -62,6 +64,13 @@ def test_layout_and_rerun(tmp_path):
     assert json.loads((tmp_path / "manifest.json").read_text())["params"]["num_train"] == 6
     with pytest.raises(ValueError, match="other|made with"):
         make_demo_voc(tmp_path, num_train=7, num_val=3)
+    # a set of an earlier version of the looks is refused with the same settings
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert earlier_version(tmp_path) is None
+    (tmp_path / "manifest.json").write_text(json.dumps({**manifest, "version": VERSION - 1}))
+    assert earlier_version(tmp_path) == VERSION - 1
+    with pytest.raises(ValueError, match="earlier version"):
+        make_demo_voc(tmp_path, num_train=6, num_val=3)
 
 
 def test_foreign_data_root_is_only_checked(tmp_path, capsys):

@@ -12,6 +12,7 @@ import torch
 
 from fma.clip import load_clip
 from fma.clip.pretrain import contrastive_loss
+from fma.demo.data import VERSION as DATA_VERSION
 from fma.demo.tiny_clip import (
     LOGIT_SCALE,
     MODEL_NAME,
@@ -56,6 +57,19 @@ def test_short_pretraining_lowers_the_loss(trained):
     assert (out / f"{MODEL_NAME}.pt").stat().st_mtime_ns == mtime
     with pytest.raises(ValueError, match="other settings"):
         pretrain_tiny_clip(out, steps=31, batch_size=16, corpus=64, threads=1)
+
+
+def test_a_tiny_clip_pretrained_on_earlier_demo_images_is_refused(trained, tmp_path):
+    out, _ = trained
+    for name in ("manifest.json", "metrics.json", f"{MODEL_NAME}.pt", f"{MODEL_NAME}.json"):
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["params"]["images_version"] == DATA_VERSION
+    manifest["params"]["images_version"] = DATA_VERSION - 1
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    kw = dict(steps=30, batch_size=16, corpus=64, threads=1, logit_scale=LOGIT_SCALE)
+    with pytest.raises(ValueError, match="earlier version of the demo images"):
+        pretrain_tiny_clip(tmp_path, **kw)
 
 
 def test_checkpoint_loads_through_open_clip_and_stage_one(trained):
