@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 import pytest
-from tool_modules import LONG_TEST_TIMEOUT_S, timeout_scale
+from tool_modules import LONG_TEST_TIMEOUT_S, drop_mmengine_loggers, timeout_scale
 
 import fma
 
@@ -131,3 +131,11 @@ def _restore_environ():
     if os.environ != saved:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _no_mmengine_logger_outlives_its_test():
+    """Drop the loggers and visualizers a test's in-process tool runs left behind: they write to
+    the test's output capture, closed when the test ends (:func:`drop_mmengine_loggers`)."""
+    yield
+    drop_mmengine_loggers()

@@ -47,6 +47,33 @@ def load_tool(name: str) -> ModuleType:
     return module
 
 
+def drop_mmengine_loggers() -> int:
+    """Forget every ``MMLogger`` and ``Visualizer`` instance mmengine holds, closing their
+    handlers; returns how many were dropped.
+
+    A tool run in-process (``load_tool(...).main``) builds a Runner whose logger writes to the
+    ``sys.stdout`` of that moment, pytest's capture of the running test, closed when the test
+    ends. mmengine names the logger and the visualizer after the config and the second the
+    Runner started, and ``get_instance`` hands back an existing instance of that name: a tool
+    started in the same second by the next test logged through the closed capture ("--- Logging
+    error --- ... I/O operation on closed file") and kept the earlier run's visualizer.
+    """
+    from mmengine.logging import MMLogger
+    from mmengine.visualization import Visualizer
+
+    dropped = 0
+    for manager in (MMLogger, Visualizer):
+        for instance in list(manager._instance_dict.values()):
+            for handler in list(getattr(instance, "handlers", ())):
+                instance.removeHandler(handler)
+                handler.close()
+            if isinstance(instance, Visualizer):
+                instance.close()
+        dropped += len(manager._instance_dict)
+        manager._instance_dict.clear()
+    return dropped
+
+
 def free_port() -> int:
     """A free TCP port on the loopback interface (for torchrun's rendezvous)."""
     import socket
