@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 import pytest
+from mmengine.logging import MMLogger
 from tool_modules import LONG_TEST_TIMEOUT_S, drop_mmengine_loggers, timeout_scale
 
 import fma
@@ -133,9 +134,16 @@ def _restore_environ():
         os.environ.update(saved)
 
 
+#: mmengine's default logger, made now, under pytest's session-long output capture: the one
+#: ``print_log`` falls back to between tests. Made inside a test it could meet that test's mocks
+#: (tests that fake CUDA make ``MMLogger()`` ask for a device that is not there).
+MMLogger.get_instance("mmengine")
+_SESSION_LOGGERS = frozenset(MMLogger._instance_dict)
+
+
 @pytest.fixture(autouse=True)
 def _no_mmengine_logger_outlives_its_test():
     """Drop the loggers and visualizers a test's in-process tool runs left behind: they write to
     the test's output capture, closed when the test ends (:func:`drop_mmengine_loggers`)."""
     yield
-    drop_mmengine_loggers()
+    drop_mmengine_loggers(keep=_SESSION_LOGGERS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Collection
 from pathlib import Path
 from types import ModuleType
 
@@ -47,9 +48,9 @@ def load_tool(name: str) -> ModuleType:
     return module
 
 
-def drop_mmengine_loggers() -> int:
-    """Forget every ``MMLogger`` and ``Visualizer`` instance mmengine holds, closing their
-    handlers; returns how many were dropped.
+def drop_mmengine_loggers(keep: Collection[str] = ()) -> int:
+    """Forget the ``MMLogger`` and ``Visualizer`` instances mmengine holds, except those named in
+    ``keep``, closing their handlers; returns how many were dropped.
 
     A tool run in-process (``load_tool(...).main``) builds a Runner whose logger writes to the
     ``sys.stdout`` of that moment, pytest's capture of the running test, closed when the test
@@ -63,14 +64,14 @@ def drop_mmengine_loggers() -> int:
 
     dropped = 0
     for manager in (MMLogger, Visualizer):
-        for instance in list(manager._instance_dict.values()):
+        for name in [n for n in manager._instance_dict if n not in keep]:
+            instance = manager._instance_dict.pop(name)
             for handler in list(getattr(instance, "handlers", ())):
                 instance.removeHandler(handler)
                 handler.close()
             if isinstance(instance, Visualizer):
                 instance.close()
-        dropped += len(manager._instance_dict)
-        manager._instance_dict.clear()
+            dropped += 1
     return dropped
 
 

@@ -21,6 +21,7 @@ def _logger_on(stream: io.StringIO, monkeypatch) -> MMLogger:
 
 
 def test_a_logger_of_a_closed_capture_is_handed_back_unless_dropped(monkeypatch, capsys) -> None:
+    before = set(MMLogger._instance_dict)
     earlier = io.StringIO()
     _logger_on(earlier, monkeypatch).info("earlier run")
     assert "earlier run" in earlier.getvalue()
@@ -31,8 +32,8 @@ def test_a_logger_of_a_closed_capture_is_handed_back_unless_dropped(monkeypatch,
     stale.info("later run")
     assert "I/O operation on closed file" in capsys.readouterr().err
 
-    dropped = drop_mmengine_loggers()
-    assert dropped >= 1 and NAME not in MMLogger._instance_dict
+    dropped = drop_mmengine_loggers(keep=before)
+    assert dropped == 1 and set(MMLogger._instance_dict) == before
     assert not stale.handlers  # closed and removed
 
     later = io.StringIO()
@@ -41,8 +42,16 @@ def test_a_logger_of_a_closed_capture_is_handed_back_unless_dropped(monkeypatch,
     assert "Logging error" not in capsys.readouterr().err
 
 
-def test_visualizers_are_dropped_too(tmp_path) -> None:
+def test_visualizers_are_dropped_too_and_kept_names_stay(tmp_path) -> None:
+    before = {*Visualizer._instance_dict, *MMLogger._instance_dict}
     Visualizer.get_instance(NAME, save_dir=str(tmp_path))
     assert NAME in Visualizer._instance_dict
-    drop_mmengine_loggers()
-    assert not Visualizer._instance_dict
+    assert drop_mmengine_loggers(keep={NAME, *before}) == 0
+    assert drop_mmengine_loggers(keep=before) == 1
+    assert NAME not in Visualizer._instance_dict and "mmengine" in MMLogger._instance_dict
+
+
+def test_the_session_logger_is_kept_between_tests() -> None:
+    """mmengine's default logger, made by conftest before any test, is still there: a test that
+    fakes CUDA must not be the one to build it."""
+    assert "mmengine" in MMLogger._instance_dict
